@@ -1,0 +1,383 @@
+"""The concurrency engine: a :class:`Caller` owns one thread and one anyio event loop.
+
+Work reaches a Caller from any thread through four doors, each returning a :class:`Pending`:
+
+- :meth:`Caller.call_soon` runs a function as a new task on the loop (concurrent with others);
+- :meth:`Caller.queue_call` appends it to a named FIFO lane: one at a time, in arrival order,
+  while other lanes and tasks keep running;
+- :meth:`Caller.to_thread` runs a blocking function in a worker thread, off the loop;
+- :meth:`Caller.call_direct` runs it at once on the calling thread.
+
+This module knows nothing of Jupyter. The only backend-specific code is how a thread wakes the
+loop (``call_soon_threadsafe`` on asyncio, ``TrioToken.run_sync_soon`` on trio): both are safe
+from other threads and from signal handlers, which the kernel's interrupt path relies on.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextvars
+import inspect
+import logging
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable, Generator, Hashable
+from typing import Any, Generic, TypeVar, cast
+
+import aiologic
+import anyio
+import sniffio
+
+T = TypeVar("T")
+log = logging.getLogger("cokernel.caller")
+
+
+class PendingCancelled(Exception):
+    """The work behind a :class:`Pending` was cancelled before it produced a result."""
+
+
+class Pending(Generic[T]):
+    """A thread-safe handle on work that finishes later.
+
+    Await it from any backend (asyncio or trio, on any thread), or block a plain thread on
+    :meth:`result`. Completion callbacks run on the thread that completes the work.
+    """
+
+    __slots__ = ("_callbacks", "_canceller", "_event", "_exception", "_lock", "_result", "_state")
+
+    def __init__(self) -> None:
+        self._event = aiologic.Event()
+        self._lock = threading.Lock()
+        self._state = "pending"  # pending -> done | failed | cancelled
+        self._result: T | None = None
+        self._exception: BaseException | None = None
+        self._callbacks: list[Callable[[Pending[T]], None]] = []
+        self._canceller: Callable[[], None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Pending {self._state}>"
+
+    def _finish(self, state: str, result: T | None, exc: BaseException | None) -> bool:
+        with self._lock:
+            if self._state != "pending":
+                return False
+            self._state, self._result, self._exception = state, result, exc
+            callbacks, self._callbacks = self._callbacks, []
+            self._canceller = None
+        self._event.set()
+        for callback in callbacks:
+            try:
+                callback(self)
+            except Exception:
+                log.exception("Pending callback %r failed", callback)
+        return True
+
+    def set_result(self, value: T) -> bool:
+        return self._finish("done", value, None)
+
+    def set_exception(self, exc: BaseException) -> bool:
+        return self._finish("failed", None, exc)
+
+    def set_canceller(self, canceller: Callable[[], None] | None) -> None:
+        """Register how to stop the running work; :meth:`cancel` calls it once."""
+        with self._lock:
+            if self._state == "pending":
+                self._canceller = canceller
+
+    def cancel(self) -> bool:
+        """Ask the work to stop. Returns False if it had already finished.
+
+        Work not yet started never starts; running work is cancelled at its next checkpoint
+        and this handle then reports :class:`PendingCancelled`.
+        """
+        with self._lock:
+            if self._state != "pending":
+                return False
+            canceller = self._canceller
+        if canceller is not None:
+            canceller()
+            return True
+        return self._finish("cancelled", None, PendingCancelled("cancelled before it started"))
+
+    def mark_cancelled(self) -> bool:
+        return self._finish("cancelled", None, PendingCancelled("cancelled"))
+
+    def done(self) -> bool:
+        return self._state != "pending"
+
+    def cancelled(self) -> bool:
+        return self._state == "cancelled"
+
+    def add_done_callback(self, callback: Callable[[Pending[T]], None]) -> None:
+        with self._lock:
+            if self._state == "pending":
+                self._callbacks.append(callback)
+                return
+        callback(self)
+
+    def result(self, timeout: float | None = None) -> T:
+        """Block this thread until done; raise the work's exception, or TimeoutError."""
+        if not self._event.wait(timeout):
+            raise TimeoutError("pending work did not finish in time")
+        if self._exception is not None:
+            raise self._exception
+        return cast(T, self._result)
+
+    async def wait(self) -> T:
+        await self._event
+        if self._exception is not None:
+            raise self._exception
+        return cast(T, self._result)
+
+    def __await__(self) -> Generator[Any, None, T]:
+        return self.wait().__await__()
+
+
+def _run_then_settle(pending: Pending[Any], fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    if pending.done():
+        return
+    try:
+        pending.set_result(fn(*args))
+    except BaseException as e:
+        pending.set_exception(e)
+
+
+class _Job:
+    __slots__ = ("args", "context", "fn", "pending")
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        pending: Pending[Any],
+        context: contextvars.Context | None,
+    ) -> None:
+        self.fn, self.args, self.pending, self.context = fn, args, pending, context
+
+
+class Caller:
+    """One event loop on one thread, and the doors for getting work onto it.
+
+    Start it with :meth:`start_thread` (a new thread) or by awaiting :meth:`serve` inside an
+    already running anyio loop (the kernel does this on the main thread). ``stop()`` cancels
+    everything still running and lets the loop end.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        backend: str = "asyncio",
+        backend_options: dict[str, Any] | None = None,
+        max_threads: int = 16,
+    ) -> None:
+        self.name = name
+        self.backend = backend
+        self.backend_options = backend_options or {}
+        self.thread: threading.Thread | None = None
+        self._threadsafe: Callable[..., Any] | None = None
+        self._start_task: Callable[..., None] | None = None
+        self._lanes: dict[Hashable, deque[_Job]] = {}
+        self._ready = threading.Event()
+        self._stopped = threading.Event()
+        self._stop_event: anyio.Event | None = None
+        self._backlog: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._backlog_lock = threading.Lock()
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max_threads, thread_name_prefix=f"{name}-worker"
+        )
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start_thread(self, *, daemon: bool = True, timeout: float = 10.0) -> Caller:
+        """Start the loop on a new thread and return once it accepts work."""
+
+        def main() -> None:
+            try:
+                # A fresh context: the starter's (perhaps copied into this thread) would tell
+                # anyio that a loop already runs here.
+                contextvars.Context().run(
+                    anyio.run, self.serve, backend=self.backend, backend_options=self.backend_options
+                )
+            except BaseException:
+                log.exception("caller %s stopped with an error", self.name)
+                raise
+
+        self.thread = threading.Thread(target=main, name=self.name, daemon=daemon)
+        self.thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError(f"caller {self.name} did not start within {timeout} s")
+        return self
+
+    async def serve(self) -> None:
+        """Run this Caller's loop in the current anyio loop until :meth:`stop`."""
+        if self.thread is None:
+            self.thread = threading.current_thread()
+        self._stop_event = anyio.Event()
+        try:
+            if sniffio.current_async_library() == "trio":
+                import trio
+
+                self._threadsafe = trio.lowlevel.current_trio_token().run_sync_soon
+                async with trio.open_nursery() as nursery:
+                    self._start_task = nursery.start_soon
+                    await self._serve_until_stopped()
+                    nursery.cancel_scope.cancel()
+            else:
+                import asyncio
+
+                loop = asyncio.get_running_loop()
+                self._threadsafe = loop.call_soon_threadsafe
+                tasks: set[asyncio.Task[Any]] = set()
+
+                def start_task(fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+                    task = loop.create_task(fn(*args))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+
+                self._start_task = start_task
+                try:
+                    await self._serve_until_stopped()
+                finally:
+                    for task in list(tasks):
+                        task.cancel()
+                    if tasks:
+                        await asyncio.wait(list(tasks), timeout=5)
+        finally:
+            self._start_task = None
+            self._threadsafe = None
+            self._stopped.set()
+
+    async def _serve_until_stopped(self) -> None:
+        with self._backlog_lock:
+            backlog, self._backlog = self._backlog, deque()
+        for fn, args in backlog:
+            fn(*args)
+        self._ready.set()
+        assert self._stop_event is not None
+        await self._stop_event.wait()
+
+    @property
+    def running(self) -> bool:
+        return self._ready.is_set() and not self._stopped.is_set()
+
+    def in_loop_thread(self) -> bool:
+        return threading.current_thread() is self.thread
+
+    def stop(self) -> None:
+        """End the loop (thread-safe); running tasks are cancelled. Idempotent."""
+        if self._stop_event is not None and not self._stopped.is_set():
+            event = self._stop_event
+            self.call_threadsafe(event.set)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def join(self, timeout: float | None = None) -> bool:
+        return self._stopped.wait(timeout)
+
+    # -- the doors --------------------------------------------------------------------------
+    def call_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run a short sync callback on the loop thread soon. Safe from signal handlers."""
+        scheduler = self._threadsafe
+        if scheduler is None:
+            with self._backlog_lock:
+                scheduler = self._threadsafe
+                if scheduler is None:
+                    self._backlog.append((fn, args))
+                    return
+        try:
+            scheduler(fn, *args)
+        except RuntimeError:
+            log.debug("caller %s is closed; dropped %r", self.name, fn)
+
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> Pending[Any]:
+        """Run ``fn(*args)`` (sync or async) as a new task on the loop."""
+        job = _Job(fn, args, Pending(), contextvars.copy_context())
+        self.call_threadsafe(self._spawn, job)
+        return job.pending
+
+    def queue_call(self, lane: Hashable, fn: Callable[..., Any], *args: Any) -> Pending[Any]:
+        """Run ``fn(*args)`` after everything queued before it on ``lane``, one at a time.
+
+        Unlike :meth:`call_soon`, the job does not inherit the submitter's context variables:
+        one task serves the whole lane.
+        """
+        job = _Job(fn, args, Pending(), None)
+        self.call_threadsafe(self._enqueue, lane, job)
+        return job.pending
+
+    def to_thread(self, fn: Callable[..., T], *args: Any) -> Pending[T]:
+        """Run blocking ``fn(*args)`` in a worker thread; the loop is not involved."""
+        pending: Pending[T] = Pending()
+        context = contextvars.copy_context()
+        try:
+            self._executor.submit(context.run, _run_then_settle, pending, fn, args)
+        except RuntimeError as e:  # executor shut down
+            pending.set_exception(e)
+        return pending
+
+    def call_direct(self, fn: Callable[..., T], *args: Any) -> Pending[T]:
+        """Run sync ``fn(*args)`` now, on the calling thread."""
+        pending: Pending[T] = Pending()
+        _run_then_settle(pending, fn, args)
+        return pending
+
+    def lane_depth(self, lane: Hashable) -> int:
+        """How many jobs wait (not counting the running one) on ``lane``; loop thread only."""
+        queue = self._lanes.get(lane)
+        return max(len(queue) - 1, 0) if queue else 0
+
+    # -- inside the loop --------------------------------------------------------------------
+    def _spawn(self, job: _Job) -> None:
+        if self._start_task is None:
+            job.pending.mark_cancelled()
+            return
+        if job.context is not None:  # the new task inherits the submitter's context
+            job.context.run(self._start_task, self._run_job, job)
+        else:
+            self._start_task(self._run_job, job)
+
+    def _enqueue(self, lane: Hashable, job: _Job) -> None:
+        queue = self._lanes.get(lane)
+        if queue is None:
+            queue = self._lanes[lane] = deque()
+        queue.append(job)
+        if len(queue) == 1 and self._start_task is not None:
+            self._start_task(self._drain_lane, lane, queue)
+
+    async def _drain_lane(self, lane: Hashable, queue: deque[_Job]) -> None:
+        try:
+            while queue:
+                await self._run_job(queue[0])
+                queue.popleft()
+        finally:
+            if not queue:
+                self._lanes.pop(lane, None)
+            else:  # the loop is being torn down: nothing queued may be silently lost
+                for job in queue:
+                    job.pending.mark_cancelled()
+                queue.clear()
+
+    async def _run_job(self, job: _Job) -> None:
+        pending = job.pending
+        if pending.done():  # cancelled while it waited in its lane
+            return
+        scope = anyio.CancelScope()
+        pending.set_canceller(lambda: self.call_threadsafe(scope.cancel))
+        try:
+            with scope:
+                result = job.fn(*job.args)
+                if inspect.isawaitable(result):
+                    result = await cast(Awaitable[Any], result)
+                pending.set_result(result)
+        except BaseException as e:
+            if isinstance(e, anyio.get_cancelled_exc_class()) and not scope.cancel_called:
+                pending.mark_cancelled()
+                raise
+            pending.set_exception(e)
+            if not isinstance(e, Exception) and not isinstance(
+                e, anyio.get_cancelled_exc_class() | KeyboardInterrupt
+            ):
+                raise
+        if scope.cancelled_caught:
+            pending.mark_cancelled()
+
+

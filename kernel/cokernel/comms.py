@@ -1,0 +1,105 @@
+"""Comms through the ``comm`` package's API, so ipywidgets and friends work unchanged.
+
+``comm.create_comm`` and ``comm.get_comm_manager`` are pointed at this kernel. A comm's
+messages go out on iopub with the current request as parent; incoming ``comm_open``,
+``comm_msg`` and ``comm_close`` are served in the kernel's comm lanes, concurrently with a
+running cell, which is what lets a cell ``await`` a value that a widget sends later.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import comm
+from comm.base_comm import BaseComm, CommManager
+
+from cokernel.request import Request, current_request
+
+log = logging.getLogger("cokernel.comms")
+
+PublishComm = Callable[[str, dict[str, Any], "Request | None", dict[str, Any] | None, list[bytes] | None], None]
+
+
+class KernelComm(BaseComm):  # type: ignore[misc]
+    """A comm whose messages are sent on the kernel's iopub channel."""
+
+    publisher: PublishComm | None = None
+
+    def publish_msg(
+        self,
+        msg_type: str,
+        data: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        buffers: list[bytes] | None = None,
+        **keys: Any,
+    ) -> None:
+        if self.publisher is None:
+            raise RuntimeError("comms need a running cokernel kernel")
+        content = {"data": data or {}, "comm_id": self.comm_id, **keys}
+        self.publisher(msg_type, content, current_request.get(), metadata, buffers)
+
+
+class KernelCommManager(CommManager):  # type: ignore[misc]
+    """The comm registry; reports handler errors to the frontend instead of only logging."""
+
+    def __init__(self, report_error: Callable[[], None]) -> None:
+        super().__init__()
+        self._report_error = report_error
+
+    def handle_open(self, msg: dict[str, Any]) -> None:
+        content = msg["content"]
+        comm_id, target_name = content.get("comm_id"), content.get("target_name")
+        if not isinstance(comm_id, str) or not isinstance(target_name, str):
+            log.warning("comm_open without comm_id/target_name dropped")
+            return
+        new = comm.create_comm(comm_id=comm_id, primary=False, target_name=target_name)
+        self.register_comm(new)
+        target = self.targets.get(target_name)
+        if target is None:
+            log.warning("comm_open for unknown target %r: closing it", target_name)
+        else:
+            try:
+                target(new, msg)
+                return
+            except Exception:
+                self._report_error()
+        try:
+            new.close()
+        except Exception:
+            log.exception("closing comm %s after a failed open", comm_id)
+
+    def handle_msg(self, msg: dict[str, Any]) -> None:
+        found = self.comms.get(msg["content"].get("comm_id"))
+        if found is None:
+            log.debug("comm_msg for unknown comm %r", msg["content"].get("comm_id"))
+            return
+        try:
+            found.handle_msg(msg)
+        except Exception:
+            self._report_error()
+
+    def handle_close(self, msg: dict[str, Any]) -> None:
+        found = self.comms.pop(msg["content"].get("comm_id"), None)
+        if found is None:
+            return
+        found._closed = True
+        try:
+            found.handle_close(msg)
+        except Exception:
+            self._report_error()
+
+    def info(self, target_name: str | None = None) -> dict[str, dict[str, str]]:
+        return {
+            comm_id: {"target_name": c.target_name}
+            for comm_id, c in list(self.comms.items())
+            if target_name is None or c.target_name == target_name
+        }
+
+
+def install(manager: KernelCommManager, publisher: PublishComm) -> None:
+    """Point the ``comm`` package at this kernel's manager and iopub."""
+    KernelComm.publisher = publisher
+    comm.create_comm = KernelComm
+    comm.get_comm_manager = lambda: manager

@@ -1,0 +1,317 @@
+"""One function per request type: ``handler(kernel, request)``.
+
+Each sends exactly one reply; the kernel brackets it with busy/idle (see
+:meth:`cokernel.kernel.Kernel._serve_sync`). Where a handler runs is decided in
+:mod:`cokernel.dispatch`, so these functions must not assume a thread: ``execute_request`` is a
+coroutine on an event loop, the introspection handlers run in worker threads.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import sys
+from typing import TYPE_CHECKING, Any
+
+import IPython
+from IPython.core.completer import provisionalcompleter, rectify_completions
+from IPython.utils.tokenutil import token_at_cursor
+
+from cokernel.dispatch import DirectiveError, cell_directives
+from cokernel.protocol import PROTOCOL_VERSION
+from cokernel.shell import CellRun, current_cell
+
+if TYPE_CHECKING:
+    from cokernel.kernel import Kernel
+    from cokernel.request import Request
+
+try:
+    from importlib.metadata import version as _dist_version
+
+    __version__ = _dist_version("cokernel")
+except Exception:  # running from a source tree that is not installed
+    __version__ = "0.1.0"
+
+
+def _error_content(exc: BaseException) -> dict[str, Any]:
+    return {"status": "error", "ename": type(exc).__name__, "evalue": str(exc), "traceback": []}
+
+
+# -- introspection ------------------------------------------------------------------------------
+def kernel_info_request(kernel: Kernel, request: Request) -> None:
+    features: list[str] = []
+    kernel.reply(
+        request,
+        {
+            "status": "ok",
+            "protocol_version": PROTOCOL_VERSION,
+            "implementation": "cokernel",
+            "implementation_version": __version__,
+            "language_info": {
+                "name": "python",
+                "version": platform.python_version(),
+                "mimetype": "text/x-python",
+                "codemirror_mode": {"name": "ipython", "version": sys.version_info[0]},
+                "pygments_lexer": "ipython3",
+                "nbconvert_exporter": "python",
+                "file_extension": ".py",
+            },
+            "banner": (
+                f"Python {sys.version.split()[0]} | cokernel {__version__} on "
+                f"{kernel.backend_detail} | IPython {IPython.__version__}\n"
+                "Concurrent: comms, completion and control stay live while cells run.\n"
+            ),
+            "help_links": [
+                {"text": "Python", "url": "https://docs.python.org/3/"},
+                {"text": "IPython", "url": "https://ipython.readthedocs.io/en/stable/"},
+            ],
+            "debugger": False,
+            "supported_features": features,
+        },
+    )
+
+
+def connect_request(kernel: Kernel, request: Request) -> None:
+    info = kernel.connection_info
+    ports = {k: info[k] for k in ("shell_port", "iopub_port", "stdin_port", "hb_port", "control_port") if k in info}
+    kernel.reply(request, {"status": "ok", **ports})
+
+
+def comm_info_request(kernel: Kernel, request: Request) -> None:
+    target = request.content.get("target_name")
+    comms = kernel.comm_manager.info(target if isinstance(target, str) else None)
+    kernel.reply(request, {"status": "ok", "comms": comms})
+
+
+def usage_request(kernel: Kernel, request: Request) -> None:
+    import psutil
+
+    process = psutil.Process(os.getpid())
+    with process.oneshot():
+        cpu = process.cpu_percent(interval=0.05)
+        memory = process.memory_info().rss
+    kernel.reply(
+        request,
+        {
+            "status": "ok",
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+            "kernel_cpu": cpu,
+            "kernel_memory": memory,
+            "host_cpu_percent": psutil.cpu_percent(),
+            "cpu_count": psutil.cpu_count(),
+            "host_virtual_memory": dict(psutil.virtual_memory()._asdict()),
+        },
+    )
+
+
+def complete_request(kernel: Kernel, request: Request) -> None:
+    shell = kernel.shell
+    assert shell is not None
+    code = str(request.content.get("code", ""))
+    cursor_pos = request.content.get("cursor_pos")
+    cursor = len(code) if not isinstance(cursor_pos, int) else max(0, min(cursor_pos, len(code)))
+    with provisionalcompleter():
+        completions = list(rectify_completions(code, shell.Completer.completions(code, cursor)))
+    if completions:
+        start, end = completions[0].start, completions[0].end
+    else:
+        start = end = cursor
+    kernel.reply(
+        request,
+        {
+            "status": "ok",
+            "matches": [c.text for c in completions],
+            "cursor_start": start,
+            "cursor_end": end,
+            "metadata": {
+                "_jupyter_types_experimental": [
+                    {"start": c.start, "end": c.end, "text": c.text, "type": c.type, "signature": c.signature}
+                    for c in completions
+                ]
+            },
+        },
+    )
+
+
+def inspect_request(kernel: Kernel, request: Request) -> None:
+    shell = kernel.shell
+    assert shell is not None
+    code = str(request.content.get("code", ""))
+    cursor_pos = request.content.get("cursor_pos")
+    cursor = len(code) if not isinstance(cursor_pos, int) else cursor_pos
+    detail = request.content.get("detail_level", 0)
+    name = token_at_cursor(code, cursor)
+    data: dict[str, Any] = {}
+    found = False
+    try:
+        data = shell.object_inspect_mime(name, detail_level=1 if detail == 1 else 0)
+        found = True
+    except KeyError:
+        pass
+    if not shell.enable_html_pager:
+        data.pop("text/html", None)
+    kernel.reply(request, {"status": "ok", "found": found, "data": data, "metadata": {}})
+
+
+def is_complete_request(kernel: Kernel, request: Request) -> None:
+    shell = kernel.shell
+    assert shell is not None
+    status, indent = shell.input_transformer_manager.check_complete(str(request.content.get("code", "")))
+    content: dict[str, Any] = {"status": status}
+    if status == "incomplete":
+        content["indent"] = " " * (indent or 0)
+    kernel.reply(request, content)
+
+
+def history_request(kernel: Kernel, request: Request) -> None:
+    shell = kernel.shell
+    assert shell is not None
+    content = request.content
+    history = shell.history_manager
+    output, raw = bool(content.get("output", False)), bool(content.get("raw", True))
+    kind = content.get("hist_access_type", "tail")
+    if kind == "tail":
+        items = history.get_tail(int(content.get("n", 10)), raw=raw, output=output, include_latest=True)
+    elif kind == "range":
+        items = history.get_range(
+            int(content.get("session", 0)), int(content.get("start", 1)), content.get("stop"), raw=raw, output=output
+        )
+    elif kind == "search":
+        n = content.get("n")
+        items = history.search(
+            str(content.get("pattern", "*")), raw=raw, output=output, n=int(n) if n is not None else None,
+            unique=bool(content.get("unique", False)),
+        )
+    else:
+        kernel.reply(request, _error_content(ValueError(f"unknown hist_access_type {kind!r}")) | {"history": []})
+        return
+    kernel.reply(request, {"status": "ok", "history": [list(item) for item in items]})
+
+
+# -- control ------------------------------------------------------------------------------------
+def interrupt_request(kernel: Kernel, request: Request) -> None:
+    kernel.interrupt()
+    kernel.reply(request, {"status": "ok"})
+
+
+def shutdown_request(kernel: Kernel, request: Request) -> None:
+    restart = bool(request.content.get("restart", False))
+    kernel.reply(request, {"status": "ok", "restart": restart})
+    kernel.publish("shutdown_reply", {"status": "ok", "restart": restart}, request)
+    kernel.request_shutdown(restart)
+
+
+def debug_request(kernel: Kernel, request: Request) -> None:
+    dap = request.content
+    kernel.reply(
+        request,
+        {
+            "type": "response",
+            "seq": 0,
+            "request_seq": dap.get("seq", 0),
+            "success": False,
+            "command": dap.get("command", ""),
+            "message": "this cokernel build has no debugger: 'debugger' is not in supported_features",
+        },
+    )
+
+
+# -- comms --------------------------------------------------------------------------------------
+def comm_open(kernel: Kernel, request: Request) -> None:
+    kernel.comm_manager.handle_open(request.msg)
+
+
+def comm_msg(kernel: Kernel, request: Request) -> None:
+    kernel.comm_manager.handle_msg(request.msg)
+
+
+def comm_close(kernel: Kernel, request: Request) -> None:
+    kernel.comm_manager.handle_close(request.msg)
+
+
+# -- execution ----------------------------------------------------------------------------------
+async def execute_request(kernel: Kernel, request: Request) -> None:
+    shell = kernel.shell
+    assert shell is not None
+    content = request.content
+    code = content.get("code")
+    if not isinstance(code, str):
+        kernel.reply(request, _error_content(TypeError("execute_request content.code must be a string")))
+        return
+    if kernel.is_aborted(request):
+        kernel.reply(request, {"status": "aborted", "execution_count": shell.execution_count - 1})
+        return
+    silent = bool(content.get("silent", False))
+    store_history = bool(content.get("store_history", not silent)) and not silent
+    stop_on_error = bool(content.get("stop_on_error", True))
+    if request.channel == "shell" and request.subshell_id is None:
+        kernel.last_execute = request
+    try:
+        directives = cell_directives(code, request.msg["metadata"])
+    except DirectiveError as e:
+        directives, directive_error = {}, e
+    else:
+        directive_error = None
+    timeout = directives.get("timeout", kernel.options.timeout)
+
+    if not silent:
+        kernel.publish("execute_input", {"code": code, "execution_count": shell.execution_count}, request)
+    if directive_error is not None:
+        error = {"ename": "DirectiveError", "evalue": str(directive_error), "traceback": [f"DirectiveError: {directive_error}"]}
+        kernel.publish("error", error, request)
+        kernel.reply(request, {"status": "error", "execution_count": shell.execution_count, **error})
+        if stop_on_error:
+            kernel.abort_queued(request)
+        return
+
+    cell = CellRun(timeout=timeout)
+    token = current_cell.set(cell)
+    shell.running_cells.add(cell)
+    cell.start_timer()
+    try:
+        transformed, preprocessing_exc = _transform(shell, code)
+        result = await shell.run_cell_async(
+            code,
+            store_history=store_history,
+            silent=silent,
+            transformed_cell=transformed,
+            preprocessing_exc_tuple=preprocessing_exc,
+            cell_id=request.msg["metadata"].get("cellId"),
+        )
+    finally:
+        cell.finish()
+        shell.running_cells.discard(cell)
+        current_cell.reset(token)
+    if kernel.streams is not None:
+        kernel.streams.flush(request)
+
+    count = result.execution_count if store_history and result.execution_count else shell.execution_count - 1
+    failure = result.error_before_exec or result.error_in_exec
+    reply: dict[str, Any]
+    if failure is None:
+        reply = {
+            "status": "ok",
+            "execution_count": count,
+            "user_expressions": shell.user_expressions(content.get("user_expressions") or {}),
+            "payload": shell.payload_manager.read_payload(),
+        }
+    else:
+        error = request.error or {"ename": type(failure).__name__, "evalue": str(failure), "traceback": []}
+        reply = {"status": "error", "execution_count": count, **error, "payload": shell.payload_manager.read_payload()}
+    shell.payload_manager.clear_payload()
+    kernel.reply(request, reply, metadata={"started": request.msg["header"].get("date"), "status": reply["status"]})
+    if failure is not None and stop_on_error:
+        kernel.abort_queued(request)
+    if getattr(shell, "exit_now", False):
+        shell.exit_now = False
+        kernel.request_shutdown(restart=False)
+
+
+def _transform(shell: Any, code: str) -> tuple[str, Any]:
+    try:
+        return shell.transform_cell(code), None
+    except Exception:
+        return code, sys.exc_info()
+

@@ -1,0 +1,1 @@
+"""Interfaces carry messages between the outside world and a :class:`~cokernel.kernel.Kernel`."""

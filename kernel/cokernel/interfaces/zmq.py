@@ -1,0 +1,218 @@
+"""The ZMQ interface: a connection file, five sockets, and two threads.
+
+- The *io thread* owns shell, control, stdin (ROUTER) and iopub (XPUB). It polls them together
+  with a wake-up pipe, verifies and decodes what arrives and hands it to the kernel, and sends
+  everything the kernel queued. ZMQ sockets are not thread-safe, so no other thread touches
+  them: other threads serialise their message and append the frames to an outbox.
+- The *heartbeat thread* echoes pings inside ``zmq.proxy``, which holds no GIL, so the heartbeat
+  survives a cell that blocks the interpreter.
+
+iopub is an XPUB socket: each new subscription is answered with ``iopub_welcome`` (protocol 5.4+),
+which tells a client its subscription is live so it cannot miss the first outputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import threading
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import zmq
+
+from cokernel.protocol import Channel, Message, ProtocolError, Session
+
+if TYPE_CHECKING:
+    from cokernel.kernel import Kernel
+
+log = logging.getLogger("cokernel.zmq")
+
+PORT_NAMES = {
+    Channel.shell: "shell_port",
+    Channel.control: "control_port",
+    Channel.stdin: "stdin_port",
+    Channel.iopub: "iopub_port",
+    Channel.hb: "hb_port",
+}
+
+
+def load_connection_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a connection file; a missing file is created with free ports and a new key."""
+    file = Path(path)
+    if file.exists():
+        info: dict[str, Any] = json.loads(file.read_text())
+        return info
+    info = {
+        "transport": "tcp",
+        "ip": "127.0.0.1",
+        "key": secrets.token_hex(32),
+        "signature_scheme": "hmac-sha256",
+        "kernel_name": "cokernel",
+        **dict.fromkeys(PORT_NAMES.values(), 0),
+    }
+    info["_write_back"] = str(file)
+    return info
+
+
+class ZMQInterface:
+    """Binds the sockets of one connection file and moves messages between them and a kernel."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        self.info = info
+        self.session = Session(
+            str(info.get("key", "")).encode(), scheme=str(info.get("signature_scheme", "hmac-sha256"))
+        )
+        self.context = zmq.Context()
+        self.sockets: dict[Channel, zmq.Socket[bytes]] = {}
+        self._outbox: deque[tuple[Channel, list[bytes]]] = deque()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._wake_pending = False
+        self._closing = threading.Event()
+        self._io_thread: threading.Thread | None = None
+        self._hb_thread: threading.Thread | None = None
+        self.kernel: Kernel | None = None
+        self._bind()
+
+    # -- sockets ----------------------------------------------------------------------------
+    def _url(self, port: int) -> str:
+        transport, ip = self.info.get("transport", "tcp"), self.info.get("ip", "127.0.0.1")
+        if transport == "ipc":
+            return f"ipc://{ip}-{port}"
+        return f"tcp://{ip}:{port}"
+
+    def _bind(self) -> None:
+        kinds = {
+            Channel.shell: zmq.ROUTER,
+            Channel.control: zmq.ROUTER,
+            Channel.stdin: zmq.ROUTER,
+            Channel.iopub: zmq.XPUB,
+            Channel.hb: zmq.ROUTER,
+        }
+        for channel, kind in kinds.items():
+            sock = self.context.socket(kind)
+            sock.setsockopt(zmq.LINGER, 1000)
+            sock.setsockopt(zmq.SNDHWM, 0)  # never drop outputs or replies for a slow client
+            sock.setsockopt(zmq.RCVHWM, 0)
+            if kind == zmq.ROUTER:
+                sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+            if kind == zmq.XPUB:
+                sock.setsockopt(zmq.XPUB_VERBOSE, 1)  # report every subscription, for welcomes
+            port = int(self.info.get(PORT_NAMES[channel], 0) or 0)
+            if port:
+                sock.bind(self._url(port))
+            else:
+                base = f"tcp://{self.info.get('ip', '127.0.0.1')}"
+                self.info[PORT_NAMES[channel]] = sock.bind_to_random_port(base)
+            self.sockets[channel] = sock
+        write_back = self.info.pop("_write_back", None)
+        if write_back:
+            Path(write_back).write_text(json.dumps(self.info, indent=2))
+
+    # -- outgoing (any thread) --------------------------------------------------------------
+    def send(self, channel: Channel, msg: Message, identities: list[bytes] | None) -> None:
+        """Queue a message for sending; thread-safe, never blocks on the network."""
+        frames = self.session.serialize(msg, identities)
+        self._outbox.append((channel, frames))
+        if not self._wake_pending:
+            self._wake_pending = True
+            with contextlib.suppress(BlockingIOError, OSError):
+                os.write(self._wake_w, b"x")
+
+    # -- threads ----------------------------------------------------------------------------
+    def start(self, kernel: Kernel) -> None:
+        """Start serving ``kernel``: heartbeat now, messages once the kernel is ready."""
+        self.kernel = kernel
+        self._hb_thread = threading.Thread(target=self._heartbeat, name="cokernel-heartbeat", daemon=True)
+        self._hb_thread.start()
+        self._io_thread = threading.Thread(target=self._io_main, name="cokernel-io", daemon=True)
+        self._io_thread.start()
+
+    def _heartbeat(self) -> None:
+        sock = self.sockets[Channel.hb]
+        with contextlib.suppress(zmq.ContextTerminated, zmq.ZMQError):
+            zmq.proxy(sock, sock)
+
+    def _io_main(self) -> None:
+        kernel = self.kernel
+        assert kernel is not None
+        kernel.started.wait()
+        kernel.publish("status", {"execution_state": "starting"}, None)
+        poller = zmq.Poller()
+        order = (Channel.control, Channel.shell, Channel.stdin)
+        for channel in order:
+            poller.register(self.sockets[channel], zmq.POLLIN)
+        iopub = self.sockets[Channel.iopub]
+        poller.register(iopub, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
+        try:
+            while not self._closing.is_set():
+                ready = dict(poller.poll())
+                if iopub in ready:
+                    self._welcome_subscribers(iopub)
+                for channel in order:  # control first: it must never wait behind shell
+                    sock = self.sockets[channel]
+                    if sock in ready:
+                        self._receive_all(channel, sock, kernel)
+                if self._wake_r in ready:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_r, 4096)
+                self._flush_outbox()
+        except zmq.ContextTerminated:
+            pass
+        except Exception:
+            log.exception("io thread failed")
+        finally:
+            self._flush_outbox()
+
+    def _receive_all(self, channel: Channel, sock: zmq.Socket[bytes], kernel: Kernel) -> None:
+        for _ in range(64):  # bounded, so a flood on one socket cannot starve the others
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                identities, msg = self.session.deserialize(frames)
+            except ProtocolError as e:
+                log.warning("dropped a message on %s: %s", channel, e)
+                continue
+            kernel.receive(channel, identities, msg)
+
+    def _welcome_subscribers(self, iopub: zmq.Socket[bytes]) -> None:
+        while True:
+            try:
+                event = iopub.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if event[:1] == b"\x01":
+                topic = event[1:]
+                msg = self.session.msg("iopub_welcome", {"subscription": topic.decode(errors="replace")})
+                iopub.send_multipart(self.session.serialize(msg, [topic]))
+
+    def _flush_outbox(self) -> None:
+        self._wake_pending = False
+        outbox = self._outbox
+        while outbox:
+            channel, frames = outbox.popleft()
+            try:
+                self.sockets[channel].send_multipart(frames, copy=len(frames[-1]) < 65536)
+            except zmq.ZMQError as e:
+                log.warning("could not send on %s: %s", channel, e)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Send what is queued, then close every socket and the context."""
+        self._closing.set()
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+        if self._io_thread is not None:
+            self._io_thread.join(timeout)
+        self.context.destroy(linger=1000)
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)

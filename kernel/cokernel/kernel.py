@@ -1,0 +1,301 @@
+"""The Kernel: receives messages from an interface, schedules them, and answers every one.
+
+The kernel never imports an interface. An interface hands it a :class:`~cokernel.protocol.Session`
+(for building messages) and a ``send(channel, msg, identities)`` callable, then feeds received
+messages to :meth:`Kernel.receive` from its own thread. Handlers are the methods named after
+their ``msg_type`` in :mod:`cokernel.handlers`; :mod:`cokernel.dispatch` says where each runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+
+from cokernel import handlers
+from cokernel.caller import Caller
+from cokernel.comms import KernelCommManager
+from cokernel.comms import install as install_comms
+from cokernel.dispatch import DirectiveError, RunMode, cell_directives, route
+from cokernel.options import KernelOptions
+from cokernel.protocol import Channel, Message, Session, reply_type
+from cokernel.request import Request, current_request, propagate_context_to_threads
+from cokernel.shell import CokernelShell, on_sigint
+from cokernel.stdin import StdinBridge
+from cokernel.streams import OutStream, StreamRouter
+
+log = logging.getLogger("cokernel")
+
+Send = Callable[[Channel, Message, "list[bytes] | None"], None]
+
+
+class Kernel:
+    """One kernel: a shell on the main thread's loop, a control loop on its own thread."""
+
+    def __init__(
+        self,
+        options: KernelOptions,
+        session: Session,
+        send: Send,
+        *,
+        connection_info: dict[str, Any] | None = None,
+    ) -> None:
+        self.options = options
+        self.session = session
+        self._send = send
+        self.connection_info = connection_info or {}
+        self.shell_caller = Caller("cokernel-shell", backend=options.backend)
+        self.control_caller = Caller("cokernel-control", backend=options.backend)
+        self.shell: CokernelShell | None = None
+        self.streams: StreamRouter | None = None
+        self.stdin = StdinBridge(self._send_input_request)
+        self.comm_manager = KernelCommManager(self._report_handler_error)
+        self.last_execute: Request | None = None
+        self.shutdown_requested = threading.Event()
+        self.restart_requested = False
+        self._abort_before: dict[tuple[Channel, str | None], float] = {}
+        self.started = threading.Event()
+        self.backend_detail = options.backend
+
+    # -- outgoing ---------------------------------------------------------------------------
+    def publish(
+        self,
+        msg_type: str,
+        content: dict[str, Any],
+        parent: Request | None,
+        metadata: dict[str, Any] | None = None,
+        buffers: list[bytes] | None = None,
+    ) -> None:
+        """Send a message on iopub whose parent is ``parent``'s request."""
+        msg = self.session.msg(
+            msg_type, content, parent.msg if parent else None, metadata=metadata, buffers=buffers
+        )
+        self._send(Channel.iopub, msg, [f"kernel.{self.session.session_id}.{msg_type}".encode()])
+
+    def _publish_comm(
+        self,
+        msg_type: str,
+        content: dict[str, Any],
+        parent: Request | None,
+        metadata: dict[str, Any] | None,
+        buffers: list[bytes] | None,
+    ) -> None:
+        if self.streams is not None:
+            self.streams.flush(parent)
+        self.publish(msg_type, content, parent, metadata, buffers)
+
+    def reply(self, request: Request, content: dict[str, Any], metadata: dict[str, Any] | None = None) -> None:
+        msg = self.session.msg(reply_type(request.msg_type), content, request.msg, metadata=metadata)
+        self._send(request.channel, msg, request.identities)
+
+    def _status(self, state: str, request: Request) -> None:
+        self.publish("status", {"execution_state": state}, request)
+
+    def _send_input_request(self, request: Request, prompt: str, password: bool) -> str:
+        if self.streams is not None:
+            self.streams.flush(request)
+        msg = self.session.msg("input_request", {"prompt": prompt, "password": password}, request.msg)
+        self._send(Channel.stdin, msg, request.identities)
+        return str(msg["header"]["msg_id"])
+
+    def _fallback_parent(self) -> Request | None:
+        return self.last_execute
+
+    def _report_handler_error(self) -> None:
+        """Show the exception being handled in the current request's output (comm callbacks)."""
+        if self.shell is not None:
+            self.shell.showtraceback()
+        else:
+            log.exception("handler failed")
+
+    # -- incoming ---------------------------------------------------------------------------
+    def receive(self, channel: Channel, identities: list[bytes], msg: Message) -> None:
+        """Accept one verified message from an interface thread; never raises."""
+        try:
+            self._route(Request(channel, identities, msg))
+        except Exception:
+            log.exception("failed to schedule %s on %s", msg["header"].get("msg_type"), channel)
+
+    def _route(self, request: Request) -> None:
+        msg_type, channel = request.msg_type, request.channel
+        if channel is Channel.stdin:
+            if msg_type == "input_reply":
+                if not self.stdin.receive_reply(request.msg):
+                    log.warning("input_reply nobody waited for (parent %s)", request.msg["parent_header"].get("msg_id"))
+            else:
+                log.warning("unexpected %s on stdin dropped", msg_type)
+            return
+        found = route(channel, msg_type)
+        handler = getattr(handlers, msg_type, None) if found else None
+        if found is None or handler is None:
+            self._unknown(request)
+            return
+        mode, lane = found
+        if msg_type == "execute_request":
+            mode = self._execute_mode(request, mode)
+        caller = self.control_caller if channel is Channel.control else self.shell_caller
+        lane_key = (channel, lane, request.subshell_id)
+        if mode is RunMode.direct:
+            caller.call_direct(self._serve_sync, handler, request)
+        elif mode is RunMode.thread:
+            caller.to_thread(self._serve_sync, handler, request)
+        elif mode is RunMode.task:
+            caller.call_soon(self._serve_async, handler, request)
+        else:
+            caller.queue_call(lane_key, self._serve_async, handler, request)
+
+    def _execute_mode(self, request: Request, default: RunMode) -> RunMode:
+        code = request.content.get("code")
+        try:
+            directives = cell_directives(code if isinstance(code, str) else "", request.msg["metadata"])
+        except DirectiveError:
+            return default  # the handler reports the bad directive as the cell's error
+        mode = directives.get("run_mode", default)
+        return RunMode(mode)
+
+    def _unknown(self, request: Request) -> None:
+        msg_type = request.msg_type
+        log.warning("no handler for %s on %s", msg_type, request.channel)
+        if not msg_type.endswith("_request"):
+            return
+        self._status("busy", request)
+        self.reply(
+            request,
+            {
+                "status": "error",
+                "ename": "UnknownMessageType",
+                "evalue": f"cokernel does not handle {msg_type!r} on the {request.channel} channel",
+                "traceback": [],
+            },
+        )
+        self._status("idle", request)
+
+    # busy -> outputs -> reply -> idle, for every request, whatever the run mode.
+    def _serve_sync(self, handler: Callable[[Kernel, Request], Any], request: Request) -> None:
+        token = current_request.set(request)
+        self._status("busy", request)
+        try:
+            handler(self, request)
+        except Exception as e:
+            self._handler_failed(request, e)
+        finally:
+            if self.streams is not None:
+                self.streams.flush(request)
+            self._status("idle", request)
+            current_request.reset(token)
+
+    async def _serve_async(self, handler: Callable[[Kernel, Request], Any], request: Request) -> None:
+        token = current_request.set(request)
+        self._status("busy", request)
+        try:
+            await handler(self, request)
+        except Exception as e:
+            self._handler_failed(request, e)
+        finally:
+            if self.streams is not None:
+                self.streams.flush(request)
+            self._status("idle", request)
+            current_request.reset(token)
+
+    def _handler_failed(self, request: Request, exc: Exception) -> None:
+        log.error("%s handler failed", request.msg_type, exc_info=exc)
+        if request.msg_type.endswith("_request"):
+            self.reply(
+                request,
+                {
+                    "status": "error",
+                    "ename": type(exc).__name__,
+                    "evalue": str(exc),
+                    "traceback": traceback.format_exception(exc),
+                },
+            )
+
+    # -- stop-on-error aborts ---------------------------------------------------------------
+    def abort_queued(self, request: Request) -> None:
+        """Abort the execute requests of ``request``'s lane that arrived before now."""
+        self._abort_before[(request.channel, request.subshell_id)] = time.monotonic()
+
+    def is_aborted(self, request: Request) -> bool:
+        before = self._abort_before.get((request.channel, request.subshell_id))
+        return before is not None and request.received < before
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def _make_shell(self) -> CokernelShell:
+        shell = CokernelShell.instance(
+            publish_msg=self.publish,
+            flush_streams=lambda: self.streams.flush() if self.streams else None,
+            call_in_loop=self.shell_caller.call_threadsafe,
+        )
+        shell.kernel = self
+        return shell
+
+    async def run(self) -> None:
+        """Serve until shutdown; call from the main thread inside ``anyio.run``."""
+        propagate_context_to_threads()
+        self.streams = StreamRouter(self.publish, self._fallback_parent)
+        self._saved_streams = (sys.stdout, sys.stderr)
+        sys.stdout = OutStream("stdout", self.streams)
+        sys.stderr = OutStream("stderr", self.streams)
+        self.shell = self._make_shell()
+        self.stdin.install()
+        install_comms(self.comm_manager, self._publish_comm)
+        self.backend_detail = _describe_backend(self.options.backend)
+        if threading.current_thread() is threading.main_thread():
+            shell = self.shell
+            signal.signal(signal.SIGINT, lambda signum, frame: on_sigint(shell, frame))
+        self.control_caller.start_thread()
+        self.started.set()
+        try:
+            await self.shell_caller.serve()
+        finally:
+            self.control_caller.stop()
+            if self.streams is not None:
+                self.streams.close()
+            sys.stdout, sys.stderr = self._saved_streams
+            # IPython's own atexit hook ends the history session and removes temp files.
+
+    def request_shutdown(self, restart: bool) -> None:
+        """Stop serving: interrupt running cells, end both loops (thread-safe)."""
+        self.restart_requested = restart
+        self.shutdown_requested.set()
+        if self.shell is not None:
+            self.shell.interrupt_cells(reason="interrupt")
+        self.shell_caller.stop()
+        self.control_caller.stop()
+
+    def interrupt(self) -> int:
+        """Interrupt every running cell; returns how many were running."""
+        return self.shell.interrupt_cells() if self.shell is not None else 0
+
+
+def _describe_backend(backend: str) -> str:
+    if backend == "asyncio":
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        if type(loop).__module__.startswith("uvloop"):
+            return "asyncio (uvloop)"
+        return "asyncio"
+    return backend
+
+
+def run_until_shutdown(kernel: Kernel) -> None:
+    """Run ``kernel`` on the current (main) thread with its configured backend."""
+    backend_options: dict[str, Any] = {}
+    if kernel.options.backend == "asyncio" and kernel.options.use_uvloop:
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            backend_options["use_uvloop"] = True
+    anyio.run(kernel.run, backend=kernel.options.backend, backend_options=backend_options)
+    log.debug("kernel loop ended (pid %s)", os.getpid())

@@ -1,0 +1,138 @@
+"""Kernel options: what a kernelspec's argv (or an embedding host) may set.
+
+One dataclass, parsed from ``--name=value`` style arguments by :func:`parse_kernel_args`, so the
+CLI, the kernelspec writer and the kernel agree on names, types and defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Literal, get_args
+
+Backend = Literal["asyncio", "trio"]
+Host = Literal["tk", "qt"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
+HOSTS: tuple[str, ...] = get_args(Host)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class OptionError(ValueError):
+    """A kernel option has an unknown name or a value of the wrong kind."""
+
+
+@dataclass
+class KernelOptions:
+    """Settings of one kernel process.
+
+    ``timeout`` is the default execution timeout of a cell in seconds (``None``: no limit); a
+    cell may set its own through its metadata (``{"cokernel": {"timeout": 5}}``) or a first-line
+    comment (``# cokernel: timeout=5``).
+    """
+
+    backend: Backend = "asyncio"
+    use_uvloop: bool = True
+    host: Host | None = None
+    timeout: float | None = None
+    log_level: str = "WARNING"
+    kernel_name: str = "cokernel"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def to_args(self) -> list[str]:
+        """The ``--name=value`` arguments that reproduce these options (defaults omitted)."""
+        args: list[str] = []
+        defaults = KernelOptions()
+        for f in dataclasses.fields(self):
+            if f.name == "extra":
+                continue
+            value = getattr(self, f.name)
+            if value == getattr(defaults, f.name):
+                continue
+            if isinstance(value, bool):
+                args.append(f"--{f.name}" if value else f"--no-{f.name}")
+            else:
+                args.append(f"--{f.name}={value}")
+        return args
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise OptionError(f"--{name} expects true or false, not {raw!r}")
+
+
+def apply_option(options: KernelOptions, name: str, raw: str | None) -> None:
+    """Set option ``name`` from its command-line text; ``raw`` is ``None`` for a bare flag.
+
+    Raises :class:`OptionError` with a message fit for the user when the name is unknown or the
+    value does not fit.
+    """
+    key = name.replace("-", "_")
+    negated = False
+    if key.startswith("no_") and raw is None:
+        key, negated = key[3:], True
+    if key == "backend":
+        if raw not in BACKENDS:
+            raise OptionError(f"--backend must be one of {', '.join(BACKENDS)}, not {raw!r}")
+        options.backend = raw  # type: ignore[assignment]
+    elif key == "host":
+        if raw in (None, "", "none"):
+            options.host = None
+        elif raw in HOSTS:
+            options.host = raw  # type: ignore[assignment]
+        else:
+            raise OptionError(f"--host must be one of {', '.join(HOSTS)} or none, not {raw!r}")
+    elif key == "use_uvloop":
+        options.use_uvloop = (not negated) if raw is None else _parse_bool(name, raw)
+    elif key == "timeout":
+        if raw is None or raw.lower() in ("", "none", "0"):
+            options.timeout = None
+        else:
+            try:
+                value = float(raw)
+            except ValueError:
+                raise OptionError(f"--timeout expects seconds, not {raw!r}") from None
+            if value < 0:
+                raise OptionError(f"--timeout must not be negative, got {raw!r}")
+            options.timeout = value
+    elif key == "log_level":
+        if raw is None or raw.upper() not in LOG_LEVELS:
+            raise OptionError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {raw!r}")
+        options.log_level = raw.upper()
+    elif key == "kernel_name":
+        if not raw:
+            raise OptionError("--kernel-name needs a value")
+        options.kernel_name = raw
+    else:
+        raise OptionError(
+            f"unknown kernel option --{name}; known: --backend, --[no-]use-uvloop, --host, "
+            "--timeout, --log-level, --kernel-name"
+        )
+
+
+def parse_kernel_args(args: list[str], options: KernelOptions | None = None) -> KernelOptions:
+    """Parse ``--name=value``, ``--name value`` and ``--flag``/``--no-flag`` arguments."""
+    options = options or KernelOptions()
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--"):
+            raise OptionError(f"unexpected argument {arg!r}: kernel options look like --name=value")
+        body = arg[2:]
+        if "=" in body:
+            name, raw = body.split("=", 1)
+            apply_option(options, name, raw)
+        else:
+            takes_value = body.replace("-", "_") in ("backend", "host", "timeout", "log_level", "kernel_name")
+            if takes_value:
+                if i + 1 >= len(args):
+                    raise OptionError(f"--{body} needs a value")
+                apply_option(options, body, args[i + 1])
+                i += 1
+            else:
+                apply_option(options, body, None)
+        i += 1
+    return options

@@ -1,0 +1,229 @@
+"""The Jupyter wire protocol (messaging spec 5.5): framing, signing and message constructors.
+
+This module imports nothing else of the kernel. A message travels as::
+
+    [identities..., b"<IDS|MSG>", signature, header, parent_header, metadata, content, buffers...]
+
+and the signature is HMAC-SHA256 over the four JSON parts, compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from collections import OrderedDict
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, TypedDict
+
+PROTOCOL_VERSION = "5.5"
+DELIMITER = b"<IDS|MSG>"
+
+
+class Channel(StrEnum):
+    shell = "shell"
+    control = "control"
+    stdin = "stdin"
+    iopub = "iopub"
+    hb = "hb"
+
+
+class MsgType(StrEnum):
+    """Every request a kernel receives; replies are the ``_request`` name with ``_reply``."""
+
+    execute_request = "execute_request"
+    inspect_request = "inspect_request"
+    complete_request = "complete_request"
+    history_request = "history_request"
+    is_complete_request = "is_complete_request"
+    connect_request = "connect_request"
+    comm_info_request = "comm_info_request"
+    kernel_info_request = "kernel_info_request"
+    shutdown_request = "shutdown_request"
+    interrupt_request = "interrupt_request"
+    debug_request = "debug_request"
+    usage_request = "usage_request"
+    create_subshell_request = "create_subshell_request"
+    delete_subshell_request = "delete_subshell_request"
+    list_subshell_request = "list_subshell_request"
+    comm_open = "comm_open"
+    comm_msg = "comm_msg"
+    comm_close = "comm_close"
+    input_reply = "input_reply"
+
+
+class Header(TypedDict, total=False):
+    msg_id: str
+    msg_type: str
+    username: str
+    session: str
+    date: str
+    version: str
+    subshell_id: str | None
+
+
+class Message(TypedDict):
+    header: dict[str, Any]
+    parent_header: dict[str, Any]
+    metadata: dict[str, Any]
+    content: dict[str, Any]
+    buffers: list[bytes]
+
+
+class ProtocolError(ValueError):
+    """A message could not be decoded or failed its signature check; it must be dropped."""
+
+
+def reply_type(msg_type: str) -> str:
+    """The reply name of a request: ``execute_request`` -> ``execute_reply``."""
+    return msg_type[: -len("_request")] + "_reply" if msg_type.endswith("_request") else msg_type
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _json_default(obj: object) -> object:
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", "replace")
+    if isinstance(obj, set | frozenset | tuple):
+        return list(obj)
+    return repr(obj)
+
+
+def dumps(obj: object) -> bytes:
+    return json.dumps(obj, default=_json_default, ensure_ascii=False, separators=(",", ":")).encode(
+        "utf-8", "surrogateescape"
+    )
+
+
+class Session:
+    """Builds, signs, serialises and verifies messages for one kernel.
+
+    ``key`` empty disables signing (the spec's rule). The replay guard remembers the
+    signatures of the last ``replay_window`` accepted messages and rejects a repeat.
+    """
+
+    def __init__(
+        self,
+        key: bytes = b"",
+        *,
+        scheme: str = "hmac-sha256",
+        username: str = "kernel",
+        session_id: str | None = None,
+        replay_window: int = 65536,
+    ) -> None:
+        algorithm = scheme.removeprefix("hmac-")
+        if algorithm not in hashlib.algorithms_available:
+            raise ProtocolError(f"unsupported signature scheme {scheme!r}")
+        self.key = key
+        self._digest = getattr(hashlib, algorithm, None) or (
+            lambda data=b"": hashlib.new(algorithm, data)
+        )
+        self.username = username
+        self.session_id = session_id or new_id()
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
+        self._replay_window = replay_window
+
+    # -- building ---------------------------------------------------------------------------
+    def header(self, msg_type: str, *, subshell_id: str | None = None) -> dict[str, Any]:
+        header: dict[str, Any] = {
+            "msg_id": new_id(),
+            "msg_type": msg_type,
+            "username": self.username,
+            "session": self.session_id,
+            "date": utcnow(),
+            "version": PROTOCOL_VERSION,
+        }
+        if subshell_id is not None:
+            header["subshell_id"] = subshell_id
+        return header
+
+    def msg(
+        self,
+        msg_type: str,
+        content: dict[str, Any] | None = None,
+        parent: dict[str, Any] | None = None,
+        *,
+        metadata: dict[str, Any] | None = None,
+        buffers: list[bytes] | None = None,
+    ) -> Message:
+        """A new message whose parent is ``parent`` (a whole message or its header)."""
+        parent_header = parent.get("header", parent) if parent else {}
+        subshell = parent_header.get("subshell_id") if parent_header else None
+        return {
+            "header": self.header(msg_type, subshell_id=subshell),
+            "parent_header": dict(parent_header) if parent_header else {},
+            "metadata": metadata or {},
+            "content": content or {},
+            "buffers": buffers or [],
+        }
+
+    # -- wire -------------------------------------------------------------------------------
+    def sign(self, parts: list[bytes]) -> bytes:
+        if not self.key:
+            return b""
+        mac = hmac.new(self.key, digestmod=self._digest)
+        for part in parts:
+            mac.update(part)
+        return mac.hexdigest().encode("ascii")
+
+    def serialize(self, msg: Message, identities: list[bytes] | None = None) -> list[bytes]:
+        parts = [
+            dumps(msg["header"]),
+            dumps(msg["parent_header"]),
+            dumps(msg["metadata"]),
+            dumps(msg["content"]),
+        ]
+        frames = [*(identities or []), DELIMITER, self.sign(parts), *parts]
+        frames.extend(bytes(b) for b in msg.get("buffers") or [])
+        return frames
+
+    def deserialize(self, frames: list[bytes]) -> tuple[list[bytes], Message]:
+        """Split, verify and decode wire frames; raises :class:`ProtocolError` on any fault."""
+        try:
+            split = frames.index(DELIMITER)
+        except ValueError:
+            raise ProtocolError("no <IDS|MSG> delimiter in message frames") from None
+        identities, rest = frames[:split], frames[split + 1 :]
+        if len(rest) < 5:
+            raise ProtocolError(f"message has {len(rest)} frames after the delimiter, needs 5")
+        signature, parts, buffers = rest[0], rest[1:5], rest[5:]
+        if self.key:
+            if not signature:
+                raise ProtocolError("unsigned message on a signed connection")
+            if not hmac.compare_digest(signature, self.sign(parts)):
+                raise ProtocolError("invalid message signature")
+            if signature in self._seen:
+                raise ProtocolError("replayed message signature")
+            self._seen[signature] = None
+            if len(self._seen) > self._replay_window:
+                self._seen.popitem(last=False)
+        try:
+            header, parent, metadata, content = (json.loads(p) for p in parts)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ProtocolError(f"message part is not JSON: {e}") from None
+        for name, part in (("header", header), ("parent_header", parent), ("metadata", metadata), ("content", content)):
+            if not isinstance(part, dict):
+                raise ProtocolError(f"{name} must be a JSON object, got {type(part).__name__}")
+        if not isinstance(header.get("msg_type"), str) or not isinstance(header.get("msg_id"), str):
+            raise ProtocolError("header lacks a string msg_id and msg_type")
+        return identities, {
+            "header": header,
+            "parent_header": parent,
+            "metadata": metadata,
+            "content": content,
+            "buffers": list(buffers),
+        }
+
+
+
+

@@ -1,0 +1,283 @@
+"""The IPython shell of the kernel, and how a running cell is interrupted or timed out.
+
+Cells run through IPython's ``run_cell_async`` on the shell's event loop, so top-level ``await``
+uses whichever backend (asyncio or trio) the kernel runs. :meth:`CokernelShell.run_code` wraps
+each code object in a :class:`CellRun`, which knows at every instant whether the cell's own code
+is executing (*stepping*) or suspended at an ``await``. That is what makes interrupts exact:
+
+- stepping (a busy loop, ``time.sleep``, a blocking ``input()``): KeyboardInterrupt is raised in
+  the cell's thread, at the line it is running;
+- suspended (``await asyncio.sleep(100)``, awaiting a widget value): the cell's cancel scope is
+  cancelled and the cell ends with KeyboardInterrupt, while the loop and every other task live on.
+"""
+
+from __future__ import annotations
+
+import bdb
+import contextvars
+import ctypes
+import signal
+import sys
+import threading
+import types
+from collections.abc import Callable, Coroutine
+from typing import Any
+from warnings import warn
+
+import anyio
+from IPython.core.interactiveshell import InteractiveShell
+from traitlets import Any as AnyTrait
+
+from cokernel.display import KernelDisplayHook, KernelDisplayPublisher
+from cokernel.request import current_request
+
+
+class ExecutionTimeout(KeyboardInterrupt):
+    """A cell ran past its execution timeout.
+
+    A KeyboardInterrupt so that ``except Exception`` in user code does not swallow it.
+    """
+
+
+class _Stepper:
+    """Awaitable wrapper around a cell's coroutine that marks when the cell's code runs."""
+
+    __slots__ = ("_cell", "_coro")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], cell: CellRun) -> None:
+        self._coro, self._cell = coro, cell
+
+    def __await__(self) -> _Stepper:
+        return self
+
+    def __iter__(self) -> _Stepper:
+        return self
+
+    def __next__(self) -> Any:
+        return self.send(None)
+
+    def send(self, value: Any) -> Any:
+        self._cell.stepping = True
+        try:
+            return self._coro.send(value)
+        finally:
+            self._cell.stepping = False
+
+    def throw(self, *exc: Any) -> Any:
+        self._cell.stepping = True
+        try:
+            return self._coro.throw(*exc)
+        finally:
+            self._cell.stepping = False
+
+    def close(self) -> None:
+        self._coro.close()
+
+
+_STEPPER_CODES = frozenset({_Stepper.send.__code__, _Stepper.throw.__code__})
+
+
+class CellRun:
+    """One execution of one cell: where it runs, whether it is stepping, how to stop it."""
+
+    def __init__(self, timeout: float | None = None) -> None:
+        self.thread = threading.current_thread()
+        self.timeout = timeout
+        self.stepping = False
+        self.stop_reason: str | None = None  # "interrupt" | "timeout"
+        self._scope: anyio.CancelScope | None = None
+        self._call_in_loop: Callable[..., Any] | None = None
+        self._timer: threading.Timer | None = None
+
+    def exception(self) -> KeyboardInterrupt:
+        if self.stop_reason == "timeout":
+            return ExecutionTimeout(
+                f"the cell ran longer than its execution timeout of {self.timeout:g} s"
+            )
+        return KeyboardInterrupt()
+
+    def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
+        self.stepping = True
+        try:
+            return fn(*args)
+        finally:
+            self.stepping = False
+
+    async def run_async(self, coro: Coroutine[Any, Any, Any], call_in_loop: Callable[..., Any]) -> Any:
+        self._call_in_loop = call_in_loop
+        with anyio.CancelScope() as scope:
+            self._scope = scope
+            if self.stop_reason is not None:
+                scope.cancel()
+            result = await _Stepper(coro, self)
+        self._scope = None
+        if scope.cancelled_caught:
+            raise self.exception()
+        return result
+
+    def start_timer(self) -> None:
+        if self.timeout:
+            self._timer = threading.Timer(self.timeout, self.stop, ("timeout",))
+            self._timer.daemon = True
+            self._timer.start()
+
+    def finish(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def stop(self, reason: str = "interrupt") -> None:
+        """Stop the cell from any thread (or a signal handler on the cell's own thread)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        if self.stepping:
+            if self.thread is threading.main_thread() and threading.current_thread() is not self.thread:
+                # Wakes a blocking call (time.sleep, input) in the main thread; the kernel's
+                # SIGINT handler then calls stop() again there, which raises below.
+                signal.pthread_kill(self.thread.ident or 0, signal.SIGINT)
+                return
+            if threading.current_thread() is self.thread:
+                raise self.exception()
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(self.thread.ident or 0), ctypes.py_object(type(self.exception()))
+            )
+            return
+        scope, call = self._scope, self._call_in_loop
+        if scope is not None and call is not None:
+            call(scope.cancel)
+
+
+current_cell: contextvars.ContextVar[CellRun | None] = contextvars.ContextVar(
+    "cokernel_current_cell", default=None
+)
+
+
+class CokernelShell(InteractiveShell):  # type: ignore[misc]
+    """An InteractiveShell whose output, display and errors travel as Jupyter messages."""
+
+    displayhook_class = KernelDisplayHook
+    display_pub_class = KernelDisplayPublisher
+    publish_msg = AnyTrait(help="callable(msg_type, content, parent) sending on iopub")
+    flush_streams = AnyTrait(help="callable() flushing the current request's streams")
+    call_in_loop = AnyTrait(help="thread- and signal-safe callable running fn on the shell loop")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        for part in (self.display_pub, self.displayhook):
+            part.publish_msg = self.publish_msg
+            part.flush_streams = self.flush_streams
+        self.running_cells: set[CellRun] = set()
+        # A kernel has no terminal: `!cmd` output is captured and printed to the cell.
+        self.system = self.system_piped
+        self.readline_use = False
+        self.autoindent = False
+
+    def init_virtualenv(self) -> None:
+        # The kernel runs in the environment it was started in; no warning about venvs.
+        pass
+
+    def enable_gui(self, gui: str | None = None) -> None:
+        if gui not in (None, "inline"):
+            raise RuntimeError(
+                f"this kernel runs without a GUI host, so %gui {gui} cannot attach to one; "
+                f"install a kernelspec with `cokernel install --host tk|qt` for GUI event loops"
+            )
+
+    # -- errors and payloads ---------------------------------------------------------------
+    def _showtraceback(self, etype: type[BaseException], evalue: BaseException, stb: list[str]) -> None:
+        self.flush_streams()
+        content = {
+            "ename": getattr(etype, "__name__", str(etype)),
+            "evalue": str(evalue),
+            "traceback": stb,
+        }
+        request = current_request.get()
+        if request is not None:
+            request.error = content
+        self.publish_msg("error", content, request)
+
+    def set_next_input(self, text: str, replace: bool = False) -> None:
+        self.payload_manager.write_payload(
+            {"source": "set_next_input", "text": text, "replace": replace}, single=False
+        )
+
+    def ask_exit(self) -> None:
+        self.exit_now = True
+        self.payload_manager.write_payload({"source": "ask_exit", "keepkernel": False})
+
+    # -- running code ----------------------------------------------------------------------
+    async def run_code(self, code_obj: types.CodeType, result: Any = None, *, async_: bool = False) -> bool:
+        """Run one compiled statement group of a cell; True when it raised.
+
+        The same contract as IPython's, plus interrupt and timeout handling through the
+        current :class:`CellRun`.
+        """
+        __tracebackhide__ = "__ipython_bottom__"  # noqa: F841 (read by IPython's traceback code)
+        cell = current_cell.get()
+        old_excepthook, sys.excepthook = sys.excepthook, self.excepthook
+        self.sys_excepthook = old_excepthook
+        try:
+            try:
+                if async_:
+                    coro = eval(code_obj, self.user_global_ns, self.user_ns)
+                    if cell is None:
+                        await coro
+                    else:
+                        await cell.run_async(coro, self.call_in_loop)
+                elif cell is None:
+                    exec(code_obj, self.user_global_ns, self.user_ns)
+                else:
+                    cell.run_sync(exec, code_obj, self.user_global_ns, self.user_ns)
+            finally:
+                sys.excepthook = old_excepthook
+        except SystemExit as e:
+            if result is not None:
+                result.error_in_exec = e
+            self.showtraceback(exception_only=True)
+            warn("To exit: use 'exit', 'quit', or Ctrl-D.", stacklevel=1)
+        except bdb.BdbQuit as e:
+            if result is not None:
+                result.error_in_exec = e
+        except self.custom_exceptions as e:
+            if result is not None:
+                result.error_in_exec = e
+            self.CustomTB(*sys.exc_info())
+        except BaseException as e:
+            if isinstance(e, anyio.get_cancelled_exc_class()):
+                raise  # the kernel itself is stopping this task: not the cell's error
+            if result is not None:
+                result.error_in_exec = e
+            self.showtraceback(running_compiled_code=True)
+        else:
+            return False
+        return True
+
+    def interrupt_cells(self, *, on_thread: threading.Thread | None = None, reason: str = "interrupt") -> int:
+        """Stop the running cells (those on ``on_thread`` only, if given); returns how many."""
+        cells = [c for c in list(self.running_cells) if on_thread is None or c.thread is on_thread]
+        for cell in cells:
+            cell.stop(reason)
+        return len(cells)
+
+
+def on_sigint(shell: CokernelShell, frame: types.FrameType | None) -> None:
+    """The kernel's SIGINT handler body, run on the main thread between bytecodes.
+
+    Suspended main-thread cells are cancelled; the one that is stepping gets KeyboardInterrupt
+    raised at its current line, but never inside the stepping wrapper itself (that would
+    surface in the event loop's machinery instead of the cell).
+    """
+    main = threading.main_thread()
+    stepping: CellRun | None = None
+    for cell in list(shell.running_cells):
+        if cell.thread is not main:
+            continue
+        if cell.stop_reason is None:
+            cell.stop_reason = "interrupt"
+        if cell.stepping and (frame is None or frame.f_code not in _STEPPER_CODES):
+            stepping = cell
+            continue
+        scope, call = cell._scope, cell._call_in_loop
+        if scope is not None and call is not None:
+            call(scope.cancel)
+    if stepping is not None:
+        raise stepping.exception()

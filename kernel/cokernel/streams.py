@@ -1,0 +1,142 @@
+"""stdout and stderr for the kernel: coalesced, ordered and routed to the right cell.
+
+Every write is appended to the buffer of the request it belongs to (the context's
+:data:`~cokernel.request.current_request`, else the latest main-shell execute). A flusher thread
+sends what has gathered every ``interval`` seconds, and a buffer that grows past ``max_buffer``
+characters is sent at once, so a loop of 100,000 prints becomes a handful of ``stream`` messages.
+stdout and stderr share one buffer per request so their relative order survives.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from cokernel.request import Request, current_request
+
+Publish = Callable[[str, dict[str, Any], "Request | None"], None]
+
+
+class _Pending:
+    __slots__ = ("chunks", "parent", "size")
+
+    def __init__(self, parent: Request | None) -> None:
+        self.parent = parent
+        self.chunks: list[tuple[str, str]] = []
+        self.size = 0
+
+
+class StreamRouter:
+    """Buffers stream text per request and publishes it as ``stream`` messages."""
+
+    def __init__(
+        self,
+        publish: Publish,
+        fallback_parent: Callable[[], Request | None],
+        *,
+        interval: float = 0.05,
+        max_buffer: int = 256 * 1024,
+    ) -> None:
+        self._publish = publish
+        self._fallback_parent = fallback_parent
+        self.interval = interval
+        self.max_buffer = max_buffer
+        self._lock = threading.RLock()
+        self._buffers: dict[int, _Pending] = {}
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="cokernel-stream-flusher", daemon=True)
+        self._thread.start()
+
+    def write(self, name: str, text: str) -> None:
+        parent = current_request.get() or self._fallback_parent()
+        key = id(parent)
+        with self._lock:
+            pending = self._buffers.get(key)
+            if pending is None:
+                pending = self._buffers[key] = _Pending(parent)
+                self._wake.set()
+            pending.chunks.append((name, text))
+            pending.size += len(text)
+            if pending.size >= self.max_buffer:
+                self._send(key)
+
+    def flush(self, parent: Request | None = None, *, everything: bool = False) -> None:
+        """Send what is buffered for ``parent`` (default: the current request), or all."""
+        with self._lock:
+            if everything:
+                for key in list(self._buffers):
+                    self._send(key)
+            else:
+                parent = parent or current_request.get() or self._fallback_parent()
+                self._send(id(parent))
+
+    def _send(self, key: int) -> None:
+        pending = self._buffers.pop(key, None)
+        if pending is None or not pending.chunks:
+            return
+        # Adjacent chunks of one stream become one message; a switch of stream starts another.
+        name, parts = pending.chunks[0][0], [pending.chunks[0][1]]
+        for chunk_name, text in pending.chunks[1:]:
+            if chunk_name != name:
+                self._publish("stream", {"name": name, "text": "".join(parts)}, pending.parent)
+                name, parts = chunk_name, []
+            parts.append(text)
+        self._publish("stream", {"name": name, "text": "".join(parts)}, pending.parent)
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait()
+            self._wake.clear()
+            if self._closed:
+                break
+            # Let output gather for one interval, then send everything buffered so far.
+            threading.Event().wait(self.interval)
+            self.flush(everything=True)
+
+    def close(self) -> None:
+        self.flush(everything=True)
+        self._closed = True
+        self._wake.set()
+
+
+class OutStream(io.TextIOBase):
+    """A text stream (``sys.stdout`` or ``sys.stderr``) that writes into a :class:`StreamRouter`."""
+
+    def __init__(self, name: str, router: StreamRouter, *, echo: Any = None) -> None:
+        super().__init__()
+        self.name = name  # type: ignore[misc]
+        self._router = router
+        self._echo = echo
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    @property
+    def errors(self) -> str:  # type: ignore[override]
+        return "strict"
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        if text:
+            self._router.write(self.name, text)
+            if self._echo is not None:
+                self._echo.write(text)
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        self._router.flush()
