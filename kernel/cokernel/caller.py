@@ -21,7 +21,7 @@ import inspect
 import logging
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable, Generator, Hashable
+from collections.abc import Callable, Coroutine, Generator, Hashable
 from typing import Any, Generic, TypeVar, cast
 
 import aiologic
@@ -195,9 +195,7 @@ class Caller:
             try:
                 # A fresh context: the starter's (perhaps copied into this thread) would tell
                 # anyio that a loop already runs here.
-                contextvars.Context().run(
-                    anyio.run, self.serve, backend=self.backend, backend_options=self.backend_options
-                )
+                contextvars.Context().run(self._run_loop)
             except BaseException:
                 log.exception("caller %s stopped with an error", self.name)
                 raise
@@ -207,6 +205,9 @@ class Caller:
         if not self._ready.wait(timeout):
             raise RuntimeError(f"caller {self.name} did not start within {timeout} s")
         return self
+
+    def _run_loop(self) -> None:
+        anyio.run(self.serve, backend=self.backend, backend_options=self.backend_options)
 
     async def serve(self) -> None:
         """Run this Caller's loop in the current anyio loop until :meth:`stop`."""
@@ -229,7 +230,7 @@ class Caller:
                 self._threadsafe = loop.call_soon_threadsafe
                 tasks: set[asyncio.Task[Any]] = set()
 
-                def start_task(fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+                def start_task(fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
                     task = loop.create_task(fn(*args))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
@@ -366,7 +367,7 @@ class Caller:
             with scope:
                 result = job.fn(*job.args)
                 if inspect.isawaitable(result):
-                    result = await cast(Awaitable[Any], result)
+                    result = await result
                 pending.set_result(result)
         except BaseException as e:
             if isinstance(e, anyio.get_cancelled_exc_class()) and not scope.cancel_called:

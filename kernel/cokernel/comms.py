@@ -9,7 +9,7 @@ running cell, which is what lets a cell ``await`` a value that a widget sends la
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import comm
@@ -48,7 +48,7 @@ class KernelCommManager(CommManager):  # type: ignore[misc]
         super().__init__()
         self._report_error = report_error
 
-    def handle_open(self, msg: dict[str, Any]) -> None:
+    def handle_open(self, msg: Mapping[str, Any]) -> None:
         content = msg["content"]
         comm_id, target_name = content.get("comm_id"), content.get("target_name")
         if not isinstance(comm_id, str) or not isinstance(target_name, str):
@@ -70,7 +70,7 @@ class KernelCommManager(CommManager):  # type: ignore[misc]
         except Exception:
             log.exception("closing comm %s after a failed open", comm_id)
 
-    def handle_msg(self, msg: dict[str, Any]) -> None:
+    def handle_msg(self, msg: Mapping[str, Any]) -> None:
         found = self.comms.get(msg["content"].get("comm_id"))
         if found is None:
             log.debug("comm_msg for unknown comm %r", msg["content"].get("comm_id"))
@@ -80,7 +80,7 @@ class KernelCommManager(CommManager):  # type: ignore[misc]
         except Exception:
             self._report_error()
 
-    def handle_close(self, msg: dict[str, Any]) -> None:
+    def handle_close(self, msg: Mapping[str, Any]) -> None:
         found = self.comms.pop(msg["content"].get("comm_id"), None)
         if found is None:
             return

@@ -24,7 +24,7 @@ class KernelDisplayPublisher(DisplayPublisher):  # type: ignore[misc]
     publish_msg = AnyTrait(help="callable(msg_type, content, parent) sending on iopub")
     flush_streams = AnyTrait(help="callable() sending the current request's buffered streams")
 
-    def publish(  # type: ignore[override]
+    def publish(
         self,
         data: dict[str, Any],
         metadata: dict[str, Any] | None = None,

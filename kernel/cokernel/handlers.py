@@ -74,7 +74,8 @@ def kernel_info_request(kernel: Kernel, request: Request) -> None:
 
 def connect_request(kernel: Kernel, request: Request) -> None:
     info = kernel.connection_info
-    ports = {k: info[k] for k in ("shell_port", "iopub_port", "stdin_port", "hb_port", "control_port") if k in info}
+    names = ("shell_port", "iopub_port", "stdin_port", "hb_port", "control_port")
+    ports: dict[str, Any] = {k: info[k] for k in names if k in info}
     kernel.reply(request, {"status": "ok", **ports})
 
 
@@ -248,12 +249,11 @@ async def execute_request(kernel: Kernel, request: Request) -> None:
     stop_on_error = bool(content.get("stop_on_error", True))
     if request.channel == "shell" and request.subshell_id is None:
         kernel.last_execute = request
+    directive_error: DirectiveError | None = None
     try:
         directives = cell_directives(code, request.msg["metadata"])
     except DirectiveError as e:
         directives, directive_error = {}, e
-    else:
-        directive_error = None
     timeout = directives.get("timeout", kernel.options.timeout)
 
     if not silent:

@@ -8,6 +8,7 @@ their ``msg_type`` in :mod:`cokernel.handlers`; :mod:`cokernel.dispatch` says wh
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import signal
@@ -63,7 +64,7 @@ class Kernel:
         self.restart_requested = False
         self._abort_before: dict[tuple[Channel, str | None], float] = {}
         self.started = threading.Event()
-        self.backend_detail = options.backend
+        self.backend_detail: str = options.backend
 
     # -- outgoing ---------------------------------------------------------------------------
     def publish(
@@ -196,7 +197,9 @@ class Kernel:
         token = current_request.set(request)
         self._status("busy", request)
         try:
-            await handler(self, request)
+            result = handler(self, request)
+            if inspect.isawaitable(result):
+                await result
         except Exception as e:
             self._handler_failed(request, e)
         finally:
@@ -229,7 +232,7 @@ class Kernel:
 
     # -- lifecycle --------------------------------------------------------------------------
     def _make_shell(self) -> CokernelShell:
-        shell = CokernelShell.instance(
+        shell: CokernelShell = CokernelShell.instance(
             publish_msg=self.publish,
             flush_streams=lambda: self.streams.flush() if self.streams else None,
             call_in_loop=self.shell_caller.call_threadsafe,

@@ -16,6 +16,7 @@ import uuid
 from collections import OrderedDict
 from datetime import UTC, datetime
 from enum import StrEnum
+from collections.abc import Mapping
 from typing import Any, TypedDict
 
 PROTOCOL_VERSION = "5.5"
@@ -151,13 +152,13 @@ class Session:
         self,
         msg_type: str,
         content: dict[str, Any] | None = None,
-        parent: dict[str, Any] | None = None,
+        parent: Mapping[str, Any] | None = None,
         *,
         metadata: dict[str, Any] | None = None,
         buffers: list[bytes] | None = None,
     ) -> Message:
         """A new message whose parent is ``parent`` (a whole message or its header)."""
-        parent_header = parent.get("header", parent) if parent else {}
+        parent_header: Mapping[str, Any] = parent.get("header", parent) if parent else {}
         subshell = parent_header.get("subshell_id") if parent_header else None
         return {
             "header": self.header(msg_type, subshell_id=subshell),

@@ -57,6 +57,7 @@ class _Stepper:
         return self.send(None)
 
     def send(self, value: Any) -> Any:
+        __tracebackhide__ = True  # noqa: F841 (IPython hides frames that define it)
         self._cell.stepping = True
         try:
             return self._coro.send(value)
@@ -64,6 +65,7 @@ class _Stepper:
             self._cell.stepping = False
 
     def throw(self, *exc: Any) -> Any:
+        __tracebackhide__ = True  # noqa: F841
         self._cell.stepping = True
         try:
             return self._coro.throw(*exc)
@@ -97,6 +99,7 @@ class CellRun:
         return KeyboardInterrupt()
 
     def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
+        __tracebackhide__ = True  # noqa: F841
         self.stepping = True
         try:
             return fn(*args)
@@ -104,6 +107,7 @@ class CellRun:
             self.stepping = False
 
     async def run_async(self, coro: Coroutine[Any, Any, Any], call_in_loop: Callable[..., Any]) -> Any:
+        __tracebackhide__ = True  # noqa: F841
         self._call_in_loop = call_in_loop
         with anyio.CancelScope() as scope:
             self._scope = scope
@@ -211,7 +215,7 @@ class CokernelShell(InteractiveShell):  # type: ignore[misc]
         The same contract as IPython's, plus interrupt and timeout handling through the
         current :class:`CellRun`.
         """
-        __tracebackhide__ = "__ipython_bottom__"  # noqa: F841 (read by IPython's traceback code)
+        __tracebackhide__ = "__ipython_bottom__"  # read by IPython traceback code
         cell = current_cell.get()
         old_excepthook, sys.excepthook = sys.excepthook, self.excepthook
         self.sys_excepthook = old_excepthook

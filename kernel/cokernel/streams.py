@@ -107,7 +107,7 @@ class OutStream(io.TextIOBase):
 
     def __init__(self, name: str, router: StreamRouter, *, echo: Any = None) -> None:
         super().__init__()
-        self.name = name  # type: ignore[misc]
+        self.name = name
         self._router = router
         self._echo = echo
 

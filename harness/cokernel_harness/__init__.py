@@ -1,0 +1,1 @@
+"""cokernel_harness: simulated Jupyter frontends, benchmarks and conformance checks for any kernel."""

@@ -1,0 +1,1 @@
+"""cokernel_scenarios: interaction patterns real frontends produce, played against a kernel."""
