@@ -286,6 +286,8 @@ async def execute_request(kernel: Kernel, request: Request) -> None:
         current_cell.reset(token)
     if kernel.streams is not None:
         kernel.streams.flush(request)
+    if store_history:
+        shell.history_batcher.touch()
 
     count = result.execution_count if store_history and result.execution_count else shell.execution_count - 1
     failure = result.error_before_exec or result.error_in_exec

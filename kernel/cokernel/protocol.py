@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
+import os
 import uuid
 from collections import OrderedDict
 from datetime import UTC, datetime
@@ -132,12 +134,16 @@ class Session:
         self.username = username
         self.session_id = session_id or new_id()
         self._seen: OrderedDict[bytes, None] = OrderedDict()
+        # msg_id = a random per-session prefix and a counter: unique like uuid4, without a
+        # getrandom() call per message (four of them per execute round trip).
+        self._id_prefix = f"{new_id()[:12]}_{os.getpid()}_"
+        self._counter = itertools.count(1)
         self._replay_window = replay_window
 
     # -- building ---------------------------------------------------------------------------
     def header(self, msg_type: str, *, subshell_id: str | None = None) -> dict[str, Any]:
         header: dict[str, Any] = {
-            "msg_id": new_id(),
+            "msg_id": f"{self._id_prefix}{next(self._counter)}",
             "msg_type": msg_type,
             "username": self.username,
             "session": self.session_id,
