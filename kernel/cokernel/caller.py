@@ -215,10 +215,10 @@ class Caller:
             self.thread = threading.current_thread()
         self._stop_event = anyio.Event()
         try:
+            self._threadsafe = loop_callback_scheduler()
             if sniffio.current_async_library() == "trio":
                 import trio
 
-                self._threadsafe = trio.lowlevel.current_trio_token().run_sync_soon
                 async with trio.open_nursery() as nursery:
                     self._start_task = nursery.start_soon
                     await self._serve_until_stopped()
@@ -227,7 +227,6 @@ class Caller:
                 import asyncio
 
                 loop = asyncio.get_running_loop()
-                self._threadsafe = loop.call_soon_threadsafe
                 tasks: set[asyncio.Task[Any]] = set()
 
                 def start_task(fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
@@ -381,4 +380,14 @@ class Caller:
         if scope.cancelled_caught:
             pending.mark_cancelled()
 
+
+def loop_callback_scheduler() -> Callable[..., Any]:
+    """The running loop's thread- and signal-safe "run this callback soon" function."""
+    if sniffio.current_async_library() == "trio":
+        import trio
+
+        return trio.lowlevel.current_trio_token().run_sync_soon
+    import asyncio
+
+    return asyncio.get_running_loop().call_soon_threadsafe
 

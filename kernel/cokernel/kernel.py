@@ -184,7 +184,9 @@ class Kernel:
         token = current_request.set(request)
         self._status("busy", request)
         try:
-            handler(self, request)
+            result = handler(self, request)
+            if inspect.iscoroutine(result):  # an async handler run in thread mode: its own loop
+                anyio.run(_await, result, backend=self.options.backend)
         except Exception as e:
             self._handler_failed(request, e)
         finally:
@@ -235,7 +237,6 @@ class Kernel:
         shell: CokernelShell = CokernelShell.instance(
             publish_msg=self.publish,
             flush_streams=lambda: self.streams.flush() if self.streams else None,
-            call_in_loop=self.shell_caller.call_threadsafe,
         )
         shell.kernel = self
         return shell
@@ -277,6 +278,10 @@ class Kernel:
     def interrupt(self) -> int:
         """Interrupt every running cell; returns how many were running."""
         return self.shell.interrupt_cells() if self.shell is not None else 0
+
+
+async def _await(coro: Any) -> Any:
+    return await coro
 
 
 def _describe_backend(backend: str) -> str:

@@ -28,6 +28,7 @@ import anyio
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets import Any as AnyTrait
 
+from cokernel.caller import loop_callback_scheduler
 from cokernel.display import KernelDisplayHook, KernelDisplayPublisher
 from cokernel.request import current_request
 
@@ -106,9 +107,9 @@ class CellRun:
         finally:
             self.stepping = False
 
-    async def run_async(self, coro: Coroutine[Any, Any, Any], call_in_loop: Callable[..., Any]) -> Any:
+    async def run_async(self, coro: Coroutine[Any, Any, Any]) -> Any:
         __tracebackhide__ = True  # noqa: F841
-        self._call_in_loop = call_in_loop
+        self._call_in_loop = loop_callback_scheduler()
         with anyio.CancelScope() as scope:
             self._scope = scope
             if self.stop_reason is not None:
@@ -196,7 +197,6 @@ class CokernelShell(InteractiveShell):  # type: ignore[misc]
     display_pub_class = KernelDisplayPublisher
     publish_msg = AnyTrait(help="callable(msg_type, content, parent) sending on iopub")
     flush_streams = AnyTrait(help="callable() flushing the current request's streams")
-    call_in_loop = AnyTrait(help="thread- and signal-safe callable running fn on the shell loop")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -261,7 +261,7 @@ class CokernelShell(InteractiveShell):  # type: ignore[misc]
                     if cell is None:
                         await coro
                     else:
-                        await cell.run_async(coro, self.call_in_loop)
+                        await cell.run_async(coro)
                 elif cell is None:
                     exec(code_obj, self.user_global_ns, self.user_ns)
                 else:
