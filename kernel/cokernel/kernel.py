@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -100,12 +101,14 @@ class Kernel:
     def _status(self, state: str, request: Request) -> None:
         self.publish("status", {"execution_state": state}, request)
 
-    def _send_input_request(self, request: Request, prompt: str, password: bool) -> str:
+    def _send_input_request(
+        self, request: Request, prompt: str, password: bool, register: Callable[[str], None]
+    ) -> None:
         if self.streams is not None:
             self.streams.flush(request)
         msg = self.session.msg("input_request", {"prompt": prompt, "password": password}, request.msg)
+        register(str(msg["header"]["msg_id"]))
         self._send(Channel.stdin, msg, request.identities)
-        return str(msg["header"]["msg_id"])
 
     def _fallback_parent(self) -> Request | None:
         return self.last_execute
@@ -129,7 +132,7 @@ class Kernel:
         msg_type, channel = request.msg_type, request.channel
         if channel is Channel.stdin:
             if msg_type == "input_reply":
-                if not self.stdin.receive_reply(request.msg):
+                if not self.stdin.receive_reply(request.msg, request.identities):
                     log.warning("input_reply nobody waited for (parent %s)", request.msg["parent_header"].get("msg_id"))
             else:
                 log.warning("unexpected %s on stdin dropped", msg_type)
@@ -254,7 +257,12 @@ class Kernel:
         self.backend_detail = _describe_backend(self.options.backend)
         if threading.current_thread() is threading.main_thread():
             shell = self.shell
-            signal.signal(signal.SIGINT, lambda signum, frame: on_sigint(shell, frame))
+
+            def sigint(signum: int, frame: types.FrameType | None) -> None:
+                __tracebackhide__ = True  # noqa: F841
+                on_sigint(shell, frame)
+
+            signal.signal(signal.SIGINT, sigint)
         self.control_caller.start_thread()
         self.started.set()
         try:

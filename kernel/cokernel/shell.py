@@ -285,6 +285,8 @@ class CokernelShell(InteractiveShell):  # type: ignore[misc]
                 raise  # the kernel itself is stopping this task: not the cell's error
             if result is not None:
                 result.error_in_exec = e
+            if isinstance(e, KeyboardInterrupt):
+                _drop_kernel_tail(e)
             self.showtraceback(running_compiled_code=True)
         else:
             return False
@@ -298,6 +300,26 @@ class CokernelShell(InteractiveShell):  # type: ignore[misc]
         return len(cells)
 
 
+_KERNEL_DIR = __file__.rsplit("/", 1)[0]
+
+
+def _drop_kernel_tail(exc: BaseException) -> None:
+    """Cut the kernel's own frames (signal handler, stdin wait) off the end of a traceback.
+
+    An interrupt is raised by the kernel's SIGINT handler; the user should see the line their
+    cell was running, not the handler that raised.
+    """
+    last_user: types.TracebackType | None = None
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if not filename.startswith(_KERNEL_DIR) and not filename.startswith(threading.__file__):
+            last_user = tb
+        tb = tb.tb_next
+    if last_user is not None:
+        last_user.tb_next = None
+
+
 def on_sigint(shell: CokernelShell, frame: types.FrameType | None) -> None:
     """The kernel's SIGINT handler body, run on the main thread between bytecodes.
 
@@ -305,6 +327,7 @@ def on_sigint(shell: CokernelShell, frame: types.FrameType | None) -> None:
     raised at its current line, but never inside the stepping wrapper itself (that would
     surface in the event loop's machinery instead of the cell).
     """
+    __tracebackhide__ = True  # noqa: F841
     main = threading.main_thread()
     stepping: CellRun | None = None
     for cell in list(shell.running_cells):

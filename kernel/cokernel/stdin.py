@@ -18,19 +18,28 @@ from IPython.core.error import StdinNotImplementedError
 from cokernel.protocol import Message
 from cokernel.request import Request, current_request
 
-SendInputRequest = Callable[[Request, str, bool], str]  # returns the input_request msg_id
+# send(request, prompt, password, register): builds the input_request, calls register(msg_id)
+# before it goes out (so no reply can arrive unpaired), then sends it.
+SendInputRequest = Callable[[Request, str, bool, Callable[[str], None]], None]
 
 
 class _Waiter:
-    __slots__ = ("event", "value")
+    __slots__ = ("identities", "lock", "value")
 
-    def __init__(self) -> None:
-        self.event = threading.Event()
+    def __init__(self, identities: list[bytes]) -> None:
+        self.identities = identities
+        self.lock = threading.Lock()  # held until the reply arrives
+        self.lock.acquire()
         self.value: str | None = None
 
 
 class StdinBridge:
-    """Pairs ``input_request`` with ``input_reply`` by message id."""
+    """Pairs ``input_request`` with ``input_reply``.
+
+    A reply names its request in its parent header (JupyterLab); jupyter_client's
+    ``KernelClient.input()`` (jupyter console, nbclient) sends none, so such a reply goes to the
+    oldest request sent to the same client identity, else to the oldest one waiting.
+    """
 
     def __init__(self, send_request: SendInputRequest) -> None:
         self._send_request = send_request
@@ -45,36 +54,49 @@ class StdinBridge:
                 "input() is not available here: the frontend did not allow stdin for this "
                 "request (allow_stdin is false), or the code is not running for a cell."
             )
-        waiter = _Waiter()
-        msg_id = self._send_request(request, str(prompt), password)
-        with self._lock:
-            self._waiting[msg_id] = waiter
+        __tracebackhide__ = True  # noqa: F841
+        waiter = _Waiter(request.identities)
+        sent: list[str] = []
+
+        def register(msg_id: str) -> None:
+            sent.append(msg_id)
+            with self._lock:
+                self._waiting[msg_id] = waiter
+
+        self._send_request(request, str(prompt), password, register)
         try:
-            waiter.event.wait()
+            # A bare lock wait: interruptible by SIGINT, and no library frames in tracebacks.
+            waiter.lock.acquire()
         finally:
             with self._lock:
-                self._waiting.pop(msg_id, None)
+                for msg_id in sent:
+                    self._waiting.pop(msg_id, None)
         value = waiter.value or ""
         if value == "\x04":  # a frontend's EOF (Ctrl-D)
             raise EOFError("EOF from the frontend")
         return value
 
-    def receive_reply(self, msg: Message) -> bool:
+    def receive_reply(self, msg: Message, identities: list[bytes] | None = None) -> bool:
         """Hand an ``input_reply`` to the waiting ``input()``; False when nobody waits for it."""
         parent_id = msg["parent_header"].get("msg_id")
         with self._lock:
-            waiter = self._waiting.get(str(parent_id))
+            waiter = self._waiting.pop(str(parent_id), None) if parent_id else None
+            if waiter is None and not parent_id and self._waiting:
+                same_client = [k for k, w in self._waiting.items() if w.identities == identities]
+                waiter = self._waiting.pop(same_client[0] if same_client else next(iter(self._waiting)))
         if waiter is None:
             return False
         value: Any = msg["content"].get("value", "")
         waiter.value = value if isinstance(value, str) else str(value)
-        waiter.event.set()
+        waiter.lock.release()
         return True
 
     def input(self, prompt: Any = "") -> str:
+        __tracebackhide__ = True  # noqa: F841
         return self.ask(str(prompt), password=False)
 
     def getpass(self, prompt: str = "Password: ", stream: Any = None) -> str:
+        __tracebackhide__ = True  # noqa: F841
         return self.ask(prompt, password=True)
 
     def install(self) -> None:
