@@ -50,7 +50,9 @@ class Tour:
         mark = "PASS" if ok else "FAIL"
         print(f"  [{mark}] {title}: {detail}", flush=True)
 
-    def wait_reply(self, get: Callable[..., dict[str, Any]], msg_id: str, timeout: float) -> dict[str, Any] | None:
+    def wait_reply(
+        self, get: Callable[..., dict[str, Any]], msg_id: str, timeout: float
+    ) -> dict[str, Any] | None:
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             try:
@@ -92,7 +94,9 @@ class Tour:
         kc.control_channel.send(request)
         got = self.wait_reply(kc.get_control_msg, request["header"]["msg_id"], 10)
         latency = (time.perf_counter() - time_sent) * 1000
-        self.record("kernel_info on control while a cell sleeps", got is not None, f"{latency:.1f} ms")
+        self.record(
+            "kernel_info on control while a cell sleeps", got is not None, f"{latency:.1f} ms"
+        )
         time_sent = time.perf_counter()
         complete_id = kc.complete("import ti", 9)
         got = self.wait_reply(kc.get_shell_msg, complete_id, 10)
@@ -118,12 +122,20 @@ class Tour:
             if msg["msg_type"] == "comm_open" and msg["parent_header"].get("msg_id") == cell:
                 comm_id = msg["content"]["comm_id"]
         if comm_id is None:
-            self.record("a cell awaits a value sent later by the frontend", False, "no comm_open arrived")
+            self.record(
+                "a cell awaits a value sent later by the frontend", False, "no comm_open arrived"
+            )
         else:
-            kc.shell_channel.send(kc.session.msg("comm_msg", {"comm_id": comm_id, "data": {"value": 42}}))
+            kc.shell_channel.send(
+                kc.session.msg("comm_msg", {"comm_id": comm_id, "data": {"value": 42}})
+            )
             reply_msg = self.wait_reply(kc.get_shell_msg, cell, 25)
             status = reply_msg["content"]["status"] if reply_msg else "no reply (deadlocked)"
-            self.record("a cell awaits a value sent later by the frontend", status == "ok", f"cell status: {status}")
+            self.record(
+                "a cell awaits a value sent later by the frontend",
+                status == "ok",
+                f"cell status: {status}",
+            )
         self.iopub_until_idle(cell, 10)
 
         # 3. Interrupt a cell that awaits.
@@ -134,7 +146,11 @@ class Tour:
         reply_msg = self.wait_reply(kc.get_shell_msg, cell, 20)
         latency = (time.perf_counter() - started) * 1000
         ename = reply_msg["content"].get("ename") if reply_msg else None
-        self.record("interrupt `await asyncio.sleep(100)`", ename == "KeyboardInterrupt", f"{ename} after {latency:.1f} ms")
+        self.record(
+            "interrupt `await asyncio.sleep(100)`",
+            ename == "KeyboardInterrupt",
+            f"{ename} after {latency:.1f} ms",
+        )
         self.iopub_until_idle(cell, 10)
 
         # 4. 100,000 printed lines.
@@ -174,10 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=False)
-    print("\nresult:", "the kernel stayed live throughout" if ok else "the kernel stalled somewhere (see FAIL)")
+    print(
+        "\nresult:",
+        "the kernel stayed live throughout" if ok else "the kernel stalled somewhere (see FAIL)",
+    )
     return 0 if ok else 1
 
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -1,0 +1,267 @@
+"""Transports carry protocol messages between a :class:`~cokernel_harness.frontend.Frontend`
+and one kernel. A transport is tiny on purpose (httpx's model): start, send, receive, and the
+few things only the launcher can do (interrupt by signal, restart, is the process alive).
+
+:class:`ZMQTransport` launches any installed kernelspec through jupyter_client (or attaches to
+a connection file). Its sockets live on one background thread, so the transport works the same
+from asyncio and trio: received messages come through an aiologic queue, which both backends
+can await.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import aiologic
+import anyio
+import anyio.to_thread
+import zmq
+from jupyter_client.connect import ConnectionFileMixin
+from jupyter_client.manager import KernelManager
+from jupyter_client.session import Session
+
+CHANNELS = ("shell", "control", "stdin", "iopub")
+
+
+@dataclass
+class Received:
+    """One message as the frontend received it."""
+
+    channel: str
+    msg: dict[str, Any]
+    time: float  # time.perf_counter() on arrival
+
+    @property
+    def msg_type(self) -> str:
+        return str(self.msg["header"]["msg_type"])
+
+    @property
+    def parent_id(self) -> str | None:
+        parent = self.msg.get("parent_header") or {}
+        value = parent.get("msg_id")
+        return str(value) if value is not None else None
+
+    @property
+    def content(self) -> dict[str, Any]:
+        content: dict[str, Any] = self.msg["content"]
+        return content
+
+
+class Transport(abc.ABC):
+    """What a Frontend needs from the thing that connects it to a kernel."""
+
+    session: Session
+    interrupt_mode: str = "message"
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Launch or attach; returns once messages can be sent."""
+
+    @abc.abstractmethod
+    def send(self, channel: str, msg: dict[str, Any]) -> None:
+        """Queue ``msg`` (a ``Session.msg`` dict) for sending on ``channel``; never blocks."""
+
+    @abc.abstractmethod
+    async def receive(self) -> Received:
+        """The next message from any channel, in arrival order."""
+
+    @abc.abstractmethod
+    async def signal_interrupt(self) -> None:
+        """Interrupt the kernel with SIGINT (for kernels whose interrupt_mode is "signal")."""
+
+    @abc.abstractmethod
+    async def restart(self) -> None:
+        """Restart the kernel process (or what stands for it) and reconnect."""
+
+    @abc.abstractmethod
+    def is_alive(self) -> bool:
+        """Whether the kernel still runs."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop the kernel if this transport started it, and release every resource."""
+
+    def kernel_pid(self) -> int | None:
+        return None
+
+
+class ZMQTransport(Transport):
+    """A real kernel process over real ZMQ sockets.
+
+    ``kernel_name`` launches that kernelspec; ``connection_file`` attaches to a running kernel
+    instead (then restart and signal interrupts are unavailable).
+    """
+
+    def __init__(
+        self,
+        kernel_name: str | None = None,
+        *,
+        connection_file: str | None = None,
+        extra_arguments: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        startup_timeout: float = 60.0,
+    ) -> None:
+        if (kernel_name is None) == (connection_file is None):
+            raise ValueError("give exactly one of kernel_name or connection_file")
+        self.kernel_name = kernel_name
+        self.connection_file = connection_file
+        self.extra_arguments = extra_arguments or []
+        self.env = env
+        self.startup_timeout = startup_timeout
+        self.manager: KernelManager | None = None
+        self.session = Session()
+        self._inbox: aiologic.SimpleQueue[Received] = aiologic.SimpleQueue()
+        self._outbox: deque[tuple[str, list[bytes]]] = deque()
+        self._context: zmq.Context[Any] | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        await anyio.to_thread.run_sync(self._start_blocking)
+
+    def _start_blocking(self) -> None:
+        info: ConnectionFileMixin
+        if self.kernel_name is not None:
+            self.manager = KernelManager(kernel_name=self.kernel_name)
+            env = {**os.environ, **(self.env or {})}
+            self.manager.start_kernel(extra_arguments=self.extra_arguments, env=env)
+            spec = self.manager.kernel_spec
+            self.interrupt_mode = spec.interrupt_mode if spec is not None else "signal"
+            info = self.manager
+        else:
+            info = ConnectionFileMixin(connection_file=self.connection_file)
+            info.load_connection_file()
+        self.session = Session(key=info.session.key, signature_scheme=info.session.signature_scheme)
+        self._connect(info)
+
+    def _connect(self, info: ConnectionFileMixin) -> None:
+        self._stop.clear()
+        self._context = zmq.Context()
+        sockets: dict[str, zmq.Socket[bytes]] = {}
+        kinds = {"shell": zmq.DEALER, "control": zmq.DEALER, "stdin": zmq.DEALER, "iopub": zmq.SUB}
+        ports = {
+            "shell": info.shell_port,
+            "control": info.control_port,
+            "stdin": info.stdin_port,
+            "iopub": info.iopub_port,
+        }
+        identity = self.session.bsession
+        for name, kind in kinds.items():
+            sock = self._context.socket(kind)
+            sock.setsockopt(zmq.LINGER, 0)
+            if kind == zmq.DEALER:
+                sock.setsockopt(zmq.IDENTITY, identity)
+            else:
+                sock.setsockopt(zmq.SUBSCRIBE, b"")
+            sock.connect(f"{info.transport}://{info.ip}:{ports[name]}")
+            sockets[name] = sock
+        self._sockets = sockets
+        self._thread = threading.Thread(target=self._io, name="harness-io", daemon=True)
+        self._thread.start()
+
+    def _io(self) -> None:
+        poller = zmq.Poller()
+        for sock in self._sockets.values():
+            poller.register(sock, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
+        by_socket = {sock: name for name, sock in self._sockets.items()}
+        try:
+            while not self._stop.is_set():
+                for sock, _ in poller.poll(200):
+                    if sock == self._wake_r:
+                        with contextlib.suppress(BlockingIOError):
+                            os.read(self._wake_r, 4096)
+                        continue
+                    assert isinstance(sock, zmq.Socket)
+                    name = by_socket[sock]
+                    while True:
+                        try:
+                            frames = sock.recv_multipart(zmq.NOBLOCK)
+                        except zmq.Again:
+                            break
+                        arrived = time.perf_counter()
+                        try:
+                            _, parts = self.session.feed_identities(frames)
+                            msg = self.session.deserialize(parts)
+                        except Exception as e:  # a kernel sent garbage: record it, go on
+                            msg = {
+                                "header": {"msg_type": "harness_undecodable", "msg_id": ""},
+                                "parent_header": {},
+                                "metadata": {},
+                                "content": {"error": str(e)},
+                                "buffers": [],
+                            }
+                        self._inbox.put(Received(name, msg, arrived))
+                while self._outbox:
+                    name, frames = self._outbox.popleft()
+                    self._sockets[name].send_multipart(frames)
+        finally:
+            for sock in self._sockets.values():
+                sock.close(linger=0)
+
+    def send(self, channel: str, msg: dict[str, Any]) -> None:
+        self._outbox.append((channel, self.session.serialize(msg)))
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"x")
+
+    async def receive(self) -> Received:
+        return await self._inbox.async_get()
+
+    def _disconnect(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+        if self._context is not None:
+            self._context.term()
+            self._context = None
+
+    async def signal_interrupt(self) -> None:
+        pid = self.kernel_pid()
+        if pid is None:
+            raise RuntimeError("signal interrupts need a kernel this transport launched")
+        os.kill(pid, signal.SIGINT)
+
+    async def restart(self) -> None:
+        if self.manager is None:
+            raise RuntimeError("restart needs a kernel this transport launched")
+        manager = self.manager
+        await anyio.to_thread.run_sync(self._disconnect)
+        await anyio.to_thread.run_sync(lambda: manager.restart_kernel(now=True))
+        self._connect(manager)
+
+    def is_alive(self) -> bool:
+        return bool(self.manager.is_alive()) if self.manager is not None else True
+
+    def kernel_pid(self) -> int | None:
+        provisioner = getattr(self.manager, "provisioner", None)
+        pid = getattr(provisioner, "pid", None)
+        return int(pid) if pid else None
+
+    async def close(self) -> None:
+        await anyio.to_thread.run_sync(self._close_blocking)
+
+    def _close_blocking(self) -> None:
+        self._disconnect()
+        if self.manager is not None and self.manager.has_kernel:
+            with contextlib.suppress(Exception):
+                self.manager.shutdown_kernel(now=False)
+            if self.manager.is_alive():
+                self.manager.shutdown_kernel(now=True)
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
