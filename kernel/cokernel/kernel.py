@@ -22,7 +22,7 @@ from typing import Any
 
 import anyio
 
-from cokernel import handlers
+from cokernel import backends, handlers
 from cokernel.caller import Caller
 from cokernel.comms import KernelCommManager
 from cokernel.comms import install as install_comms
@@ -240,6 +240,7 @@ class Kernel:
         shell: CokernelShell = CokernelShell.instance(
             publish_msg=self.publish,
             flush_streams=lambda: self.streams.flush() if self.streams else None,
+            backend=self.options.backend,
         )
         shell.kernel = self
         return shell
@@ -253,6 +254,7 @@ class Kernel:
         sys.stderr = OutStream("stderr", self.streams)
         self.shell = self._make_shell()
         self.stdin.install()
+        backends.install()
         install_comms(self.comm_manager, self._publish_comm)
         self.backend_detail = _describe_backend(self.options.backend)
         if threading.current_thread() is threading.main_thread():

@@ -27,7 +27,9 @@ from warnings import warn
 import anyio
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets import Any as AnyTrait
+from traitlets import Unicode
 
+from cokernel.backends import explain_backend_mismatch
 from cokernel.caller import loop_callback_scheduler
 from cokernel.display import KernelDisplayHook, KernelDisplayPublisher
 from cokernel.request import current_request
@@ -197,6 +199,7 @@ class CokernelShell(InteractiveShell):  # type: ignore[misc]
     display_pub_class = KernelDisplayPublisher
     publish_msg = AnyTrait(help="callable(msg_type, content, parent) sending on iopub")
     flush_streams = AnyTrait(help="callable() flushing the current request's streams")
+    backend = Unicode("asyncio", help="the async library the kernel's loops run")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -287,6 +290,7 @@ class CokernelShell(InteractiveShell):  # type: ignore[misc]
                 result.error_in_exec = e
             if isinstance(e, KeyboardInterrupt):
                 _drop_kernel_tail(e)
+            explain_backend_mismatch(e, self.backend)
             self.showtraceback(running_compiled_code=True)
         else:
             return False

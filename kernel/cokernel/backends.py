@@ -1,0 +1,143 @@
+"""Living with the other async library: nested ``asyncio.run`` / ``trio.run``, and clear errors.
+
+A cell runs on the kernel's event loop, so with every other kernel ``asyncio.run(main())`` in a
+cell fails with "cannot be called from a running event loop" (and ``trio.run`` inside trio with
+"Attempted to call run() from inside a run()"). cokernel makes both work: called on a thread
+that already runs an event loop, they run on a fresh worker thread with a loop of its own, while
+the cell waits. The worker starts in the cell's context, so its prints reach the cell; an
+interrupt cancels the nested run and ends the cell with KeyboardInterrupt.
+
+Code for the *other* backend awaited directly in a cell (``await asyncio.sleep(1)`` on a trio
+kernel) cannot work: the error gets a note saying which backend runs and what to do instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable
+from typing import Any
+
+_original_asyncio_run = asyncio.run
+_installed = False
+
+
+def _loop_runs_here() -> bool:
+    """Whether this thread already runs an asyncio loop or a trio run."""
+    if asyncio._get_running_loop() is not None:
+        return True
+    try:
+        import trio
+    except ImportError:
+        return False
+    return bool(trio.lowlevel.in_trio_run())
+
+
+def _run_on_worker(run: Callable[[], Any], cancel: Callable[[], None]) -> Any:
+    """Call ``run()`` on a new thread and wait; an interrupt while waiting calls ``cancel()``."""
+    __tracebackhide__ = True  # noqa: F841
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = run()
+        except BaseException as e:
+            outcome["error"] = e
+
+    worker = threading.Thread(target=target, name="cokernel-nested-run", daemon=True)
+    worker.start()
+    try:
+        worker.join()  # interruptible: SIGINT raises KeyboardInterrupt here
+    except BaseException:
+        cancel()
+        worker.join(10)
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def asyncio_run(main: Any, *, debug: bool | None = None, **kwargs: Any) -> Any:
+    """``asyncio.run`` that also works inside a running event loop (on a worker thread)."""
+    __tracebackhide__ = True  # noqa: F841
+    if not _loop_runs_here():
+        return _original_asyncio_run(main, debug=debug, **kwargs)
+    holder: dict[str, asyncio.AbstractEventLoop] = {}
+
+    def run() -> Any:
+        with asyncio.Runner(debug=debug, **kwargs) as runner:
+            holder["loop"] = runner.get_loop()
+            return runner.run(main)
+
+    def cancel() -> None:
+        loop = holder.get("loop")
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(lambda: [t.cancel() for t in asyncio.all_tasks(loop)])
+
+    return _run_on_worker(run, cancel)
+
+
+def _make_trio_run(original: Callable[..., Any]) -> Callable[..., Any]:
+    def trio_run(async_fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``trio.run`` that also works inside a running event loop (on a worker thread)."""
+        __tracebackhide__ = True  # noqa: F841
+        if not _loop_runs_here():
+            return original(async_fn, *args, **kwargs)
+        import trio
+
+        holder: dict[str, Any] = {}
+
+        async def wrapped() -> Any:
+            holder["token"] = trio.lowlevel.current_trio_token()
+            with trio.CancelScope() as scope:
+                holder["scope"] = scope
+                return await async_fn(*args)
+
+        def cancel() -> None:
+            token, scope = holder.get("token"), holder.get("scope")
+            if token is not None and scope is not None:
+                with contextlib.suppress(trio.RunFinishedError):
+                    token.run_sync_soon(scope.cancel)
+
+        return _run_on_worker(lambda: original(wrapped, **kwargs), cancel)
+
+    return trio_run
+
+
+def install() -> None:
+    """Patch ``asyncio.run`` and (if importable) ``trio.run`` for use inside cells. Idempotent."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    asyncio.run = asyncio_run
+    try:
+        import trio
+    except ImportError:
+        return
+    trio.run = _make_trio_run(trio.run)  # type: ignore[assignment]
+
+
+_MISMATCH_HINTS = {
+    # (kernel backend, error text) -> the library the cell tried to use
+    ("trio", "no running event loop"): "asyncio",
+    ("asyncio", "must be called from async context"): "trio",
+}
+
+
+def explain_backend_mismatch(exc: BaseException, backend: str) -> None:
+    """Add a note to ``exc`` when it comes from awaiting the other backend's primitives."""
+    if not isinstance(exc, RuntimeError) or getattr(exc, "_cokernel_explained", False):
+        return
+    wanted = next((lib for (b, text), lib in _MISMATCH_HINTS.items() if b == backend and text in str(exc)), None)
+    if wanted is None:
+        return
+    exc._cokernel_explained = True  # type: ignore[attr-defined]
+    exc.add_note(
+        f"cokernel: this kernel runs the {backend} backend, and the cell awaited {wanted}-only "
+        f"code. Use anyio (it runs on both), wrap the code in {wanted}.run(...) (cokernel runs "
+        f"it on a worker thread), or use a kernel with the {wanted} backend "
+        f"(`cokernel install --name cokernel-{wanted} --backend {wanted}`)."
+    )
