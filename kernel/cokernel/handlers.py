@@ -256,9 +256,9 @@ async def execute_request(kernel: Kernel, request: Request) -> None:
         directives, directive_error = {}, e
     timeout = directives.get("timeout", kernel.options.timeout)
 
-    if not silent:
-        kernel.publish("execute_input", {"code": code, "execution_count": shell.execution_count}, request)
     if directive_error is not None:
+        if not silent:
+            kernel.publish("execute_input", {"code": code, "execution_count": shell.execution_count}, request)
         error = {"ename": "DirectiveError", "evalue": str(directive_error), "traceback": [f"DirectiveError: {directive_error}"]}
         kernel.publish("error", error, request)
         kernel.reply(request, {"status": "error", "execution_count": shell.execution_count, **error})
@@ -266,9 +266,13 @@ async def execute_request(kernel: Kernel, request: Request) -> None:
             kernel.abort_queued(request)
         return
 
+    # The cell is registered before execute_input goes out: a frontend may interrupt as soon
+    # as it sees execute_input, and that interrupt must find the cell.
     cell = CellRun(timeout=timeout)
     token = current_cell.set(cell)
     shell.running_cells.add(cell)
+    if not silent:
+        kernel.publish("execute_input", {"code": code, "execution_count": shell.execution_count}, request)
     cell.start_timer()
     try:
         transformed, preprocessing_exc = _transform(shell, code)

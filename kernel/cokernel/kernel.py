@@ -8,6 +8,8 @@ their ``msg_type`` in :mod:`cokernel.handlers`; :mod:`cokernel.dispatch` says wh
 
 from __future__ import annotations
 
+import builtins
+import getpass
 import inspect
 import logging
 import os
@@ -245,9 +247,17 @@ class Kernel:
         shell.kernel = self
         return shell
 
-    async def run(self) -> None:
-        """Serve until shutdown; call from the main thread inside ``anyio.run``."""
+    async def run(self, *, handle_sigint: bool = True) -> None:
+        """Serve until shutdown, on the current thread's running anyio loop.
+
+        With ``handle_sigint`` (and on the main thread) the kernel installs its SIGINT handler,
+        for signal-mode interrupts; an embedding host that owns its signals passes False.
+        Everything global the kernel changed (sys.stdout/err, input, the SIGINT handler, the
+        IPython singleton) is restored when it returns, so a process can start another kernel.
+        """
         propagate_context_to_threads()
+        saved_input, saved_getpass = builtins.input, getpass.getpass
+        saved_sigint = signal.getsignal(signal.SIGINT)
         self.streams = StreamRouter(self.publish, self._fallback_parent)
         self._saved_streams = (sys.stdout, sys.stderr)
         sys.stdout = OutStream("stdout", self.streams)
@@ -257,7 +267,8 @@ class Kernel:
         backends.install()
         install_comms(self.comm_manager, self._publish_comm)
         self.backend_detail = _describe_backend(self.options.backend)
-        if threading.current_thread() is threading.main_thread():
+        sigint_installed = handle_sigint and threading.current_thread() is threading.main_thread()
+        if sigint_installed:
             shell = self.shell
 
             def sigint(signum: int, frame: types.FrameType | None) -> None:
@@ -274,7 +285,14 @@ class Kernel:
             if self.streams is not None:
                 self.streams.close()
             sys.stdout, sys.stderr = self._saved_streams
-            # IPython's own atexit hook ends the history session and removes temp files.
+            builtins.input, getpass.getpass = saved_input, saved_getpass
+            if sigint_installed:
+                signal.signal(signal.SIGINT, saved_sigint)
+            if self.shell is not None:
+                self.shell.history_manager.writeout_cache()
+            # The singleton goes, so a later kernel in this process gets a fresh shell;
+            # IPython's atexit hook still ends the history session at process exit.
+            CokernelShell.clear_instance()
 
     def request_shutdown(self, restart: bool) -> None:
         """Stop serving: interrupt running cells, end both loops (thread-safe)."""

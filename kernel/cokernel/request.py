@@ -61,23 +61,25 @@ _original_bootstrap_inner = threading.Thread._bootstrap_inner  # type: ignore[at
 
 
 def _start(self: threading.Thread) -> None:
-    self._cokernel_context = contextvars.copy_context()  # type: ignore[attr-defined]
+    self._cokernel_request = current_request.get()  # type: ignore[attr-defined]
     _original_start(self)
 
 
 def _bootstrap_inner(self: threading.Thread) -> None:
-    context: contextvars.Context | None = getattr(self, "_cokernel_context", None)
-    if context is None:
-        _original_bootstrap_inner(self)
-    else:
-        context.run(_original_bootstrap_inner, self)
+    request: Request | None = getattr(self, "_cokernel_request", None)
+    if request is not None:
+        current_request.set(request)
+    _original_bootstrap_inner(self)
 
 
 def propagate_context_to_threads() -> None:
-    """Make every thread start in a copy of its starter's context (idempotent).
+    """Make every thread start knowing the request its starter served (idempotent).
 
     Python threads start with an empty context; a cell's background thread would otherwise
     lose track of the cell it belongs to and its prints would land in the wrong output area.
+    Only :data:`current_request` is carried over, not the whole context: a copied context
+    would also carry the starter's "an event loop runs here" markers (sniffio, anyio), and a
+    thread that starts its own loop would then be refused.
     """
     threading.Thread.start = _start  # type: ignore[method-assign]
     threading.Thread._bootstrap_inner = _bootstrap_inner  # type: ignore[attr-defined]
