@@ -50,10 +50,21 @@ RUN_MODES: dict[str, tuple[RunMode, str]] = {
     "history_request": (RunMode.thread, "history_request"),
     "usage_request": (RunMode.thread, "usage_request"),
     "debug_request": (RunMode.queue, "debug_request"),
+    "create_subshell_request": (RunMode.thread, "create_subshell_request"),
+    "delete_subshell_request": (RunMode.thread, "delete_subshell_request"),
+    "list_subshell_request": (RunMode.direct, "list_subshell_request"),
 }
 
 # Requests that only make sense on the control channel.
-CONTROL_ONLY = frozenset({"debug_request", "usage_request"})
+CONTROL_ONLY = frozenset(
+    {
+        "debug_request",
+        "usage_request",
+        "create_subshell_request",
+        "delete_subshell_request",
+        "list_subshell_request",
+    }
+)
 
 _CELL_DIRECTIVE = re.compile(r"^\s*#\s*cokernel\s*:\s*(?P<body>.*)$")
 

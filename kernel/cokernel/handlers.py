@@ -21,6 +21,7 @@ from IPython.utils.tokenutil import token_at_cursor
 from cokernel.dispatch import DirectiveError, cell_directives
 from cokernel.protocol import PROTOCOL_VERSION
 from cokernel.shell import CellRun, current_cell
+from cokernel.subshells import SubshellNotFound, current_namespace
 
 if TYPE_CHECKING:
     from cokernel.kernel import Kernel
@@ -40,7 +41,7 @@ def _error_content(exc: BaseException) -> dict[str, Any]:
 
 # -- introspection ------------------------------------------------------------------------------
 def kernel_info_request(kernel: Kernel, request: Request) -> None:
-    features: list[str] = []
+    features: list[str] = ["kernel subshells"]
     kernel.reply(
         request,
         {
@@ -176,9 +177,14 @@ def history_request(kernel: Kernel, request: Request) -> None:
     if kind == "tail":
         items = history.get_tail(int(content.get("n", 10)), raw=raw, output=output, include_latest=True)
     elif kind == "range":
-        items = history.get_range(
-            int(content.get("session", 0)), int(content.get("start", 1)), content.get("stop"), raw=raw, output=output
-        )
+        # IPython numbers the current session 0 in range results but by its real number in tail
+        # and search results; frontends pair them up, so every reply gives the real number.
+        items = [
+            (session or history.session_number, line, entry)
+            for session, line, entry in history.get_range(
+                int(content.get("session", 0)), int(content.get("start", 1)), content.get("stop"), raw=raw, output=output
+            )
+        ]
     elif kind == "search":
         n = content.get("n")
         items = history.search(
@@ -219,6 +225,37 @@ def debug_request(kernel: Kernel, request: Request) -> None:
     )
 
 
+# -- subshells ----------------------------------------------------------------------------------
+def create_subshell_request(kernel: Kernel, request: Request) -> None:
+    wanted = request.content.get("namespace")
+    if wanted not in (None, "shared", "own"):
+        kernel.reply(request, _error_content(ValueError(f"namespace must be 'shared' or 'own', not {wanted!r}")))
+        return
+    subshell = kernel.subshells.create(own_namespace=None if wanted is None else wanted == "own")
+    kernel.reply(request, {"status": "ok", "subshell_id": subshell.subshell_id})
+
+
+def delete_subshell_request(kernel: Kernel, request: Request) -> None:
+    subshell_id = request.content.get("subshell_id")
+    try:
+        subshell = kernel.subshells.get(str(subshell_id))
+    except SubshellNotFound as e:
+        kernel.reply(request, _error_content(e))
+        return
+    if kernel.shell is not None and subshell.thread is not None:
+        kernel.shell.interrupt_cells(on_thread=subshell.thread)
+    try:
+        kernel.subshells.delete(subshell.subshell_id)
+    except SubshellNotFound as e:  # deleted concurrently by another request
+        kernel.reply(request, _error_content(e))
+        return
+    kernel.reply(request, {"status": "ok"})
+
+
+def list_subshell_request(kernel: Kernel, request: Request) -> None:
+    kernel.reply(request, {"status": "ok", "subshell_id": kernel.subshells.ids()})
+
+
 # -- comms --------------------------------------------------------------------------------------
 def comm_open(kernel: Kernel, request: Request) -> None:
     kernel.comm_manager.handle_open(request.msg)
@@ -247,7 +284,8 @@ async def execute_request(kernel: Kernel, request: Request) -> None:
     silent = bool(content.get("silent", False))
     store_history = bool(content.get("store_history", not silent)) and not silent
     stop_on_error = bool(content.get("stop_on_error", True))
-    if request.channel == "shell" and request.subshell_id is None:
+    # A silent execute is no home for stray output: it would not be broadcast.
+    if request.channel == "shell" and request.subshell_id is None and not silent:
         kernel.last_execute = request
     directive_error: DirectiveError | None = None
     try:
@@ -268,11 +306,17 @@ async def execute_request(kernel: Kernel, request: Request) -> None:
 
     # The cell is registered before execute_input goes out: a frontend may interrupt as soon
     # as it sees execute_input, and that interrupt must find the cell.
+    namespace = None
+    if request.subshell_id is not None and request.channel == "shell":
+        namespace = kernel.subshells.get(request.subshell_id).namespace
+    namespace_token = current_namespace.set(namespace)
     cell = CellRun(timeout=timeout)
     token = current_cell.set(cell)
     shell.running_cells.add(cell)
     if not silent:
-        kernel.publish("execute_input", {"code": code, "execution_count": shell.execution_count}, request)
+        # An unstored cell takes no number: it shows the last one, as its reply and result do.
+        shown_count = shell.execution_count if store_history else shell.execution_count - 1
+        kernel.publish("execute_input", {"code": code, "execution_count": shown_count}, request)
     cell.start_timer()
     try:
         transformed, preprocessing_exc = _transform(shell, code)
@@ -288,6 +332,7 @@ async def execute_request(kernel: Kernel, request: Request) -> None:
         cell.finish()
         shell.running_cells.discard(cell)
         current_cell.reset(token)
+        current_namespace.reset(namespace_token)
     if kernel.streams is not None:
         kernel.streams.flush(request)
     if store_history:

@@ -25,7 +25,7 @@ from typing import Any
 import anyio
 
 from cokernel import backends, handlers
-from cokernel.caller import Caller
+from cokernel.caller import Caller, Pending
 from cokernel.comms import KernelCommManager
 from cokernel.comms import install as install_comms
 from cokernel.dispatch import DirectiveError, RunMode, cell_directives, route
@@ -35,10 +35,16 @@ from cokernel.request import Request, current_request, propagate_context_to_thre
 from cokernel.shell import CokernelShell, on_sigint
 from cokernel.stdin import StdinBridge
 from cokernel.streams import OutStream, StreamRouter
+from cokernel.subshells import SubshellNotFound, SubshellRegistry
 
 log = logging.getLogger("cokernel")
 
 Send = Callable[[Channel, Message, "list[bytes] | None"], None]
+
+# The iopub messages that are a request's output, which a silent execute does not broadcast.
+_OUTPUT_TYPES = frozenset(
+    {"stream", "display_data", "update_display_data", "execute_result", "clear_output", "error"}
+)
 
 
 class Kernel:
@@ -62,6 +68,9 @@ class Kernel:
         self.streams: StreamRouter | None = None
         self.stdin = StdinBridge(self._send_input_request)
         self.comm_manager = KernelCommManager(self._report_handler_error)
+        self.subshells = SubshellRegistry(
+            options.backend, own_namespace_by_default=options.subshell_namespace == "own"
+        )
         self.last_execute: Request | None = None
         self.shutdown_requested = threading.Event()
         self.restart_requested = False
@@ -78,7 +87,13 @@ class Kernel:
         metadata: dict[str, Any] | None = None,
         buffers: list[bytes] | None = None,
     ) -> None:
-        """Send a message on iopub whose parent is ``parent``'s request."""
+        """Send a message on iopub whose parent is ``parent``'s request.
+
+        Output of a silent execute (its prints, displays, results and errors, also those of
+        tasks and threads it started) is dropped here; its comm messages still go out.
+        """
+        if parent is not None and msg_type in _OUTPUT_TYPES and parent.silent:
+            return
         msg = self.session.msg(
             msg_type, content, parent.msg if parent else None, metadata=metadata, buffers=buffers
         )
@@ -148,15 +163,34 @@ class Kernel:
         if msg_type == "execute_request":
             mode = self._execute_mode(request, mode)
         caller = self.control_caller if channel is Channel.control else self.shell_caller
+        if channel is Channel.shell and request.subshell_id is not None:
+            try:
+                caller = self.subshells.get(request.subshell_id).caller
+            except SubshellNotFound as e:
+                self._error_reply(request, "SubshellNotFound", str(e))
+                return
         lane_key = (channel, lane, request.subshell_id)
         if mode is RunMode.direct:
-            caller.call_direct(self._serve_sync, handler, request)
+            pending = caller.call_direct(self._serve_sync, handler, request)
         elif mode is RunMode.thread:
-            caller.to_thread(self._serve_sync, handler, request)
+            pending = caller.to_thread(self._serve_sync, handler, request)
         elif mode is RunMode.task:
-            caller.call_soon(self._serve_async, handler, request)
+            pending = caller.call_soon(self._serve_async, handler, request)
         else:
-            caller.queue_call(lane_key, self._serve_async, handler, request)
+            pending = caller.queue_call(lane_key, self._serve_async, handler, request)
+        pending.add_done_callback(lambda p: self._answer_unserved(request, p))
+
+    def _answer_unserved(self, request: Request, pending: Pending[Any]) -> None:
+        """A request whose job was cancelled before it started (its subshell was deleted, the
+        kernel is stopping) still gets its one reply: nothing queued is silently lost."""
+        if request.served or not pending.cancelled() or not request.msg_type.endswith("_request"):
+            return
+        self._error_reply(request, "RequestCancelled", f"{request.msg_type} was cancelled before it ran (its subshell was deleted or the kernel is stopping)")
+
+    def _error_reply(self, request: Request, ename: str, evalue: str) -> None:
+        self._status("busy", request)
+        self.reply(request, {"status": "error", "ename": ename, "evalue": evalue, "traceback": []})
+        self._status("idle", request)
 
     def _execute_mode(self, request: Request, default: RunMode) -> RunMode:
         code = request.content.get("code")
@@ -170,22 +204,14 @@ class Kernel:
     def _unknown(self, request: Request) -> None:
         msg_type = request.msg_type
         log.warning("no handler for %s on %s", msg_type, request.channel)
-        if not msg_type.endswith("_request"):
-            return
-        self._status("busy", request)
-        self.reply(
-            request,
-            {
-                "status": "error",
-                "ename": "UnknownMessageType",
-                "evalue": f"cokernel does not handle {msg_type!r} on the {request.channel} channel",
-                "traceback": [],
-            },
-        )
-        self._status("idle", request)
+        if msg_type.endswith("_request"):
+            self._error_reply(
+                request, "UnknownMessageType", f"cokernel does not handle {msg_type!r} on the {request.channel} channel"
+            )
 
     # busy -> outputs -> reply -> idle, for every request, whatever the run mode.
     def _serve_sync(self, handler: Callable[[Kernel, Request], Any], request: Request) -> None:
+        request.served = True
         token = current_request.set(request)
         self._status("busy", request)
         try:
@@ -201,6 +227,7 @@ class Kernel:
             current_request.reset(token)
 
     async def _serve_async(self, handler: Callable[[Kernel, Request], Any], request: Request) -> None:
+        request.served = True
         token = current_request.set(request)
         self._status("busy", request)
         try:
@@ -245,7 +272,29 @@ class Kernel:
             backend=self.options.backend,
         )
         shell.kernel = self
+        shell.register_magic_function(self._subshell_magic, magic_kind="line", magic_name="subshell")
         return shell
+
+    def _subshell_magic(self, line: str = "") -> None:
+        """%subshell: where this cell runs, and every shell of the kernel with its running cells."""
+        request = current_request.get()
+        here = request.subshell_id if request is not None else None
+        running: dict[str, int] = {}
+        for cell in list(self.shell.running_cells) if self.shell is not None else []:
+            running[cell.thread.name] = running.get(cell.thread.name, 0) + 1
+        main = threading.main_thread().name if self.shell_caller.thread is None else self.shell_caller.thread.name
+        rows = [("main", main, running.get(main, 0), "shared")]
+        for subshell_id in self.subshells.ids():
+            try:
+                sub = self.subshells.get(subshell_id)
+            except SubshellNotFound:
+                continue
+            thread = sub.thread.name if sub.thread is not None else "?"
+            rows.append((subshell_id, thread, running.get(thread, 0), "own" if sub.namespace is not None else "shared"))
+        print(f"this cell runs on: {'subshell ' + here if here else 'the main shell'} (thread {threading.current_thread().name})")
+        print(f"{'shell':34} {'thread':28} {'running':>7}  namespace")
+        for name, thread, count, namespace in rows:
+            print(f"{name:34} {thread:28} {count:>7}  {namespace}")
 
     async def run(self, *, handle_sigint: bool = True) -> None:
         """Serve until shutdown, on the current thread's running anyio loop.
@@ -281,6 +330,7 @@ class Kernel:
         try:
             await self.shell_caller.serve()
         finally:
+            self.subshells.delete_all()
             self.control_caller.stop()
             if self.streams is not None:
                 self.streams.close()

@@ -36,6 +36,7 @@ class KernelOptions:
     timeout: float | None = None
     log_level: str = "WARNING"
     kernel_name: str = "cokernel"
+    subshell_namespace: Literal["shared", "own"] = "shared"
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_args(self) -> list[str]:
@@ -102,6 +103,10 @@ def apply_option(options: KernelOptions, name: str, raw: str | None) -> None:
         if raw is None or raw.upper() not in LOG_LEVELS:
             raise OptionError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {raw!r}")
         options.log_level = raw.upper()
+    elif key == "subshell_namespace":
+        if raw not in ("shared", "own"):
+            raise OptionError(f"--subshell-namespace must be shared or own, not {raw!r}")
+        options.subshell_namespace = raw  # type: ignore[assignment]
     elif key == "kernel_name":
         if not raw:
             raise OptionError("--kernel-name needs a value")
@@ -109,7 +114,7 @@ def apply_option(options: KernelOptions, name: str, raw: str | None) -> None:
     else:
         raise OptionError(
             f"unknown kernel option --{name}; known: --backend, --[no-]use-uvloop, --host, "
-            "--timeout, --log-level, --kernel-name"
+            "--timeout, --log-level, --kernel-name, --subshell-namespace"
         )
 
 
@@ -126,7 +131,14 @@ def parse_kernel_args(args: list[str], options: KernelOptions | None = None) -> 
             name, raw = body.split("=", 1)
             apply_option(options, name, raw)
         else:
-            takes_value = body.replace("-", "_") in ("backend", "host", "timeout", "log_level", "kernel_name")
+            takes_value = body.replace("-", "_") in (
+                "backend",
+                "host",
+                "timeout",
+                "log_level",
+                "kernel_name",
+                "subshell_namespace",
+            )
             if takes_value:
                 if i + 1 >= len(args):
                     raise OptionError(f"--{body} needs a value")

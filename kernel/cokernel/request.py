@@ -25,6 +25,7 @@ class Request:
     msg: Message
     received: float = field(default_factory=time.monotonic)
     error: dict[str, Any] | None = None
+    served: bool = False  # a handler started on it (else it may still need an answer)
 
     @property
     def header(self) -> dict[str, Any]:
@@ -50,6 +51,11 @@ class Request:
     @property
     def allow_stdin(self) -> bool:
         return self.msg_type == "execute_request" and bool(self.content.get("allow_stdin", True))
+
+    @property
+    def silent(self) -> bool:
+        """A silent execute: the protocol says it broadcasts no output on iopub."""
+        return self.msg_type == "execute_request" and bool(self.content.get("silent", False))
 
 
 current_request: contextvars.ContextVar[Request | None] = contextvars.ContextVar(

@@ -25,6 +25,7 @@ from typing import Any
 from warnings import warn
 
 import anyio
+from IPython.core import page
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets import Any as AnyTrait
 from traitlets import Unicode
@@ -33,6 +34,7 @@ from cokernel.backends import explain_backend_mismatch
 from cokernel.caller import loop_callback_scheduler
 from cokernel.display import KernelDisplayHook, KernelDisplayPublisher
 from cokernel.request import current_request
+from cokernel.subshells import current_namespace
 
 
 class ExecutionTimeout(KeyboardInterrupt):
@@ -237,6 +239,16 @@ class CokernelShell(InteractiveShell):  # type: ignore[misc]
             request.error = content
         self.publish_msg("error", content, request)
 
+    def init_hooks(self) -> None:
+        super().init_hooks()
+        # A kernel has no terminal pager: `?obj`, %pdoc and friends send their text to the
+        # frontend's pager as a "page" payload of the execute_reply (as ipykernel does).
+        self.set_hook("show_in_pager", page.as_hook(self._page_payload), 99)
+
+    def _page_payload(self, text: Any, start: int = 0, screen_lines: int = 0, pager_cmd: Any = None) -> None:
+        data = text if isinstance(text, dict) else {"text/plain": text}
+        self.payload_manager.write_payload({"source": "page", "data": data, "start": max(0, start)})
+
     def set_next_input(self, text: str, replace: bool = False) -> None:
         self.payload_manager.write_payload(
             {"source": "set_next_input", "text": text, "replace": replace}, single=False
@@ -255,20 +267,22 @@ class CokernelShell(InteractiveShell):  # type: ignore[misc]
         """
         __tracebackhide__ = "__ipython_bottom__"  # read by IPython traceback code
         cell = current_cell.get()
+        own = current_namespace.get()  # a subshell with a namespace of its own
+        global_ns, local_ns = (own, own) if own is not None else (self.user_global_ns, self.user_ns)
         old_excepthook, sys.excepthook = sys.excepthook, self.excepthook
         self.sys_excepthook = old_excepthook
         try:
             try:
                 if async_:
-                    coro = eval(code_obj, self.user_global_ns, self.user_ns)
+                    coro = eval(code_obj, global_ns, local_ns)
                     if cell is None:
                         await coro
                     else:
                         await cell.run_async(coro)
                 elif cell is None:
-                    exec(code_obj, self.user_global_ns, self.user_ns)
+                    exec(code_obj, global_ns, local_ns)
                 else:
-                    cell.run_sync(exec, code_obj, self.user_global_ns, self.user_ns)
+                    cell.run_sync(exec, code_obj, global_ns, local_ns)
             finally:
                 sys.excepthook = old_excepthook
         except SystemExit as e:
