@@ -243,7 +243,12 @@ def delete_subshell_request(kernel: Kernel, request: Request) -> None:
         kernel.reply(request, _error_content(e))
         return
     if kernel.shell is not None and subshell.thread is not None:
+        # Let interrupted cells finish (and answer) before their loop is torn down: a loop
+        # cancelled under a running cell would end it with CancelledError instead.
+        cells = [c for c in list(kernel.shell.running_cells) if c.thread is subshell.thread]
         kernel.shell.interrupt_cells(on_thread=subshell.thread)
+        for cell in cells:
+            cell.done.wait(1.0)
     try:
         kernel.subshells.delete(subshell.subshell_id)
     except SubshellNotFound as e:  # deleted concurrently by another request

@@ -8,6 +8,7 @@ their ``msg_type`` in :mod:`cokernel.handlers`; :mod:`cokernel.dispatch` says wh
 
 from __future__ import annotations
 
+import atexit
 import builtins
 import getpass
 import inspect
@@ -339,9 +340,11 @@ class Kernel:
             if sigint_installed:
                 signal.signal(signal.SIGINT, saved_sigint)
             if self.shell is not None:
-                self.shell.history_manager.writeout_cache()
-            # The singleton goes, so a later kernel in this process gets a fresh shell;
-            # IPython's atexit hook still ends the history session at process exit.
+                # End the history session and drop temp files now, not at interpreter exit:
+                # an embedding process may outlive this kernel (and its IPYTHONDIR).
+                atexit.unregister(self.shell.atexit_operations)
+                self.shell.atexit_operations()
+            # The singleton goes, so a later kernel in this process gets a fresh shell.
             CokernelShell.clear_instance()
 
     def request_shutdown(self, restart: bool) -> None:
@@ -349,7 +352,12 @@ class Kernel:
         self.restart_requested = restart
         self.shutdown_requested.set()
         if self.shell is not None:
+            # Interrupted cells answer before their loops are torn down (see CellRun.done).
+            here = threading.current_thread()
+            cells = [c for c in list(self.shell.running_cells) if c.thread is not here]
             self.shell.interrupt_cells(reason="interrupt")
+            for cell in cells:
+                cell.done.wait(1.0)
         self.shell_caller.stop()
         self.control_caller.stop()
 

@@ -95,6 +95,7 @@ class CellRun:
         self._scope: anyio.CancelScope | None = None
         self._call_in_loop: Callable[..., Any] | None = None
         self._timer: threading.Timer | None = None
+        self.done = threading.Event()  # set when the cell has finished running
 
     def exception(self) -> KeyboardInterrupt:
         if self.stop_reason == "timeout":
@@ -133,6 +134,7 @@ class CellRun:
     def finish(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        self.done.set()
 
     def stop(self, reason: str = "interrupt") -> None:
         """Stop the cell from any thread (or a signal handler on the cell's own thread)."""

@@ -1,0 +1,198 @@
+"""Kernel subshells (JEP 91) over real ZMQ: parallel shells in one kernel process."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import pytest
+
+from cokernel_harness.frontend import Frontend
+from cokernel_harness.inprocess import InProcessTransport
+
+Body = Callable[[Frontend], Awaitable[None]]
+
+
+def with_kernel(body: Body, *, inprocess: bool = False) -> None:
+    async def main() -> None:
+        if inprocess:
+            async with Frontend.connect(InProcessTransport()) as fe:
+                await body(fe)
+        else:
+            async with Frontend.launch("cokernel") as fe:
+                await body(fe)
+
+    anyio.run(main)
+
+
+async def create(fe: Frontend, **content: Any) -> str:
+    reply = await fe.request("control", "create_subshell_request", content)
+    assert reply["status"] == "ok", reply
+    return str(reply["subshell_id"])
+
+
+def reply_order(fe: Frontend, *msg_ids: str) -> list[str]:
+    replies = [
+        m.parent_id for m in fe.log if m.channel == "shell" and m.msg_type.endswith("_reply")
+    ]
+    return [r for r in replies if r in msg_ids]
+
+
+@pytest.mark.timeout(60)
+def test_kernel_info_advertises_subshells_and_list_reflects_create_and_delete() -> None:
+    async def body(fe: Frontend) -> None:
+        assert "kernel subshells" in (await fe.kernel_info())["supported_features"]
+        first, second = await create(fe), await create(fe)
+        listed = await fe.request("control", "list_subshell_request")
+        assert listed == {"status": "ok", "subshell_id": [first, second]}
+        assert (await fe.request("control", "delete_subshell_request", {"subshell_id": first}))[
+            "status"
+        ] == "ok"
+        listed = await fe.request("control", "list_subshell_request")
+        assert listed["subshell_id"] == [second]
+
+    with_kernel(body)
+
+
+@pytest.mark.timeout(60)
+def test_a_subshell_answers_while_the_main_shell_blocks() -> None:
+    async def body(fe: Frontend) -> None:
+        sub = await create(fe)
+        await fe.run("shared_value = 41")
+        blocker = fe.execute("import time; time.sleep(3)")
+        quick = fe.execute("shared_value + 1", subshell_id=sub)
+        run = await fe.collect(quick)
+        assert run.result == {"text/plain": "42"}
+        await fe.collect(blocker)
+        assert reply_order(fe, blocker, quick) == [quick, blocker]
+
+    with_kernel(body)
+
+
+@pytest.mark.timeout(60)
+def test_requests_on_one_subshell_keep_their_order() -> None:
+    async def body(fe: Frontend) -> None:
+        sub = await create(fe)
+        cells = [
+            fe.execute(f"import time; time.sleep(0.01 * ({i} % 3)); {i}", subshell_id=sub)
+            for i in range(12)
+        ]
+        for cell in cells:
+            await fe.collect(cell)
+        assert reply_order(fe, *cells) == cells
+
+    with_kernel(body)
+
+
+@pytest.mark.timeout(120)
+def test_twenty_subshells_run_their_cells_concurrently() -> None:
+    async def body(fe: Frontend) -> None:
+        subs = [await create(fe) for _ in range(20)]
+        await fe.run("import threading\nbarrier = threading.Barrier(20, timeout=30)")
+        # Every cell waits at a barrier that opens only when all 20 are running at once.
+        cells = [fe.execute("barrier.wait()", subshell_id=sub) for sub in subs]
+        replies = [await fe.reply(cell, timeout=60) for cell in cells]
+        assert [r["status"] for r in replies] == ["ok"] * 20
+
+    with_kernel(body)
+
+
+@pytest.mark.timeout(60)
+def test_a_subshell_may_have_a_namespace_of_its_own() -> None:
+    async def body(fe: Frontend) -> None:
+        shared, own = await create(fe), await create(fe, namespace="own")
+        await fe.run("secret = 'main'")
+        assert (await fe.run("secret", subshell_id=shared)).result == {"text/plain": "'main'"}
+        hidden = await fe.run("secret", subshell_id=own)
+        assert hidden.reply["ename"] == "NameError"
+        await fe.run("secret = 'own'", subshell_id=own)
+        assert (await fe.run("secret")).result == {"text/plain": "'main'"}
+        bad = await fe.request("control", "create_subshell_request", {"namespace": "elsewhere"})
+        assert bad["status"] == "error"
+
+    with_kernel(body)
+
+
+@pytest.mark.timeout(60)
+def test_unknown_subshell_ids_get_error_replies() -> None:
+    async def body(fe: Frontend) -> None:
+        run = await fe.run("1", subshell_id="no-such-subshell")
+        assert run.reply["status"] == "error"
+        assert run.reply["ename"] == "SubshellNotFound"
+        assert isinstance(run.reply["traceback"], list)
+        deleted = await fe.request(
+            "control", "delete_subshell_request", {"subshell_id": "no-such-subshell"}
+        )
+        assert deleted["status"] == "error"
+        assert deleted["ename"] == "SubshellNotFound"
+
+    with_kernel(body)
+
+
+@pytest.mark.timeout(60)
+def test_deleting_a_busy_subshell_stops_its_cell_and_answers_what_was_queued() -> None:
+    async def body(fe: Frontend) -> None:
+        sub = await create(fe)
+        busy = fe.execute("import anyio\nawait anyio.sleep(100)", subshell_id=sub)
+        queued = fe.execute("'never runs'", subshell_id=sub)
+        await fe.wait_for(
+            lambda m: m.parent_id == busy and m.msg_type == "execute_input", what="execute_input"
+        )
+        assert (await fe.request("control", "delete_subshell_request", {"subshell_id": sub}))[
+            "status"
+        ] == "ok"
+        assert (await fe.reply(busy))["ename"] == "KeyboardInterrupt"
+        assert (await fe.reply(queued))["status"] in ("aborted", "error")
+        assert (await fe.run("1 + 1")).result == {"text/plain": "2"}
+
+    with_kernel(body)
+
+
+@pytest.mark.timeout(60)
+def test_comms_addressed_to_a_subshell_are_served_while_the_main_shell_blocks() -> None:
+    async def body(fe: Frontend) -> None:
+        sub = await create(fe)
+        await fe.run(
+            "import comm\n"
+            "received = []\n"
+            "def opened(c, msg):\n"
+            "    c.on_msg(lambda m: (received.append(m['content']['data']['n']), c.send({'echo': m['content']['data']['n']})))\n"
+            "comm.get_comm_manager().register_target('sub-echo', opened)"
+        )
+        comm_id = fe.comm_open("sub-echo")
+        blocker = fe.execute("import time; time.sleep(3)")
+        await fe.wait_for(
+            lambda m: m.parent_id == blocker and m.msg_type == "execute_input", what="execute_input"
+        )
+        fe.comm_msg(comm_id, {"n": 7}, subshell_id=sub)
+        echo = await fe.wait_for(
+            lambda m: m.msg_type == "comm_msg" and m.content["data"].get("echo") == 7,
+            what="the comm echo",
+        )
+        assert not [
+            m
+            for m in fe.log[: fe.log.index(echo)]
+            if m.parent_id == blocker and m.msg_type == "execute_reply"
+        ]
+        await fe.collect(blocker)
+
+    with_kernel(body)
+
+
+@pytest.mark.timeout(120)
+def test_create_delete_churn_leaves_no_threads_behind() -> None:
+    async def body(fe: Frontend) -> None:
+        count = "import threading; threading.active_count()"
+        await fe.run("1")  # warm the worker pools that requests use
+        for _ in range(20):
+            sub = await create(fe)
+            await fe.request("control", "delete_subshell_request", {"subshell_id": sub})
+        before = int((await fe.run(count)).result["text/plain"])  # type: ignore[index]
+        for _ in range(1000):
+            sub = await create(fe)
+            await fe.request("control", "delete_subshell_request", {"subshell_id": sub})
+        after = int((await fe.run(count)).result["text/plain"])  # type: ignore[index]
+        assert after <= before
+
+    with_kernel(body, inprocess=True)
