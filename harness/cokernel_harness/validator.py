@@ -1,0 +1,538 @@
+"""Check what a kernel sent against the Jupyter messaging protocol (5.5).
+
+Feed it what a :class:`~cokernel_harness.frontend.Frontend` sent and received::
+
+    violations = validate(fe.sent, fe.log)
+    assert not violations, "\\n".join(map(str, violations))
+
+or incrementally, while a scenario runs (each call returns the violations it just found)::
+
+    validator = Validator()
+    validator.sent("shell", msg)
+    validator.received(message)
+    violations = validator.finish()
+
+Each message is checked alone (envelope, header, content fields per msg_type, a known msg_type
+on a channel it belongs on: see :mod:`cokernel_harness.schemas`) and against the request it
+answers: one reply, of the matching type, on the request's channel; on iopub, busy before and
+idle after every output of the request; execution counts consistent and consecutive; stdin only
+when allowed. :data:`~cokernel_harness.validator_rules.RULES` lists every rule by id.
+
+Order *across* sockets (a shell reply against an iopub idle) is not checked by arrival: ZMQ
+orders messages per socket only, so a frontend may legitimately see a reply after an idle the
+kernel sent later. ``check_kernel_clock=True`` checks it by the kernel's own timestamps instead.
+
+The SUB socket of a frontend drops what the kernel published before its subscription took
+effect, so iopub rules are applied only to requests sent after the first iopub message
+arrived (when ``sent`` carries no times, every request counts as sent after it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import pairwise
+from typing import Any
+
+from cokernel_harness.schemas import (
+    KERNEL_MESSAGES,
+    REQUEST_TYPES,
+    check_content,
+    check_envelope,
+    reply_type,
+)
+from cokernel_harness.transport import Received
+from cokernel_harness.validator_rules import RULES, Violation
+
+__all__ = ["LATE_OUTPUT_TYPES", "RULES", "Validator", "Violation", "validate"]
+
+#: Messages a background task or thread may publish under a cell's parent after that cell's
+#: idle: a thread started by a cell keeps printing, a widget it updates keeps syncing.
+LATE_OUTPUT_TYPES = frozenset(
+    {
+        "stream",
+        "display_data",
+        "update_display_data",
+        "clear_output",
+        "comm_open",
+        "comm_msg",
+        "comm_close",
+    }
+)
+
+#: Events that come whenever their source has something to say, not as output of a request:
+#: debugpy reports a breakpoint hit, a thread exit, ... under the last debug_request's parent.
+ASYNC_EVENTS = frozenset({"debug_event"})
+
+#: Messages a frontend sends on shell that the kernel handles (with busy/idle) but never answers.
+UNANSWERED_TYPES = frozenset({"comm_open", "comm_msg", "comm_close"})
+
+#: iopub messages that may come without a parent: the subscription greeting, kernel start-up.
+PARENTLESS = frozenset({("iopub_welcome", None), ("status", "starting")})
+
+
+@dataclass
+class _Request:
+    """What was sent, and what has been seen of its answer so far."""
+
+    msg_id: str
+    channel: str
+    msg_type: str
+    content: dict[str, Any]
+    live: bool  # sent after iopub was known to deliver
+    replies: list[Received] = field(default_factory=list)
+    busy: Received | None = None
+    idle: Received | None = None
+    busy_reported: bool = False
+    execute_inputs: list[Received] = field(default_factory=list)
+    execute_results: list[Received] = field(default_factory=list)
+
+    @property
+    def silent(self) -> bool:
+        return bool(self.content.get("silent", False))
+
+    @property
+    def stored(self) -> bool:
+        return not self.silent and bool(self.content.get("store_history", True))
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _content(message: Received) -> dict[str, Any]:
+    return _dict(message.msg.get("content"))
+
+
+def _kernel_time(message: Received) -> datetime | None:
+    """When the kernel stamped ``message`` (header.date), as an aware datetime."""
+    value = _dict(message.msg.get("header")).get("date")
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+class Validator:
+    """Checks a conversation with one kernel, message by message.
+
+    Call :meth:`sent` for every message the frontend sends and :meth:`received` for every
+    message it receives, in the order they happened; then :meth:`finish`.
+
+    ``allow_late_output``: when true (the default) the :data:`LATE_OUTPUT_TYPES` may still
+    arrive for a request after its idle, since kernels route output of threads and tasks a cell
+    started to that cell's parent. Set it false to insist that idle is final.
+
+    ``check_kernel_clock``: also check, by the ``header.date`` the kernel stamped on each
+    message, that it sent every reply after that request's busy and before its idle. Arrival
+    order cannot show this (the reply and the status travel on different sockets); the kernel's
+    own timestamps can. Off by default: the specification implies this order but does not
+    state it, and a kernel whose clock steps (NTP) would fail it spuriously.
+    """
+
+    def __init__(self, *, allow_late_output: bool = True, check_kernel_clock: bool = False) -> None:
+        self.allow_late_output = allow_late_output
+        self.check_kernel_clock = check_kernel_clock
+        self.violations: list[Violation] = []
+        self._requests: dict[str, _Request] = {}
+        self._iopub_live = False
+        self._received: list[Received] = []  # kept so that ids in _indices stay unique
+        self._indices: dict[int, int] = {}  # id(message) -> position in the received order
+        self._finished: list[Violation] | None = None
+
+    # -- feeding ----------------------------------------------------------------------------
+    def sent(self, channel: str, msg: Mapping[str, Any]) -> None:
+        """Record a message the frontend sent on ``channel``."""
+        header = _dict(msg.get("header"))
+        msg_id, msg_type = header.get("msg_id"), header.get("msg_type")
+        if not isinstance(msg_id, str) or not isinstance(msg_type, str):
+            return
+        tracked = msg_type in REQUEST_TYPES or msg_type in UNANSWERED_TYPES
+        if channel in ("shell", "control") and tracked:
+            content = dict(_dict(msg.get("content")))
+            self._requests[msg_id] = _Request(msg_id, channel, msg_type, content, self._iopub_live)
+
+    def received(self, message: Received) -> list[Violation]:
+        """Check one received message; returns the violations it revealed (also kept in
+        :attr:`violations`)."""
+        self._indices[id(message)] = len(self._received)
+        self._received.append(message)
+        before = len(self.violations)
+        self._check(message)
+        return self.violations[before:]
+
+    def finish(self, *, cut_off: Collection[str] = ()) -> list[Violation]:
+        """Apply the rules that need the whole conversation; returns every violation found.
+
+        ``cut_off``: msg_ids of requests that legitimately got no answer (sent just before a
+        shutdown or a restart); they are exempt from ``reply.missing`` and ``status.*-missing``.
+        Call it once, after the last message; later calls return the same list.
+        """
+        if self._finished is not None:
+            return self._finished
+        for request in self._requests.values():
+            if request.msg_id not in cut_off:
+                self._check_answered(request)
+            if request.msg_type == "execute_request":
+                self._check_execute(request)
+            if self.check_kernel_clock:
+                self._check_clock(request)
+        self._check_count_sequence(cut_off)
+        self._finished = list(self.violations)
+        return self._finished
+
+    # -- one message ------------------------------------------------------------------------
+    def _add(self, rule: str, text: str, message: Received) -> None:
+        assert rule in RULES, rule
+        header = _dict(message.msg.get("header"))
+        self.violations.append(
+            Violation(
+                rule,
+                text,
+                _str_or_none(header.get("msg_type")),
+                _str_or_none(header.get("msg_id")),
+                _str_or_none(_dict(message.msg.get("parent_header")).get("msg_id")),
+                message.channel,
+                self._indices.get(id(message)),
+            )
+        )
+
+    def _add_request(self, rule: str, text: str, request: _Request) -> None:
+        assert rule in RULES, rule
+        self.violations.append(
+            Violation(rule, text, request.msg_type, request.msg_id, None, request.channel)
+        )
+
+    def _check(self, message: Received) -> None:
+        msg = message.msg
+        header = _dict(msg.get("header"))
+        msg_type = header.get("msg_type")
+        if msg_type == "harness_undecodable":
+            detail = _dict(msg.get("content")).get("error")
+            self._add("wire.undecodable", f"could not decode the frames: {detail}", message)
+            return
+        for problem in check_envelope(msg):
+            self._add(problem.rule, problem.detail, message)
+        if not isinstance(msg_type, str):
+            return
+        if message.channel == "iopub":
+            self._iopub_live = True
+        channels = KERNEL_MESSAGES.get(msg_type)
+        if channels is None:
+            self._add(
+                "msgtype.unknown",
+                f"{msg_type!r} is not a message type a kernel sends (protocol 5.5)",
+                message,
+            )
+            return
+        if message.channel not in channels:
+            expected = " or ".join(sorted(channels))
+            self._add(
+                "msgtype.channel",
+                f"{msg_type} belongs on {expected}, arrived on {message.channel}",
+                message,
+            )
+        content = msg.get("content")
+        if isinstance(content, dict):
+            for problem in check_content(msg_type, content):
+                self._add(problem.rule, problem.detail, message)
+        request = self._check_parent(message, msg_type)
+        # A message on a channel it does not belong on says nothing about its request's order
+        # (a stream on shell is not a second reply): one violation is the whole story.
+        if request is None or message.channel not in channels:
+            return
+        if message.channel == "iopub":
+            self._check_iopub(message, msg_type, request)
+        elif message.channel == "stdin":
+            self._check_stdin(message, request)
+        elif message.channel in ("shell", "control"):
+            self._check_reply(message, msg_type, request)
+
+    def _check_parent(self, message: Received, msg_type: str) -> _Request | None:
+        """The request ``message`` answers, if this frontend sent it."""
+        parent = message.msg.get("parent_header")
+        if not isinstance(parent, dict):
+            return None
+        if not parent:
+            state = _dict(message.msg.get("content")).get("execution_state")
+            if (msg_type, state if msg_type == "status" else None) not in PARENTLESS:
+                self._add(
+                    "parent.missing",
+                    "parent_header is empty; only iopub_welcome and status: starting may lack one",
+                    message,
+                )
+            return None
+        parent_id = parent.get("msg_id")
+        request = self._requests.get(parent_id) if isinstance(parent_id, str) else None
+        if request is None:
+            # iopub is a broadcast: other clients' requests show up there legitimately.
+            if message.channel != "iopub":
+                self._add(
+                    "reply.unrequested",
+                    f"answers {parent_id!r}, which this frontend never sent",
+                    message,
+                )
+            return None
+        if parent.get("msg_type") != request.msg_type:
+            self._add(
+                "parent.mismatch",
+                f"parent_header.msg_type is {parent.get('msg_type')!r} but request "
+                f"{request.msg_id} is a {request.msg_type}",
+                message,
+            )
+        return request
+
+    def _check_reply(self, message: Received, msg_type: str, request: _Request) -> None:
+        expected = reply_type(request.msg_type)
+        if msg_type != expected:
+            self._add(
+                "reply.type",
+                f"a {request.msg_type} is answered by {expected}, got {msg_type}",
+                message,
+            )
+        if message.channel != request.channel:
+            self._add(
+                "reply.channel",
+                f"the request went on {request.channel}, its reply came on {message.channel}",
+                message,
+            )
+        request.replies.append(message)
+        if len(request.replies) > 1:
+            self._add(
+                "reply.duplicate",
+                f"reply number {len(request.replies)} to {request.msg_type} {request.msg_id}",
+                message,
+            )
+
+    def _check_iopub(self, message: Received, msg_type: str, request: _Request) -> None:
+        state = _content(message).get("execution_state") if msg_type == "status" else None
+        if state == "busy":
+            if request.busy is not None:
+                self._add("status.repeated", "a second status: busy for one request", message)
+            request.busy = request.busy or message
+            return
+        if request.busy is None and request.live and not request.busy_reported:
+            request.busy_reported = True
+            what = "status: idle" if state == "idle" else msg_type
+            self._add(
+                "status.busy-before-output",
+                f"{what} arrived before status: busy for its request",
+                message,
+            )
+        if state == "idle":
+            if request.idle is not None:
+                self._add("status.repeated", "a second status: idle for one request", message)
+            request.idle = request.idle or message
+            return
+        late_ok = msg_type in ASYNC_EVENTS or (
+            self.allow_late_output and msg_type in LATE_OUTPUT_TYPES
+        )
+        if request.idle is not None and not late_ok:
+            self._add(
+                "status.output-after-idle",
+                f"{msg_type} arrived after status: idle for its request",
+                message,
+            )
+        if request.msg_type != "execute_request":
+            return
+        if msg_type == "execute_input":
+            request.execute_inputs.append(message)
+        elif msg_type == "execute_result":
+            request.execute_results.append(message)
+        else:
+            return
+        if request.silent:
+            self._add(
+                "execute.silent-output",
+                f"a silent execute_request must not publish {msg_type}",
+                message,
+            )
+
+    def _check_stdin(self, message: Received, request: _Request) -> None:
+        if request.msg_type != "execute_request":
+            self._add(
+                "stdin.unrequested",
+                f"input_request whose parent is a {request.msg_type}, not an execute_request",
+                message,
+            )
+        elif not request.content.get("allow_stdin", True):
+            self._add(
+                "stdin.not-allowed",
+                "input_request for an execute_request sent with allow_stdin=False",
+                message,
+            )
+
+    # -- the whole conversation -------------------------------------------------------------
+    def _check_answered(self, request: _Request) -> None:
+        if request.msg_type in REQUEST_TYPES and not request.replies:
+            self._add_request(
+                "reply.missing",
+                f"no {reply_type(request.msg_type)} arrived on {request.channel}",
+                request,
+            )
+        if not request.live:
+            return
+        if request.busy is None and not request.busy_reported:
+            self._add_request("status.busy-missing", "no status: busy on iopub", request)
+        # A kernel that shuts down may exit before its idle leaves the socket.
+        if request.idle is None and request.msg_type != "shutdown_request":
+            self._add_request("status.idle-missing", "no status: idle on iopub", request)
+
+    def _check_execute(self, request: _Request) -> None:
+        reply = _content(request.replies[0]) if request.replies else {}
+        ran = reply.get("status") in ("ok", "error")
+        if not ran:
+            return
+        if request.live and not request.silent and not request.execute_inputs:
+            self._add_request(
+                "execute.input-missing",
+                "no execute_input on iopub for a non-silent execute",
+                request,
+            )
+        count = reply.get("execution_count")
+        if not request.stored or not isinstance(count, int):
+            return
+        for output in (*request.execute_inputs, *request.execute_results):
+            published = _content(output).get("execution_count")
+            if published != count:
+                self._add(
+                    "execute.count-mismatch",
+                    f"{output.msg_type}.execution_count is {published!r}, "
+                    f"the execute_reply says {count}",
+                    output,
+                )
+
+    def _check_clock(self, request: _Request) -> None:
+        if not request.replies:
+            return
+        reply = request.replies[0]
+        sent_at = _kernel_time(reply)
+        busy_at = _kernel_time(request.busy) if request.busy else None
+        idle_at = _kernel_time(request.idle) if request.idle else None
+        if sent_at is None:
+            return
+        if busy_at is not None and sent_at < busy_at:
+            self._add(
+                "order.reply-before-busy",
+                f"the kernel stamped the reply {sent_at:%H:%M:%S.%f}, "
+                f"before its status: busy ({busy_at:%H:%M:%S.%f})",
+                reply,
+            )
+        if idle_at is not None and sent_at > idle_at:
+            self._add(
+                "order.reply-after-idle",
+                f"the kernel stamped the reply {sent_at:%H:%M:%S.%f}, "
+                f"after its status: idle ({idle_at:%H:%M:%S.%f})",
+                reply,
+            )
+
+    def _check_count_sequence(self, cut_off: Collection[str]) -> None:
+        # Counts are per kernel process: a restarted kernel has a new session and starts over.
+        runs: dict[str, list[tuple[int, _Request]]] = {}
+        unstored: dict[tuple[str, int], _Request] = {}
+        for request in self._requests.values():
+            if request.msg_type != "execute_request":
+                continue
+            found = self._count_of(request, cut_off)
+            if found is None:
+                continue
+            if request.stored:
+                runs.setdefault(found[0], []).append((found[1], request))
+            else:
+                unstored[found] = request
+        for session, run in runs.items():
+            run.sort(key=lambda pair: pair[0])
+            for (previous, first), (count, second) in pairwise(run):
+                if count == previous:
+                    self._add_request(
+                        "execute.count-repeated",
+                        f"execution_count {count} was also given to {first.msg_id}",
+                        second,
+                    )
+                elif count != previous + 1:
+                    # Name the usual culprit: a request that should not have taken a count.
+                    takers = [
+                        f"{unstored[session, n].msg_id} (silent or store_history=False) got {n}"
+                        for n in range(previous + 1, count)
+                        if (session, n) in unstored
+                    ]
+                    why = f"; {', '.join(takers)}" if takers else ""
+                    self._add_request(
+                        "execute.count-skipped",
+                        f"execution_count {count} follows {previous} ({first.msg_id}); "
+                        f"expected {previous + 1}{why}",
+                        second,
+                    )
+
+    @staticmethod
+    def _count_of(request: _Request, cut_off: Collection[str]) -> tuple[str, int] | None:
+        """(kernel session, execution_count) of an execute that ran, if known."""
+        if request.replies:
+            reply = request.replies[0]
+            count = _content(reply).get("execution_count")
+            if _content(reply).get("status") in ("ok", "error") and isinstance(count, int):
+                return str(_dict(reply.msg.get("header")).get("session")), count
+            return None
+        # A cut-off request that started still consumed its count.
+        if request.msg_id in cut_off and request.execute_inputs:
+            first = request.execute_inputs[0]
+            count = _content(first).get("execution_count")
+            if isinstance(count, int):
+                return str(_dict(first.msg.get("header")).get("session")), count
+        return None
+
+
+SentLog = Mapping[str, tuple[str, dict[str, Any], float]] | Sequence[tuple[str, dict[str, Any]]]
+
+
+def validate(
+    sent: SentLog,
+    received: Sequence[Received],
+    *,
+    allow_late_output: bool = True,
+    check_kernel_clock: bool = False,
+    cut_off: Collection[str] = (),
+) -> list[Violation]:
+    """Every protocol violation in one conversation.
+
+    ``sent`` is :attr:`Frontend.sent <cokernel_harness.frontend.Frontend.sent>` (msg_id ->
+    (channel, msg, time)) or a plain list of (channel, msg); ``received`` is
+    :attr:`Frontend.log`. With times, sent and received messages are replayed in the order they
+    happened; without, every sent message counts as sent before anything was received.
+    """
+    validator = Validator(
+        allow_late_output=allow_late_output, check_kernel_clock=check_kernel_clock
+    )
+    for kind, item in _replay(sent, received):
+        if kind == "sent":
+            channel, msg = item
+            validator.sent(channel, msg)
+        else:
+            validator.received(item)
+    return validator.finish(cut_off=cut_off)
+
+
+def _replay(sent: SentLog, received: Sequence[Received]) -> Iterable[tuple[str, Any]]:
+    if not isinstance(sent, Mapping):
+        yield from (("sent", pair) for pair in sent)
+        yield from (("received", m) for m in received)
+        return
+    # Received messages keep their arrival order; each sent message goes in before the first
+    # message that arrived after it was sent.
+    pending = sorted(sent.values(), key=lambda entry: entry[2])
+    i = 0
+    for message in received:
+        while i < len(pending) and pending[i][2] <= message.time:
+            yield "sent", pending[i][:2]
+            i += 1
+        yield "received", message
+    yield from (("sent", entry[:2]) for entry in pending[i:])
