@@ -19,6 +19,8 @@ import concurrent.futures
 import contextvars
 import inspect
 import logging
+import os
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator, Hashable
@@ -243,9 +245,12 @@ class Caller:
                     if tasks:
                         await asyncio.wait(list(tasks), timeout=5)
         finally:
-            self._start_task = None
-            self._threadsafe = None
-            self._stopped.set()
+            # Under the backlog lock, so that no call_threadsafe() can slip into the backlog
+            # between "no scheduler" and "stopped": such work would never run nor settle.
+            with self._backlog_lock:
+                self._start_task = None
+                self._threadsafe = None
+                self._stopped.set()
 
     async def _serve_until_stopped(self) -> None:
         with self._backlog_lock:
@@ -274,24 +279,33 @@ class Caller:
         return self._stopped.wait(timeout)
 
     # -- the doors --------------------------------------------------------------------------
-    def call_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run a short sync callback on the loop thread soon. Safe from signal handlers."""
+    def call_threadsafe(self, fn: Callable[..., Any], *args: Any) -> bool:
+        """Run a short sync callback on the loop thread soon. Safe from signal handlers.
+
+        Returns False, and drops the callback, when the loop has already stopped.
+        """
         scheduler = self._threadsafe
         if scheduler is None:
             with self._backlog_lock:
                 scheduler = self._threadsafe
                 if scheduler is None:
+                    if self._stopped.is_set():
+                        log.debug("caller %s has stopped; dropped %r", self.name, fn)
+                        return False
                     self._backlog.append((fn, args))
-                    return
+                    return True
         try:
             scheduler(fn, *args)
         except RuntimeError:
             log.debug("caller %s is closed; dropped %r", self.name, fn)
+            return False
+        return True
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> Pending[Any]:
         """Run ``fn(*args)`` (sync or async) as a new task on the loop."""
         job = _Job(fn, args, Pending(), contextvars.copy_context())
-        self.call_threadsafe(self._spawn, job)
+        if not self.call_threadsafe(self._spawn, job):
+            job.pending.mark_cancelled()  # the loop has stopped: settle, never hang a waiter
         return job.pending
 
     def queue_call(self, lane: Hashable, fn: Callable[..., Any], *args: Any) -> Pending[Any]:
@@ -301,7 +315,8 @@ class Caller:
         one task serves the whole lane.
         """
         job = _Job(fn, args, Pending(), None)
-        self.call_threadsafe(self._enqueue, lane, job)
+        if not self.call_threadsafe(self._enqueue, lane, job):
+            job.pending.mark_cancelled()
         return job.pending
 
     def to_thread(self, fn: Callable[..., T], *args: Any) -> Pending[T]:
@@ -309,9 +324,13 @@ class Caller:
         pending: Pending[T] = Pending()
         context = contextvars.copy_context()
         try:
-            self._executor.submit(context.run, _run_then_settle, pending, fn, args)
-        except RuntimeError as e:  # executor shut down
-            pending.set_exception(e)
+            future = self._executor.submit(context.run, _run_then_settle, pending, fn, args)
+        except RuntimeError:  # executor shut down: cancelled, like work sent to a stopped loop
+            pending.mark_cancelled()
+            return pending
+        # stop() cancels work no worker has picked up yet (cancel_futures): settle its Pending
+        # too, or whoever waits on it (the kernel, to answer the request) waits forever.
+        future.add_done_callback(lambda f: f.cancelled() and pending.mark_cancelled())
         return pending
 
     def call_direct(self, fn: Callable[..., T], *args: Any) -> Pending[T]:
@@ -336,6 +355,9 @@ class Caller:
             self._start_task(self._run_job, job)
 
     def _enqueue(self, lane: Hashable, job: _Job) -> None:
+        if self._start_task is None:  # the loop is ending: no task would ever drain the lane
+            job.pending.mark_cancelled()
+            return
         queue = self._lanes.get(lane)
         if queue is None:
             queue = self._lanes[lane] = deque()
@@ -361,7 +383,11 @@ class Caller:
         if pending.done():  # cancelled while it waited in its lane
             return
         scope = anyio.CancelScope()
-        pending.set_canceller(lambda: self.call_threadsafe(scope.cancel))
+
+        def cancel() -> None:
+            self.call_threadsafe(scope.cancel)
+
+        pending.set_canceller(cancel)
         try:
             with scope:
                 result = job.fn(*job.args)
@@ -379,6 +405,20 @@ class Caller:
                 raise
         if scope.cancelled_caught:
             pending.mark_cancelled()
+
+
+def threads_available() -> bool:
+    """Whether this interpreter can start threads.
+
+    Not so in Pyodide (JupyterLite) and WASI builds without pthreads, where
+    ``threading.Thread.start`` raises "can't start new thread": the kernel then runs everything
+    on its one event loop (see docs/jupyterlite.md). ``COKERNEL_NO_THREADS=1`` forces that mode.
+    """
+    if os.environ.get("COKERNEL_NO_THREADS", "") not in ("", "0"):
+        return False
+    if sys.platform in ("emscripten", "wasi"):
+        return bool(getattr(getattr(sys, "_emscripten_info", None), "pthreads", False))
+    return True
 
 
 def loop_callback_scheduler() -> Callable[..., Any]:

@@ -1,0 +1,372 @@
+"""cokernel.caller: the four doors onto a Caller's loop, their ordering and their cancellation.
+
+Every test runs with the Caller's loop on asyncio and on trio. Gates (events the test opens)
+make each ordering claim deterministic: a job that must run *while* another one is suspended is
+the one that lets the other one go on.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import aiologic
+import anyio
+import pytest
+
+from cokernel.caller import Caller, Pending, PendingCancelled
+
+pytestmark = pytest.mark.timeout(30)
+
+WAIT = 10.0  # bound on every wait; a correct Caller finishes each step at once
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def caller(backend: str) -> Iterator[Caller]:
+    caller = Caller(f"test-{backend}", backend=backend).start_thread()
+    try:
+        yield caller
+    finally:
+        caller.stop()
+        assert caller.join(WAIT), "the caller's loop did not stop"
+
+
+async def hold_forever(started: threading.Event, finished: threading.Event | None = None) -> None:
+    started.set()
+    try:
+        await anyio.sleep_forever()
+    finally:
+        if finished is not None:
+            finished.set()
+
+
+def wait(event: threading.Event) -> None:
+    assert event.wait(WAIT), "the job never got there"
+
+
+# -- call_soon ----------------------------------------------------------------------------------
+def test_call_soon_runs_jobs_concurrently(caller: Caller) -> None:
+    gate = aiologic.Event()
+
+    async def waits_for_gate() -> str:
+        await gate
+        return "passed"
+
+    async def opens_gate() -> str:
+        gate.set()
+        return "opened"
+
+    # Run one after the other, the first would wait forever for the second.
+    first = caller.call_soon(waits_for_gate)
+    second = caller.call_soon(opens_gate)
+    assert second.result(WAIT) == "opened"
+    assert first.result(WAIT) == "passed"
+
+
+def test_call_soon_runs_on_the_loop_thread_in_the_submitters_context(caller: Caller) -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    var.set("submitter")
+
+    def probe() -> tuple[threading.Thread, str]:
+        return threading.current_thread(), var.get()
+
+    thread, value = caller.call_soon(probe).result(WAIT)
+    assert thread is caller.thread
+    assert value == "submitter"
+
+
+# -- queue_call ---------------------------------------------------------------------------------
+def test_queue_call_keeps_fifo_order_in_a_lane_while_another_lane_runs(caller: Caller) -> None:
+    events: list[str] = []
+    a1_started = aiologic.Event()
+    gate = aiologic.Event()
+
+    async def a1() -> None:
+        events.append("a1 start")
+        a1_started.set()
+        await gate
+        events.append("a1 end")
+
+    def a2() -> None:
+        events.append("a2")
+
+    async def b1() -> None:
+        await a1_started
+        events.append("b1")
+        gate.set()  # lane "a" can only finish because lane "b" ran meanwhile
+
+    jobs = [caller.queue_call("a", a1), caller.queue_call("a", a2), caller.queue_call("b", b1)]
+    for job in jobs:
+        job.result(WAIT)
+    assert events == ["a1 start", "b1", "a1 end", "a2"]
+
+
+def test_queue_call_preserves_submission_order_across_checkpoints(caller: Caller) -> None:
+    order: list[tuple[str, int]] = []
+
+    async def step(lane: str, n: int) -> None:
+        await anyio.lowlevel.checkpoint()  # give every other job the chance to overtake
+        order.append((lane, n))
+
+    jobs = [caller.queue_call(lane, step, lane, n) for n in range(30) for lane in ("x", "y")]
+    for job in jobs:
+        job.result(WAIT)
+    for lane in ("x", "y"):
+        assert [n for name, n in order if name == lane] == list(range(30))
+
+
+def test_a_failing_job_does_not_stop_its_lane(caller: Caller) -> None:
+    def fail() -> None:
+        raise ValueError("first job fails")
+
+    failed = caller.queue_call("lane", fail)
+    after = caller.queue_call("lane", lambda: "still served")
+    with pytest.raises(ValueError, match="first job fails"):
+        failed.result(WAIT)
+    assert after.result(WAIT) == "still served"
+
+
+# -- to_thread and call_direct ------------------------------------------------------------------
+def test_to_thread_blocks_a_worker_while_the_loop_stays_responsive(caller: Caller) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def blocking() -> threading.Thread:
+        started.set()
+        assert release.wait(WAIT)
+        return threading.current_thread()
+
+    worker = caller.to_thread(blocking)
+    wait(started)
+    assert caller.call_soon(lambda: "loop answers").result(WAIT) == "loop answers"
+    assert caller.queue_call("lane", lambda: "lane answers").result(WAIT) == "lane answers"
+    assert not worker.done()
+    release.set()
+    thread = worker.result(WAIT)
+    assert thread is not caller.thread
+    assert thread is not threading.current_thread()
+
+
+def test_call_direct_runs_at_once_on_the_calling_thread(caller: Caller) -> None:
+    here = caller.call_direct(threading.current_thread)
+    assert here.done()
+    assert here.result() is threading.current_thread()
+
+    elsewhere: list[Pending[threading.Thread]] = []
+    thread = threading.Thread(
+        target=lambda: elsewhere.append(caller.call_direct(threading.current_thread))
+    )
+    thread.start()
+    thread.join(WAIT)
+    assert elsewhere[0].result() is thread
+
+
+# -- cancellation -------------------------------------------------------------------------------
+def test_cancel_stops_a_running_task_at_its_next_checkpoint(caller: Caller) -> None:
+    started, finished = threading.Event(), threading.Event()
+    job = caller.call_soon(hold_forever, started, finished)
+    wait(started)
+
+    assert job.cancel() is True
+    with pytest.raises(PendingCancelled):
+        job.result(WAIT)
+    assert job.cancelled()
+    assert finished.is_set()  # the job's own cleanup ran
+    assert job.cancel() is False  # already finished
+    assert caller.call_soon(lambda: "loop lives on").result(WAIT) == "loop lives on"
+
+
+def test_cancelling_a_running_lane_job_lets_the_lane_go_on(caller: Caller) -> None:
+    started = threading.Event()
+    ran: list[str] = []
+    holder = caller.queue_call("lane", hold_forever, started)
+    skipped = caller.queue_call("lane", ran.append, "skipped")
+    served = caller.queue_call("lane", ran.append, "served")
+    wait(started)
+
+    assert skipped.cancel() is True  # not started yet: settled at once
+    assert skipped.cancelled()
+    assert holder.cancel() is True
+    served.result(WAIT)
+    with pytest.raises(PendingCancelled):
+        holder.result(WAIT)
+    with pytest.raises(PendingCancelled):
+        skipped.result(WAIT)
+    assert ran == ["served"]
+
+
+def test_a_task_cancelled_before_it_starts_never_runs(caller: Caller) -> None:
+    loop_blocked, release = threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    def block_the_loop() -> None:
+        loop_blocked.set()
+        assert release.wait(WAIT)
+
+    blocker = caller.call_soon(block_the_loop)
+    wait(loop_blocked)
+    job = caller.call_soon(ran.append, "ran")  # cannot start: the loop thread is blocked
+    assert job.cancel() is True
+    release.set()
+    blocker.result(WAIT)
+    assert caller.call_soon(lambda: None).result(WAIT) is None  # the loop went past the job
+    with pytest.raises(PendingCancelled):
+        job.result(WAIT)
+    assert ran == []
+
+
+def test_thread_work_cancelled_before_a_worker_is_free_never_runs(backend: str) -> None:
+    caller = Caller(f"one-worker-{backend}", backend=backend, max_threads=1).start_thread()
+    try:
+        started, release = threading.Event(), threading.Event()
+        ran: list[str] = []
+
+        def occupy() -> None:
+            started.set()
+            assert release.wait(WAIT)
+
+        busy = caller.to_thread(occupy)
+        wait(started)
+        waiting = caller.to_thread(ran.append, "cancelled")
+        after = caller.to_thread(ran.append, "after")
+        assert waiting.cancel() is True
+        release.set()
+        busy.result(WAIT)
+        after.result(WAIT)
+        assert ran == ["after"]
+        with pytest.raises(PendingCancelled):
+            waiting.result(WAIT)
+    finally:
+        caller.stop()
+        assert caller.join(WAIT)
+
+
+# -- Pending --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("awaiting_backend", ["asyncio", "trio"])
+def test_pending_is_awaitable_from_another_threads_loop(
+    caller: Caller, awaiting_backend: str
+) -> None:
+    release = aiologic.Event()
+
+    async def work() -> int:
+        await release
+        return 42
+
+    job = caller.call_soon(work)
+    results: list[int] = []
+
+    async def main() -> None:
+        awaiting = anyio.Event()
+
+        async def await_job() -> None:
+            awaiting.set()
+            results.append(await job)
+
+        with anyio.fail_after(WAIT):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(await_job)
+                await awaiting.wait()
+                # await_job is now suspended in `await job`; had it blocked the thread, this
+                # task could not run and the job would never be released.
+                release.set()
+
+    anyio.run(main, backend=awaiting_backend)
+    assert results == [42]
+
+
+def test_pending_result_blocks_a_plain_thread_until_done(caller: Caller) -> None:
+    release = aiologic.Event()
+
+    async def work() -> str:
+        await release
+        return "done"
+
+    job = caller.call_soon(work)
+    with pytest.raises(TimeoutError):
+        job.result(timeout=0)
+    results: list[str] = []
+    reader = threading.Thread(target=lambda: results.append(job.result(WAIT)))
+    reader.start()
+    release.set()
+    reader.join(WAIT)
+    assert results == ["done"]
+
+
+def test_done_callbacks_run_once_including_those_added_after_completion(caller: Caller) -> None:
+    seen: list[Any] = []
+    job = caller.call_soon(lambda: "value")
+    job.add_done_callback(lambda p: seen.append(("before", p.result())))
+    job.result(WAIT)
+    job.add_done_callback(lambda p: seen.append(("after", p.result())))
+    assert sorted(seen) == [("after", "value"), ("before", "value")]
+
+
+def raises_value_error() -> None:
+    raise ValueError("boom")
+
+
+async def raises_value_error_async() -> None:
+    await anyio.lowlevel.checkpoint()
+    raise ValueError("boom")
+
+
+DOORS: dict[str, Callable[[Caller], Pending[Any]]] = {
+    "call_soon": lambda c: c.call_soon(raises_value_error),
+    "call_soon-async": lambda c: c.call_soon(raises_value_error_async),
+    "queue_call": lambda c: c.queue_call("lane", raises_value_error_async),
+    "to_thread": lambda c: c.to_thread(raises_value_error),
+    "call_direct": lambda c: c.call_direct(raises_value_error),
+}
+
+
+@pytest.mark.parametrize("door", DOORS)
+def test_exceptions_propagate_to_the_pending(caller: Caller, door: str) -> None:
+    job = DOORS[door](caller)
+    with pytest.raises(ValueError, match="boom"):
+        job.result(WAIT)
+    assert job.done()
+    assert not job.cancelled()
+
+    async def awaited() -> None:
+        with pytest.raises(ValueError, match="boom"):
+            await job
+
+    anyio.run(awaited)
+
+
+# -- lifecycle ----------------------------------------------------------------------------------
+def test_stop_cancels_running_and_queued_work_and_ends_the_thread(backend: str) -> None:
+    caller = Caller(f"stopping-{backend}", backend=backend).start_thread()
+    assert caller.running
+    task_started, lane_started = threading.Event(), threading.Event()
+    task = caller.call_soon(hold_forever, task_started)
+    lane_head = caller.queue_call("lane", hold_forever, lane_started)
+    lane_queued = caller.queue_call("lane", lambda: "never")
+    wait(task_started)
+    wait(lane_started)
+
+    caller.stop()
+    assert caller.join(WAIT)
+    assert caller.thread is not None
+    caller.thread.join(WAIT)
+    assert not caller.thread.is_alive()
+    assert not caller.running
+    for job in (task, lane_head, lane_queued):
+        with pytest.raises(PendingCancelled):
+            job.result(WAIT)
+    caller.stop()  # idempotent
+
+
+def test_work_submitted_after_stop_is_cancelled_not_lost(backend: str) -> None:
+    caller = Caller(f"stopped-{backend}", backend=backend).start_thread()
+    caller.stop()
+    assert caller.join(WAIT)
+    for job in (caller.call_soon(lambda: "late"), caller.queue_call("lane", lambda: "late")):
+        with pytest.raises(PendingCancelled):
+            job.result(WAIT)

@@ -1,0 +1,319 @@
+"""Interrupts, stop-on-error aborts and execution timeouts, on real kernel processes.
+
+Interrupts come both ways a frontend sends them: an ``interrupt_request`` on control
+(``KernelManager.interrupt_kernel()``; the kernelspec's interrupt_mode is "message") and SIGINT
+to the kernel's process. Each stopped cell must end with a KeyboardInterrupt error reply, and the
+same kernel must then run the next cell.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_client.manager import KernelManager
+
+from helpers import Execution, Wire, kernel_pid, start_kernel, stop_kernel, write_kernelspec
+
+pytestmark = pytest.mark.timeout(60)
+
+KernelPair = tuple[KernelManager, BlockingKernelClient]
+KERNEL_TIMEOUT = 1.0  # seconds: the --timeout of the timeout kernel
+
+
+def interrupt_by_message(km: KernelManager) -> None:
+    assert km.kernel_spec is not None
+    assert km.kernel_spec.interrupt_mode == "message"
+    km.interrupt_kernel()  # an interrupt_request on the control channel
+
+
+def interrupt_by_signal(km: KernelManager) -> None:
+    os.kill(kernel_pid(km), signal.SIGINT)
+
+
+INTERRUPTERS: dict[str, Callable[[KernelManager], None]] = {
+    "message": interrupt_by_message,
+    "signal": interrupt_by_signal,
+}
+
+# "native-sleep" is the backend's own sleep: asyncio.sleep on asyncio, trio.sleep on trio.
+NATIVE_SLEEP = {
+    "asyncio": "import asyncio\nawait asyncio.sleep(100)",
+    "trio": "import trio\nawait trio.sleep(100)",
+}
+BLOCKING_CELLS: dict[str, str | dict[str, str]] = {
+    "busy-loop": "while True:\n    pass",
+    "time-sleep": "import time\ntime.sleep(100)",
+    "native-sleep": NATIVE_SLEEP,
+    "anyio-sleep": "import anyio\nawait anyio.sleep(100)",
+}
+
+
+@dataclass
+class BackendKernel:
+    """A kernel process running on ``backend``, and a Wire on its client."""
+
+    backend: str
+    km: KernelManager
+    kc: BlockingKernelClient
+
+    def cell(self, name: str) -> str:
+        code = BLOCKING_CELLS[name]
+        return code if isinstance(code, str) else code[self.backend]
+
+
+@pytest.fixture(scope="module", params=["asyncio", "trio"])
+def backend_kernel(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, isolated_env: Path
+) -> Iterator[BackendKernel]:
+    """A kernel per event-loop backend: the installed kernelspec, and one with --backend=trio."""
+    backend = str(request.param)
+    if backend == "asyncio":
+        km, kc = start_kernel()
+    else:
+        directory = tmp_path_factory.mktemp("kernels")
+        manager = write_kernelspec(directory, f"cokernel-{backend}", [f"--backend={backend}"])
+        km, kc = start_kernel(f"cokernel-{backend}", kernel_spec_manager=manager)
+    try:
+        yield BackendKernel(backend, km, kc)
+    finally:
+        stop_kernel(km, kc)
+
+
+def start_cell(wire: Wire, code: str, **options: object) -> str:
+    """Execute ``code`` after a marker line; return once the marker was printed (cell running)."""
+    marker = f"cell-started-{uuid.uuid4().hex}"
+    msg_id = wire.execute(f"print({marker!r}, flush=True)\n{code}", **options)  # type: ignore[arg-type]
+    wire.wait_for(
+        lambda r: (
+            r.parent_id == msg_id and r.msg_type == "stream" and marker in r.msg["content"]["text"]
+        ),
+        what="the cell's start marker",
+    )
+    return msg_id
+
+
+def assert_stopped_with(result: Execution, ename: str) -> None:
+    assert result.status == "error", result.content
+    assert result.content["ename"] == ename
+    errors = result.of_type("error")
+    assert [e["content"]["ename"] for e in errors] == [ename]
+
+
+def assert_kernel_runs_cells(wire: Wire) -> None:
+    result = wire.run("1+1")
+    assert result.status == "ok", result.content
+    assert result.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "2"
+
+
+# -- interrupts ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("how", INTERRUPTERS)
+@pytest.mark.parametrize("cell", BLOCKING_CELLS)
+def test_interrupt_stops_a_running_cell(backend_kernel: BackendKernel, how: str, cell: str) -> None:
+    wire = Wire(backend_kernel.kc)
+    msg_id = start_cell(wire, backend_kernel.cell(cell))
+    INTERRUPTERS[how](backend_kernel.km)
+    assert_stopped_with(wire.result(msg_id), "KeyboardInterrupt")
+    assert_kernel_runs_cells(wire)
+
+
+@pytest.mark.parametrize("how", INTERRUPTERS)
+def test_interrupt_stops_a_cell_waiting_for_input(backend_kernel: BackendKernel, how: str) -> None:
+    wire = Wire(backend_kernel.kc)
+    msg_id = wire.execute("input('waiting: ')", allow_stdin=True)
+    request = wire.input_request(msg_id)
+    assert request.msg["content"]["prompt"] == "waiting: "
+    INTERRUPTERS[how](backend_kernel.km)
+    assert_stopped_with(wire.result(msg_id), "KeyboardInterrupt")
+    assert_kernel_runs_cells(wire)
+
+
+def test_interrupt_request_is_answered_on_control(wire: Wire) -> None:
+    msg_id = start_cell(wire, "import time\ntime.sleep(100)")
+    reply = wire.reply(wire.send("interrupt_request", channel="control"))
+    assert reply.channel == "control"
+    assert reply.msg["content"]["status"] == "ok"
+    assert_stopped_with(wire.result(msg_id), "KeyboardInterrupt")
+
+
+def test_interrupt_before_the_cell_code_steps_is_not_lost(wire: Wire) -> None:
+    # A long cell takes a while to compile after execute_input; an interrupt sent then finds
+    # the cell registered but not stepping. It must stop the cell when its code starts.
+    msg_id = wire.execute("x = 1\n" * 60_000 + "import time\ntime.sleep(100)\n")
+    wire.wait_for(
+        lambda r: r.parent_id == msg_id and r.msg_type == "execute_input", what="execute_input"
+    )
+    wire.reply(wire.send("interrupt_request", channel="control"))
+    assert_stopped_with(wire.result(msg_id), "KeyboardInterrupt")
+    assert_kernel_runs_cells(wire)
+
+
+def test_interrupt_with_no_cell_running_does_no_harm(wire: Wire) -> None:
+    reply = wire.reply(wire.send("interrupt_request", channel="control"))
+    assert reply.msg["content"]["status"] == "ok"
+    assert_kernel_runs_cells(wire)
+
+
+# -- stop on error ------------------------------------------------------------------------------
+def sync_shell(wire: Wire) -> None:
+    """Return once the kernel has received everything sent on shell so far.
+
+    kernel_info is answered as soon as it arrives, and a socket delivers in order.
+    """
+    wire.reply(wire.send("kernel_info_request", channel="shell"))
+
+
+def test_cells_queued_behind_an_interrupted_cell_are_aborted(
+    kernel: KernelPair, wire: Wire
+) -> None:
+    km, _ = kernel
+    running = start_cell(wire, "import time\ntime.sleep(100)")
+    queued = [wire.execute(f"queued_{n} = True") for n in range(2)]
+    sync_shell(wire)
+    interrupt_by_message(km)
+
+    assert_stopped_with(wire.result(running), "KeyboardInterrupt")
+    for msg_id in queued:
+        aborted = wire.result(msg_id)
+        assert aborted.status == "aborted"
+        assert [m["content"]["execution_state"] for m in aborted.of_type("status")] == [
+            "busy",
+            "idle",
+        ]
+    after = wire.run("[name for name in ('queued_0', 'queued_1') if name in dir()]")
+    assert after.status == "ok"
+    assert after.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "[]"
+
+
+def test_cells_queued_behind_a_failing_cell_are_aborted_and_later_ones_run(wire: Wire) -> None:
+    failing = wire.execute("input()\n1 / 0", allow_stdin=True)
+    request = wire.input_request(failing)  # the cell is running: the next ones queue behind it
+    queued = [wire.execute(code) for code in ("'first'", "'second'")]
+    sync_shell(wire)
+    wire.answer_input(request.msg, "")
+
+    assert_stopped_with(wire.result(failing), "ZeroDivisionError")
+    assert [wire.result(msg_id).status for msg_id in queued] == ["aborted", "aborted"]
+    # Sent after the error: not aborted.
+    assert_kernel_runs_cells(wire)
+
+
+def test_a_cell_sent_as_soon_as_the_error_reply_arrives_is_not_aborted(wire: Wire) -> None:
+    # The kernel once took its abort time after sending the error reply; a frontend quick
+    # enough to send its next cell in between saw that cell aborted. Many rounds, so that a
+    # loaded machine gets its chances to hit the window.
+    for n in range(30):
+        failing = wire.execute("1 / 0")
+        assert wire.reply(failing).msg["content"]["status"] == "error"
+        follow_up = wire.reply(wire.execute(f"{n}"))
+        assert follow_up.msg["content"]["status"] == "ok", f"round {n}: {follow_up}"
+
+
+def test_stop_on_error_false_does_not_abort(wire: Wire) -> None:
+    failing = wire.execute("input()\n1 / 0", allow_stdin=True, stop_on_error=False)
+    request = wire.input_request(failing)
+    queued = wire.execute("'runs anyway'")
+    sync_shell(wire)
+    wire.answer_input(request.msg, "")
+
+    assert_stopped_with(wire.result(failing), "ZeroDivisionError")
+    result = wire.result(queued)
+    assert result.status == "ok", result.content
+    assert result.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "'runs anyway'"
+
+
+# -- execution timeouts -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def timeout_kernel(
+    tmp_path_factory: pytest.TempPathFactory, isolated_env: Path
+) -> Iterator[KernelPair]:
+    """A kernel started with ``--timeout`` (from a kernelspec in a temporary directory)."""
+    directory = tmp_path_factory.mktemp("kernels")
+    manager = write_kernelspec(directory, "cokernel-timeout", [f"--timeout={KERNEL_TIMEOUT:g}"])
+    km, kc = start_kernel("cokernel-timeout", kernel_spec_manager=manager)
+    try:
+        yield km, kc
+    finally:
+        stop_kernel(km, kc)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import time\ntime.sleep(100)",
+        "import asyncio\nawait asyncio.sleep(100)",
+        "while True:\n    pass",
+    ],
+    ids=["time-sleep", "asyncio-sleep", "busy-loop"],
+)
+def test_kernel_timeout_ends_a_long_cell(timeout_kernel: KernelPair, code: str) -> None:
+    wire = Wire(timeout_kernel[1])
+    result = wire.run(code)
+    assert_stopped_with(result, "ExecutionTimeout")
+    assert f"{KERNEL_TIMEOUT:g} s" in result.content["evalue"]
+    assert_kernel_runs_cells(wire)
+
+
+def test_a_cell_can_lift_the_kernel_timeout(timeout_kernel: KernelPair) -> None:
+    wire = Wire(timeout_kernel[1])
+    result = wire.run(
+        f"# cokernel: timeout=0\nimport time\ntime.sleep({KERNEL_TIMEOUT * 2.5:g})\n'done'"
+    )
+    assert result.status == "ok", result.content
+
+
+@pytest.mark.parametrize(
+    ("code", "metadata"),
+    [
+        ("# cokernel: timeout=0.5\nimport time\ntime.sleep(100)", None),
+        ("#cokernel:timeout=0.5\nimport asyncio\nawait asyncio.sleep(100)", None),
+        ("import time\ntime.sleep(100)", {"cokernel": {"timeout": 0.5}}),
+        ("import asyncio\nawait asyncio.sleep(100)", {"cokernel": {"timeout": 0.5}}),
+    ],
+    ids=["directive-sync", "directive-async", "metadata-sync", "metadata-async"],
+)
+def test_per_cell_timeout(wire: Wire, code: str, metadata: dict[str, object] | None) -> None:
+    result = wire.run(code, metadata=metadata)
+    assert_stopped_with(result, "ExecutionTimeout")
+    assert "0.5 s" in result.content["evalue"]
+    assert_kernel_runs_cells(wire)
+
+
+@pytest.mark.parametrize("cell", ["time-sleep", "native-sleep", "anyio-sleep"])
+def test_per_cell_timeout_on_each_backend(backend_kernel: BackendKernel, cell: str) -> None:
+    wire = Wire(backend_kernel.kc)
+    result = wire.run(f"# cokernel: timeout=0.5\n{backend_kernel.cell(cell)}")
+    assert_stopped_with(result, "ExecutionTimeout")
+    assert_kernel_runs_cells(wire)
+
+
+def test_a_cell_that_ends_within_its_timeout_is_unaffected(wire: Wire) -> None:
+    result = wire.run("# cokernel: timeout=60\n6 * 7")
+    assert result.status == "ok", result.content
+    assert result.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "42"
+
+
+@pytest.mark.parametrize(
+    ("code", "metadata", "message"),
+    [
+        ("# cokernel: timeout=soon\n1", None, "timeout must be seconds"),
+        ("# cokernel: frobnicate\n1", None, "unknown cokernel directive"),
+        ("# cokernel: run_mode=direct\n1", None, "run mode must be queue, task or thread"),
+        ("1", {"cokernel": {"timeout": "soon"}}, "timeout must be seconds"),
+    ],
+    ids=["bad-timeout", "unknown-word", "bad-run-mode", "bad-metadata"],
+)
+def test_bad_directive_is_a_clear_cell_error(
+    wire: Wire, code: str, metadata: dict[str, object] | None, message: str
+) -> None:
+    result = wire.run(code, metadata=metadata, stop_on_error=False)
+    assert_stopped_with(result, "DirectiveError")
+    assert message in result.content["evalue"]
+    assert message in result.of_type("error")[0]["content"]["evalue"]
+    assert_kernel_runs_cells(wire)
