@@ -1,0 +1,84 @@
+"""The bench runner: every workload yields numbers on cokernel, and failures are rows, not crashes.
+
+Speed is never asserted here (the machine is shared and noisy); only that each metric was
+measured, summarized and reported. Sample counts are tiny so the run takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from cokernel_harness import bench
+from cokernel_harness.bench_workloads import METRICS, Metric, Result
+
+TINY = [
+    "--repeat=1",
+    "--round-trips=3",
+    "--pipelined=10",
+    "--stdout-lines=500",
+    "--block-seconds=0.3",
+    "--comm-messages=3",
+    "--interrupts=1",
+]
+
+
+@pytest.mark.timeout(180)
+def test_every_workload_has_a_numeric_median_on_cokernel(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    json_file, markdown_file = tmp_path / "bench.json", tmp_path / "bench.md"
+    argv = ["--kernel=cokernel", *TINY, f"--json={json_file}", f"--markdown={markdown_file}"]
+
+    assert bench.main(argv) == 0
+
+    report = json.loads(json_file.read_text())
+    assert [k["name"] for k in report["kernels"]] == ["cokernel"]
+    results = report["results"]["cokernel"]
+    assert set(results) == {m.key for m in METRICS}
+    for key, entry in results.items():
+        assert entry["status"] == "ok", (key, entry)
+        assert isinstance(entry["median"], float), (key, entry)
+        assert math.isfinite(entry["median"]), (key, entry)
+        assert entry["n"] >= 1, (key, entry)
+    table = capsys.readouterr().out
+    markdown = markdown_file.read_text()
+    for metric in METRICS:
+        assert metric.title in table
+        assert metric.title in markdown
+
+
+@pytest.mark.timeout(60)
+def test_a_kernelspec_that_cannot_start_is_reported_as_failed(tmp_path: Path) -> None:
+    json_file = tmp_path / "bench.json"
+
+    code = bench.main(["--kernel=cokernel-no-such-kernelspec", *TINY, f"--json={json_file}"])
+
+    assert code == 1
+    results = json.loads(json_file.read_text())["results"]["cokernel-no-such-kernelspec"]
+    assert {entry["status"] for entry in results.values()} == {"failed"}
+    assert all(entry["median"] is None for entry in results.values())
+
+
+def test_percentile_is_the_nearest_rank() -> None:
+    samples = [float(x) for x in range(1, 21)]  # 1 .. 20
+
+    assert bench.percentile(samples, 0.95) == 19.0
+    assert bench.percentile(samples, 0.05) == 1.0
+    assert bench.percentile([7.0], 0.95) == 7.0
+
+
+def test_summary_gives_the_slow_tail_and_the_ratio_to_the_first_kernel() -> None:
+    latency = Metric("latency", "latency", "ms")
+    rate = Metric("rate", "rate", "msg/s", higher_is_better=True)
+    base = Result(samples=[10.0, 10.0, 10.0])
+
+    slow = bench.summarize(latency, Result(samples=[20.0, 20.0, 90.0]), base)
+    assert (slow.median, slow.p95, slow.ratio) == (20.0, 90.0, 2.0)
+    fast = bench.summarize(rate, Result(samples=[5.0, 30.0, 30.0]), base)
+    assert (fast.median, fast.p95, fast.ratio) == (30.0, 5.0, 3.0)
+    nothing = bench.summarize(latency, Result(status="timeout"), base)
+    assert (nothing.median, nothing.p95, nothing.ratio) == (None, None, None)
