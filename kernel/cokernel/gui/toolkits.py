@@ -1,0 +1,62 @@
+"""Which GUI toolkit a ``%gui`` or ``%matplotlib`` request needs, and whether this kernel has it.
+
+A hosted kernel runs one toolkit's loop for its whole life, so ``%gui`` does not start or stop
+anything: asking for the host's own toolkit succeeds as a no-op, asking for another fails with
+an error that says how to start a kernel hosted by that one. This module imports nothing of
+the kernel, so the shell can use it.
+"""
+
+from __future__ import annotations
+
+# What IPython and matplotlib call a toolkit -> the host that runs its loop (None: no loop).
+_TOOLKITS: dict[str, str | None] = {
+    "tk": "tk",
+    "tkinter": "tk",
+    "qt": "qt",
+    "qt6": "qt",
+    "qt5": "qt",
+    "inline": None,
+    "agg": None,
+    "none": None,
+    "": None,
+}
+# Toolkits IPython knows that no cokernel host runs.
+_UNSUPPORTED = ("wx", "gtk", "gtk3", "gtk4", "osx", "macosx", "glut", "pyglet")
+
+
+class GuiUnavailable(RuntimeError):
+    """A ``%gui`` or ``%matplotlib`` request needs an event loop this kernel does not run."""
+
+
+def _install_hint(toolkit: str) -> str:
+    return (
+        f"start a kernel hosted by {toolkit}: `cokernel install --name cokernel-{toolkit} "
+        f"--host {toolkit}`, then choose that kernel"
+    )
+
+
+def check_gui(gui: str | None, host: str | None) -> None:
+    """Return if toolkit ``gui`` can run in a kernel hosted by ``host`` (None: no host).
+
+    ``None``, "inline" and "agg" need no loop and always pass; the host's own toolkit passes
+    (its loop already runs). Anything else raises :class:`GuiUnavailable` with the way out.
+    """
+    name = (gui or "").strip().lower()
+    if name in _TOOLKITS:
+        needed = _TOOLKITS[name]
+        if needed is None or needed == host:
+            return
+        if host is None:
+            raise GuiUnavailable(
+                f"this kernel runs without a GUI host, so %gui {gui} has no {needed} event "
+                f"loop to attach to; {_install_hint(needed)}"
+            )
+        raise GuiUnavailable(
+            f"this kernel's event loop is hosted by {host}, so %gui {gui} cannot run here "
+            f"(one process runs one toolkit's loop); {_install_hint(needed)}"
+        )
+    if name in _UNSUPPORTED:
+        raise GuiUnavailable(
+            f"cokernel hosts the tk and qt event loops only; %gui {gui} is not supported"
+        )
+    raise GuiUnavailable(f"unknown GUI toolkit {gui!r}: cokernel hosts tk and qt")
