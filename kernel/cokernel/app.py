@@ -10,6 +10,7 @@ import time
 
 import psutil
 
+from cokernel.gui.figures import set_default_backend as set_default_matplotlib_backend
 from cokernel.interfaces.zmq import ZMQInterface, load_connection_file
 from cokernel.kernel import Kernel, run_until_shutdown
 from cokernel.options import KernelOptions
@@ -50,6 +51,7 @@ def run_kernel(connection_file: str, options: KernelOptions) -> int:
     logging.basicConfig(
         level=options.log_level, stream=sys.__stderr__, format="[cokernel %(levelname)s] %(message)s"
     )
+    set_default_matplotlib_backend()  # inline figures, unless MPLBACKEND says otherwise
     info = load_connection_file(connection_file)
     interface = ZMQInterface(info)
     kernel = Kernel(options, interface.session, interface.send, connection_info=info)

@@ -37,7 +37,10 @@ class KernelComm(BaseComm):  # type: ignore[misc]
     ) -> None:
         if self.publisher is None:
             raise RuntimeError("comms need a running cokernel kernel")
-        content = {"data": data or {}, "comm_id": self.comm_id, **keys}
+        # BaseComm.open passes target_module=None when there is none; the protocol's optional
+        # fields are left out rather than sent as null.
+        optional = {k: v for k, v in keys.items() if v is not None}
+        content = {"data": data or {}, "comm_id": self.comm_id, **optional}
         self.publisher(msg_type, content, current_request.get(), metadata, buffers)
 
 

@@ -12,10 +12,11 @@ import os
 import platform
 import socket
 import sys
+import threading
 from typing import TYPE_CHECKING, Any
 
 import IPython
-from IPython.core.completer import provisionalcompleter, rectify_completions
+from IPython.core.completer import rectify_completions
 from IPython.utils.tokenutil import token_at_cursor
 
 from cokernel.dispatch import DirectiveError, cell_directives
@@ -41,7 +42,7 @@ def _error_content(exc: BaseException) -> dict[str, Any]:
 
 # -- introspection ------------------------------------------------------------------------------
 def kernel_info_request(kernel: Kernel, request: Request) -> None:
-    features: list[str] = ["kernel subshells"]
+    features: list[str] = ["kernel subshells"] if kernel.threads else []
     kernel.reply(
         request,
         {
@@ -114,8 +115,9 @@ def complete_request(kernel: Kernel, request: Request) -> None:
     code = str(request.content.get("code", ""))
     cursor_pos = request.content.get("cursor_pos")
     cursor = len(code) if not isinstance(cursor_pos, int) else max(0, min(cursor_pos, len(code)))
-    with provisionalcompleter():
-        completions = list(rectify_completions(code, shell.Completer.completions(code, cursor)))
+    # No provisionalcompleter() here: its catch_warnings() races with other threads' (the
+    # kernel ignores ProvisionalCompleterWarning once, at start).
+    completions = list(rectify_completions(code, shell.Completer.completions(code, cursor)))
     if completions:
         start, end = completions[0].start, completions[0].end
     else:
@@ -137,6 +139,13 @@ def complete_request(kernel: Kernel, request: Request) -> None:
     )
 
 
+# IPython's inspector is not thread-safe: its code formatter keeps per-call state on one shared
+# PyColorize parser ("'str' object has no attribute 'write'"), and pygments loads its lexers
+# lazily (two first inspections at once fail with ImportError). inspect_request runs in worker
+# threads, so inspections take turns.
+_inspecting = threading.Lock()
+
+
 def inspect_request(kernel: Kernel, request: Request) -> None:
     shell = kernel.shell
     assert shell is not None
@@ -148,7 +157,8 @@ def inspect_request(kernel: Kernel, request: Request) -> None:
     data: dict[str, Any] = {}
     found = False
     try:
-        data = shell.object_inspect_mime(name, detail_level=1 if detail == 1 else 0)
+        with _inspecting:
+            data = shell.object_inspect_mime(name, detail_level=1 if detail == 1 else 0)
         found = True
     except KeyError:
         pass
@@ -304,9 +314,9 @@ async def execute_request(kernel: Kernel, request: Request) -> None:
             kernel.publish("execute_input", {"code": code, "execution_count": shell.execution_count}, request)
         error = {"ename": "DirectiveError", "evalue": str(directive_error), "traceback": [f"DirectiveError: {directive_error}"]}
         kernel.publish("error", error, request)
-        kernel.reply(request, {"status": "error", "execution_count": shell.execution_count, **error})
-        if stop_on_error:
+        if stop_on_error:  # before the reply: see below
             kernel.abort_queued(request)
+        kernel.reply(request, {"status": "error", "execution_count": shell.execution_count, **error})
         return
 
     # The cell is registered before execute_input goes out: a frontend may interrupt as soon
@@ -333,6 +343,11 @@ async def execute_request(kernel: Kernel, request: Request) -> None:
             preprocessing_exc_tuple=preprocessing_exc,
             cell_id=request.msg["metadata"].get("cellId"),
         )
+        # IPython fires these from run_cell() only, not run_cell_async(): matplotlib's inline
+        # backend shows and closes a cell's figures on post_execute, %matplotlib tk/qt redraw.
+        shell.events.trigger("post_execute")
+        if not silent:
+            shell.events.trigger("post_run_cell", result)
     finally:
         cell.finish()
         shell.running_cells.discard(cell)
@@ -357,9 +372,12 @@ async def execute_request(kernel: Kernel, request: Request) -> None:
         error = request.error or {"ename": type(failure).__name__, "evalue": str(failure), "traceback": []}
         reply = {"status": "error", "execution_count": count, **error, "payload": shell.payload_manager.read_payload()}
     shell.payload_manager.clear_payload()
-    kernel.reply(request, reply, metadata={"started": request.msg["header"].get("date"), "status": reply["status"]})
+    # Abort before replying: a frontend may answer the error reply with a new request at once,
+    # and were the abort time taken after the reply went out, that new request could count as
+    # queued before the error and be aborted too (seen under load).
     if failure is not None and stop_on_error:
         kernel.abort_queued(request)
+    kernel.reply(request, reply, metadata={"started": request.msg["header"].get("date"), "status": reply["status"]})
     if getattr(shell, "exit_now", False):
         shell.exit_now = False
         kernel.request_shutdown(restart=False)

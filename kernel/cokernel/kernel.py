@@ -20,13 +20,15 @@ import threading
 import time
 import traceback
 import types
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import anyio
+from IPython.core.completer import ProvisionalCompleterWarning
 
 from cokernel import backends, handlers
-from cokernel.caller import Caller, Pending
+from cokernel.caller import Caller, Pending, threads_available
 from cokernel.comms import KernelCommManager
 from cokernel.comms import install as install_comms
 from cokernel.dispatch import DirectiveError, RunMode, cell_directives, route
@@ -63,8 +65,13 @@ class Kernel:
         self.session = session
         self._send = send
         self.connection_info = connection_info or {}
+        # Without threads (Pyodide) control shares the shell's loop, and thread-mode handlers
+        # run as tasks there: see docs/jupyterlite.md.
+        self.threads = threads_available()
         self.shell_caller = Caller("cokernel-shell", backend=options.backend)
-        self.control_caller = Caller("cokernel-control", backend=options.backend)
+        self.control_caller = self.shell_caller
+        if self.threads:
+            self.control_caller = Caller("cokernel-control", backend=options.backend)
         self.shell: CokernelShell | None = None
         self.streams: StreamRouter | None = None
         self.stdin = StdinBridge(self._send_input_request)
@@ -163,12 +170,19 @@ class Kernel:
         mode, lane = found
         if msg_type == "execute_request":
             mode = self._execute_mode(request, mode)
+        if mode is RunMode.thread and not self.threads:
+            mode = RunMode.task
         caller = self.control_caller if channel is Channel.control else self.shell_caller
         if channel is Channel.shell and request.subshell_id is not None:
             try:
                 caller = self.subshells.get(request.subshell_id).caller
             except SubshellNotFound as e:
-                self._error_reply(request, "SubshellNotFound", str(e))
+                if msg_type.endswith("_request"):
+                    self._error_reply(request, "SubshellNotFound", str(e))
+                else:  # comm_msg & co. are never answered: a reply would be a stray message
+                    log.warning("%s for unknown subshell dropped: %s", msg_type, e)
+                    self._status("busy", request)
+                    self._status("idle", request)
                 return
         lane_key = (channel, lane, request.subshell_id)
         if mode is RunMode.direct:
@@ -271,6 +285,7 @@ class Kernel:
             publish_msg=self.publish,
             flush_streams=lambda: self.streams.flush() if self.streams else None,
             backend=self.options.backend,
+            gui_host=self.options.host,
         )
         shell.kernel = self
         shell.register_magic_function(self._subshell_magic, magic_kind="line", magic_name="subshell")
@@ -308,15 +323,21 @@ class Kernel:
         propagate_context_to_threads()
         saved_input, saved_getpass = builtins.input, getpass.getpass
         saved_sigint = signal.getsignal(signal.SIGINT)
-        self.streams = StreamRouter(self.publish, self._fallback_parent)
+        self.streams = StreamRouter(self.publish, self._fallback_parent, threaded=self.threads)
         self._saved_streams = (sys.stdout, sys.stderr)
         sys.stdout = OutStream("stdout", self.streams)
         sys.stderr = OutStream("stderr", self.streams)
         self.shell = self._make_shell()
         self.stdin.install()
         backends.install()
+        # IPython makes ProvisionalCompleterWarning an error outside provisionalcompleter(),
+        # whose catch_warnings() is not thread-safe: a complete_request in one worker thread and
+        # an is_complete_request (check_complete also uses catch_warnings) in another restore
+        # each other's filter lists, and the completion fails. A filter installed up front is in
+        # every list they save and restore.
+        warnings.filterwarnings("ignore", category=ProvisionalCompleterWarning)
         install_comms(self.comm_manager, self._publish_comm)
-        self.backend_detail = _describe_backend(self.options.backend)
+        self.backend_detail = _describe_backend(self.options.backend, self.options.host)
         sigint_installed = handle_sigint and threading.current_thread() is threading.main_thread()
         if sigint_installed:
             shell = self.shell
@@ -326,7 +347,10 @@ class Kernel:
                 on_sigint(shell, frame)
 
             signal.signal(signal.SIGINT, sigint)
-        self.control_caller.start_thread()
+        if self.threads:
+            self.control_caller.start_thread()
+        else:
+            self.shell_caller.call_soon(self.streams.flush_periodically)
         self.started.set()
         try:
             await self.shell_caller.serve()
@@ -370,7 +394,11 @@ async def _await(coro: Any) -> Any:
     return await coro
 
 
-def _describe_backend(backend: str) -> str:
+def _describe_backend(backend: str, host: str | None = None) -> str:
+    if host is not None:
+        from cokernel.gui import describe_hosted
+
+        return describe_hosted(backend, host)
     if backend == "asyncio":
         import asyncio
 
@@ -382,7 +410,22 @@ def _describe_backend(backend: str) -> str:
 
 
 def run_until_shutdown(kernel: Kernel) -> None:
-    """Run ``kernel`` on the current (main) thread with its configured backend."""
+    """Run ``kernel`` on the current (main) thread with its configured backend.
+
+    With a GUI host (``--host``) the toolkit's loop runs on this thread and the backend is its
+    guest (see :mod:`cokernel.gui`); uvloop cannot be a guest, so it is not used then.
+    """
+    if kernel.options.host is not None:
+        from cokernel.gui import run_hosted
+
+        run_hosted(
+            kernel.run,
+            backend=kernel.options.backend,
+            host=kernel.options.host,
+            qt_binding=kernel.options.qt_binding,
+        )
+        log.debug("kernel loop ended (pid %s)", os.getpid())
+        return
     backend_options: dict[str, Any] = {}
     if kernel.options.backend == "asyncio" and kernel.options.use_uvloop:
         try:

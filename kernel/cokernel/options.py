@@ -12,8 +12,10 @@ from typing import Literal, get_args
 
 Backend = Literal["asyncio", "trio"]
 Host = Literal["tk", "qt"]
+QtBinding = Literal["PySide6", "PyQt6"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 HOSTS: tuple[str, ...] = get_args(Host)
+QT_BINDINGS: tuple[str, ...] = get_args(QtBinding)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -37,6 +39,7 @@ class KernelOptions:
     log_level: str = "WARNING"
     kernel_name: str = "cokernel"
     subshell_namespace: Literal["shared", "own"] = "shared"
+    qt_binding: QtBinding = "PySide6"
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_args(self) -> list[str]:
@@ -107,6 +110,11 @@ def apply_option(options: KernelOptions, name: str, raw: str | None) -> None:
         if raw not in ("shared", "own"):
             raise OptionError(f"--subshell-namespace must be shared or own, not {raw!r}")
         options.subshell_namespace = raw  # type: ignore[assignment]
+    elif key == "qt_binding":
+        match = [b for b in QT_BINDINGS if raw is not None and b.lower() == raw.strip().lower()]
+        if not match:
+            raise OptionError(f"--qt-binding must be one of {', '.join(QT_BINDINGS)}, not {raw!r}")
+        options.qt_binding = match[0]  # type: ignore[assignment]
     elif key == "kernel_name":
         if not raw:
             raise OptionError("--kernel-name needs a value")
@@ -114,7 +122,7 @@ def apply_option(options: KernelOptions, name: str, raw: str | None) -> None:
     else:
         raise OptionError(
             f"unknown kernel option --{name}; known: --backend, --[no-]use-uvloop, --host, "
-            "--timeout, --log-level, --kernel-name, --subshell-namespace"
+            "--timeout, --log-level, --kernel-name, --subshell-namespace, --qt-binding"
         )
 
 
@@ -138,6 +146,7 @@ def parse_kernel_args(args: list[str], options: KernelOptions | None = None) -> 
                 "log_level",
                 "kernel_name",
                 "subshell_namespace",
+                "qt_binding",
             )
             if takes_value:
                 if i + 1 >= len(args):

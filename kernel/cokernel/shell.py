@@ -31,8 +31,9 @@ from traitlets import Any as AnyTrait
 from traitlets import Unicode
 
 from cokernel.backends import explain_backend_mismatch
-from cokernel.caller import loop_callback_scheduler
+from cokernel.caller import loop_callback_scheduler, threads_available
 from cokernel.display import KernelDisplayHook, KernelDisplayPublisher
+from cokernel.gui.toolkits import check_gui
 from cokernel.request import current_request
 from cokernel.subshells import current_namespace
 
@@ -94,7 +95,7 @@ class CellRun:
         self.stop_reason: str | None = None  # "interrupt" | "timeout"
         self._scope: anyio.CancelScope | None = None
         self._call_in_loop: Callable[..., Any] | None = None
-        self._timer: threading.Timer | None = None
+        self._cancel_timer: Callable[[], None] | None = None
         self.done = threading.Event()  # set when the cell has finished running
 
     def exception(self) -> KeyboardInterrupt:
@@ -108,6 +109,10 @@ class CellRun:
         __tracebackhide__ = True  # noqa: F841
         self.stepping = True
         try:
+            # An interrupt that came while the cell was not stepping (compiling, or between two
+            # statement groups) only set stop_reason: no signal was sent, so honour it here.
+            if self.stop_reason is not None:
+                raise self.exception()
             return fn(*args)
         finally:
             self.stepping = False
@@ -126,14 +131,22 @@ class CellRun:
         return result
 
     def start_timer(self) -> None:
-        if self.timeout:
-            self._timer = threading.Timer(self.timeout, self.stop, ("timeout",))
-            self._timer.daemon = True
-            self._timer.start()
+        if not self.timeout:
+            return
+        if threads_available():
+            timer = threading.Timer(self.timeout, self.stop, ("timeout",))
+            timer.daemon = True
+            timer.start()
+            self._cancel_timer = timer.cancel
+        else:  # on the cell's loop (asyncio: Pyodide's): it can only stop an awaiting cell
+            import asyncio
+
+            handle = asyncio.get_running_loop().call_later(self.timeout, self.stop, "timeout")
+            self._cancel_timer = handle.cancel
 
     def finish(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        if self._cancel_timer is not None:
+            self._cancel_timer()
         self.done.set()
 
     def stop(self, reason: str = "interrupt") -> None:
@@ -170,7 +183,8 @@ class HistoryBatcher:
         self._history = history_manager
         self.delay = delay
         self._due = threading.Event()
-        if history_manager is not None and getattr(history_manager, "enabled", False):
+        enabled = history_manager is not None and getattr(history_manager, "enabled", False)
+        if enabled and threads_available():  # else IPython's own per-cell write-out stays
             history_manager.db_cache_size = 1 << 30  # never write from inside the cell path
             threading.Thread(target=self._run, name="cokernel-history", daemon=True).start()
 
@@ -204,6 +218,7 @@ class CokernelShell(InteractiveShell):  # type: ignore[misc]
     publish_msg = AnyTrait(help="callable(msg_type, content, parent) sending on iopub")
     flush_streams = AnyTrait(help="callable() flushing the current request's streams")
     backend = Unicode("asyncio", help="the async library the kernel's loops run")
+    gui_host = Unicode(None, allow_none=True, help="the GUI toolkit hosting the loop (tk, qt)")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -221,12 +236,28 @@ class CokernelShell(InteractiveShell):  # type: ignore[misc]
         # The kernel runs in the environment it was started in; no warning about venvs.
         pass
 
+    def init_magics(self) -> None:
+        super().init_magics()
+        # IPython's %gui only logs why it failed: in a kernel nobody would see it.
+        self.register_magic_function(self._gui_magic, magic_kind="line", magic_name="gui")
+
+    def _gui_magic(self, line: str = "") -> None:
+        """%gui [tk|qt]: check that this kernel runs the toolkit's event loop (docs/gui.md)."""
+        self.enable_gui(line.strip() or None)
+
     def enable_gui(self, gui: str | None = None) -> None:
-        if gui not in (None, "inline"):
-            raise RuntimeError(
-                f"this kernel runs without a GUI host, so %gui {gui} cannot attach to one; "
-                f"install a kernelspec with `cokernel install --host tk|qt` for GUI event loops"
-            )
+        """``%gui NAME``: a no-op for the host's own toolkit (its loop already runs); any
+        other toolkit raises :class:`~cokernel.gui.GuiUnavailable` saying which kernel to use."""
+        check_gui(gui, self.gui_host)
+
+    def enable_matplotlib(self, gui: str | None = None) -> Any:
+        """``%matplotlib``: as IPython's, but a backend whose toolkit this kernel cannot run is
+        refused *before* matplotlib switches to it (IPython checks the loop only afterwards)."""
+        from IPython.core import pylabtools
+
+        wanted, _backend = pylabtools.find_gui_and_backend(gui, self.pylab_gui_select)
+        check_gui(wanted, self.gui_host)
+        return super().enable_matplotlib(gui)
 
     # -- errors and payloads ---------------------------------------------------------------
     def _showtraceback(self, etype: type[BaseException], evalue: BaseException, stb: list[str]) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from IPython.core.error import StdinNotImplementedError
 
+from cokernel.caller import threads_available
 from cokernel.protocol import Message
 from cokernel.request import Request, current_request
 
@@ -53,6 +54,11 @@ class StdinBridge:
             raise StdinNotImplementedError(
                 "input() is not available here: the frontend did not allow stdin for this "
                 "request (allow_stdin is false), or the code is not running for a cell."
+            )
+        if not threads_available():  # the wait would block the one thread, which reads replies
+            raise StdinNotImplementedError(
+                "input() is not available in this kernel: it runs without threads (Pyodide), "
+                "and waiting for the frontend's reply would block the only thread."
             )
         __tracebackhide__ = True  # noqa: F841
         waiter = _Waiter(request.identities)

@@ -2,7 +2,8 @@
 
 Every write is appended to the buffer of the request it belongs to (the context's
 :data:`~cokernel.request.current_request`, else the latest main-shell execute). A flusher thread
-sends what has gathered every ``interval`` seconds, and a buffer that grows past ``max_buffer``
+sends what has gathered every ``interval`` seconds (where threads cannot start, a task on the
+kernel's loop does: :meth:`StreamRouter.flush_periodically`), and a buffer that grows past ``max_buffer``
 characters is sent at once, so a loop of 100,000 prints becomes a handful of ``stream`` messages.
 stdout and stderr share one buffer per request so their relative order survives.
 """
@@ -13,6 +14,8 @@ import io
 import threading
 from collections.abc import Callable
 from typing import Any
+
+import anyio
 
 from cokernel.request import Request, current_request
 
@@ -38,6 +41,7 @@ class StreamRouter:
         *,
         interval: float = 0.05,
         max_buffer: int = 256 * 1024,
+        threaded: bool = True,
     ) -> None:
         self._publish = publish
         self._fallback_parent = fallback_parent
@@ -47,8 +51,9 @@ class StreamRouter:
         self._buffers: dict[int, _Pending] = {}
         self._wake = threading.Event()
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="cokernel-stream-flusher", daemon=True)
-        self._thread.start()
+        if threaded:
+            thread = threading.Thread(target=self._run, name="cokernel-stream-flusher", daemon=True)
+            thread.start()
 
     def write(self, name: str, text: str) -> None:
         parent = current_request.get() or self._fallback_parent()
@@ -95,6 +100,14 @@ class StreamRouter:
             # Let output gather for one interval, then send everything buffered so far.
             threading.Event().wait(self.interval)
             self.flush(everything=True)
+
+    async def flush_periodically(self) -> None:
+        """The flusher as a task on the kernel's loop, for a router made with ``threaded=False``."""
+        while not self._closed:
+            await anyio.sleep(self.interval)
+            if self._wake.is_set():
+                self._wake.clear()
+                self.flush(everything=True)
 
     def close(self) -> None:
         self.flush(everything=True)

@@ -17,11 +17,13 @@ cells then run on the host's loop and thread.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from cokernel.kernel import Kernel
 from cokernel.options import KernelOptions
@@ -73,7 +75,11 @@ class KernelHandle:
 
             logging.getLogger("cokernel.callback").warning("dropped a message on %s: %s", channel, e)
             return
-        self.kernel.receive(kind, identities, message)
+        # In an empty context: the kernel's callers copy the submitter's context into the work
+        # they schedule (asyncio's call_soon_threadsafe does), and a host running its own loop
+        # carries that loop's markers (anyio sets sniffio's "trio" variable) which would make
+        # anyio inside the kernel believe it runs on the host's backend, not its own.
+        contextvars.Context().run(self.kernel.receive, kind, identities, message)
 
     @property
     def running(self) -> bool:
@@ -159,6 +165,9 @@ async def serve(
     handle = KernelHandle(kernel, wire=wire)
     async with anyio.create_task_group() as tg:
         tg.start_soon(_serve_kernel, kernel)
-        await anyio.to_thread.run_sync(kernel.started.wait)
+        # Polled, not waited for in a worker thread: Pyodide has no threads, and the kernel
+        # sets it before its first await.
+        while not kernel.started.is_set():
+            await anyio.lowlevel.checkpoint()
         if ready is not None:
             ready(handle)
