@@ -203,8 +203,13 @@ class Kernel:
         self._error_reply(request, "RequestCancelled", f"{request.msg_type} was cancelled before it ran (its subshell was deleted or the kernel is stopping)")
 
     def _error_reply(self, request: Request, ename: str, evalue: str) -> None:
+        content: dict[str, Any] = {"status": "error", "ename": ename, "evalue": evalue, "traceback": []}
+        if request.msg_type == "execute_request" and self.shell is not None:
+            # An execute_reply always carries the counter; a request that never ran takes no
+            # number of its own, so it reports the last one used.
+            content["execution_count"] = self.shell.execution_count - 1
         self._status("busy", request)
-        self.reply(request, {"status": "error", "ename": ename, "evalue": evalue, "traceback": []})
+        self.reply(request, content)
         self._status("idle", request)
 
     def _execute_mode(self, request: Request, default: RunMode) -> RunMode:
