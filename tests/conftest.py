@@ -7,6 +7,7 @@ file, five ZMQ sockets). The helpers that talk to them live in ``tests/helpers.p
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+import os
 from pathlib import Path
 
 import pytest
@@ -23,12 +24,23 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Keep IPython's history database, Jupyter's connection files and config out of $HOME.
 
     Set for the whole session (kernel processes inherit the environment when they start).
+
+    ``COKERNEL_TEST_BACKEND=trio`` runs every kernel test on the trio backend: a kernelspec named
+    ``cokernel`` with ``--backend=trio`` goes first on JUPYTER_PATH, so every test that starts
+    "cokernel" (directly, through helpers, or through the harness) gets a trio kernel.
     """
     root = tmp_path_factory.mktemp("env")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("IPYTHONDIR", str(root / "ipython"))
         mp.setenv("JUPYTER_RUNTIME_DIR", str(root / "runtime"))
         mp.setenv("JUPYTER_CONFIG_DIR", str(root / "config"))
+        backend = os.environ.get("COKERNEL_TEST_BACKEND", "asyncio")
+        if backend != "asyncio":
+            write_kernelspec(root / "data" / "kernels", KERNEL_NAME, [f"--backend={backend}"])
+            mp.setenv(
+                "JUPYTER_PATH",
+                os.pathsep.join(filter(None, [str(root / "data"), os.environ.get("JUPYTER_PATH")])),
+            )
         yield root
 
 
