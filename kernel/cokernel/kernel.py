@@ -371,6 +371,7 @@ class Kernel:
             if self.shell is not None:
                 # End the history session and drop temp files now, not at interpreter exit:
                 # an embedding process may outlive this kernel (and its IPYTHONDIR).
+                self.shell.history_batcher.stop()
                 atexit.unregister(self.shell.atexit_operations)
                 self.shell.atexit_operations()
             # The singleton goes, so a later kernel in this process gets a fresh shell.
