@@ -49,7 +49,9 @@ def _exit_soon(grace: float) -> None:
 def run_kernel(connection_file: str, options: KernelOptions) -> int:
     """Run a kernel on this (main) thread until it is shut down; returns the exit code."""
     logging.basicConfig(
-        level=options.log_level, stream=sys.__stderr__, format="[cokernel %(levelname)s] %(message)s"
+        level=options.log_level,
+        stream=sys.__stderr__,
+        format="[cokernel %(levelname)s] %(message)s",
     )
     set_default_matplotlib_backend()  # inline figures, unless MPLBACKEND says otherwise
     info = load_connection_file(connection_file)

@@ -36,7 +36,7 @@ def _loop_runs_here() -> bool:
 
 def _run_on_worker(run: Callable[[], Any], cancel: Callable[[], None]) -> Any:
     """Call ``run()`` on a new thread and wait; an interrupt while waiting calls ``cancel()``."""
-    __tracebackhide__ = True  # noqa: F841
+    __tracebackhide__ = True  # hidden from tracebacks
     outcome: dict[str, Any] = {}
 
     def target() -> None:
@@ -60,7 +60,7 @@ def _run_on_worker(run: Callable[[], Any], cancel: Callable[[], None]) -> Any:
 
 def asyncio_run(main: Any, *, debug: bool | None = None, **kwargs: Any) -> Any:
     """``asyncio.run`` that also works inside a running event loop (on a worker thread)."""
-    __tracebackhide__ = True  # noqa: F841
+    __tracebackhide__ = True  # hidden from tracebacks
     if not _loop_runs_here():
         return _original_asyncio_run(main, debug=debug, **kwargs)
     holder: dict[str, asyncio.AbstractEventLoop] = {}
@@ -82,7 +82,7 @@ def asyncio_run(main: Any, *, debug: bool | None = None, **kwargs: Any) -> Any:
 def _make_trio_run(original: Callable[..., Any]) -> Callable[..., Any]:
     def trio_run(async_fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``trio.run`` that also works inside a running event loop (on a worker thread)."""
-        __tracebackhide__ = True  # noqa: F841
+        __tracebackhide__ = True  # hidden from tracebacks
         if not _loop_runs_here():
             return original(async_fn, *args, **kwargs)
         import trio
@@ -131,7 +131,10 @@ def explain_backend_mismatch(exc: BaseException, backend: str) -> None:
     """Add a note to ``exc`` when it comes from awaiting the other backend's primitives."""
     if not isinstance(exc, RuntimeError) or getattr(exc, "_cokernel_explained", False):
         return
-    wanted = next((lib for (b, text), lib in _MISMATCH_HINTS.items() if b == backend and text in str(exc)), None)
+    wanted = next(
+        (lib for (b, text), lib in _MISMATCH_HINTS.items() if b == backend and text in str(exc)),
+        None,
+    )
     if wanted is None:
         return
     exc._cokernel_explained = True  # type: ignore[attr-defined]

@@ -430,4 +430,3 @@ def loop_callback_scheduler() -> Callable[..., Any]:
     import asyncio
 
     return asyncio.get_running_loop().call_soon_threadsafe
-

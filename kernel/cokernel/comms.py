@@ -19,7 +19,9 @@ from cokernel.request import Request, current_request
 
 log = logging.getLogger("cokernel.comms")
 
-PublishComm = Callable[[str, dict[str, Any], "Request | None", dict[str, Any] | None, list[bytes] | None], None]
+PublishComm = Callable[
+    [str, dict[str, Any], "Request | None", dict[str, Any] | None, list[bytes] | None], None
+]
 
 
 class KernelComm(BaseComm):  # type: ignore[misc]

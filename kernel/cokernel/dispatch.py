@@ -109,7 +109,9 @@ def cell_directives(code: str, metadata: dict[str, Any] | None = None) -> dict[s
         try:
             found["timeout"] = float(found["timeout"])
         except (TypeError, ValueError):
-            raise DirectiveError(f"a cell's timeout must be seconds, not {found['timeout']!r}") from None
+            raise DirectiveError(
+                f"a cell's timeout must be seconds, not {found['timeout']!r}"
+            ) from None
         if found["timeout"] <= 0:
             found["timeout"] = None
     return found

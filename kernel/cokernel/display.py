@@ -57,7 +57,9 @@ class KernelDisplayHook(DisplayHook):  # type: ignore[misc]
     def write_output_prompt(self) -> None:
         pass
 
-    def write_format_data(self, format_dict: dict[str, Any], md_dict: dict[str, Any] | None = None) -> None:
+    def write_format_data(
+        self, format_dict: dict[str, Any], md_dict: dict[str, Any] | None = None
+    ) -> None:
         self.flush_streams()
         content = {
             "execution_count": self.prompt_count,

@@ -131,7 +131,13 @@ def complete_request(kernel: Kernel, request: Request) -> None:
             "cursor_end": end,
             "metadata": {
                 "_jupyter_types_experimental": [
-                    {"start": c.start, "end": c.end, "text": c.text, "type": c.type, "signature": c.signature}
+                    {
+                        "start": c.start,
+                        "end": c.end,
+                        "text": c.text,
+                        "type": c.type,
+                        "signature": c.signature,
+                    }
                     for c in completions
                 ]
             },
@@ -170,7 +176,9 @@ def inspect_request(kernel: Kernel, request: Request) -> None:
 def is_complete_request(kernel: Kernel, request: Request) -> None:
     shell = kernel.shell
     assert shell is not None
-    status, indent = shell.input_transformer_manager.check_complete(str(request.content.get("code", "")))
+    status, indent = shell.input_transformer_manager.check_complete(
+        str(request.content.get("code", ""))
+    )
     content: dict[str, Any] = {"status": status}
     if status == "incomplete":
         content["indent"] = " " * (indent or 0)
@@ -185,24 +193,36 @@ def history_request(kernel: Kernel, request: Request) -> None:
     output, raw = bool(content.get("output", False)), bool(content.get("raw", True))
     kind = content.get("hist_access_type", "tail")
     if kind == "tail":
-        items = history.get_tail(int(content.get("n", 10)), raw=raw, output=output, include_latest=True)
+        items = history.get_tail(
+            int(content.get("n", 10)), raw=raw, output=output, include_latest=True
+        )
     elif kind == "range":
         # IPython numbers the current session 0 in range results but by its real number in tail
         # and search results; frontends pair them up, so every reply gives the real number.
         items = [
             (session or history.session_number, line, entry)
             for session, line, entry in history.get_range(
-                int(content.get("session", 0)), int(content.get("start", 1)), content.get("stop"), raw=raw, output=output
+                int(content.get("session", 0)),
+                int(content.get("start", 1)),
+                content.get("stop"),
+                raw=raw,
+                output=output,
             )
         ]
     elif kind == "search":
         n = content.get("n")
         items = history.search(
-            str(content.get("pattern", "*")), raw=raw, output=output, n=int(n) if n is not None else None,
+            str(content.get("pattern", "*")),
+            raw=raw,
+            output=output,
+            n=int(n) if n is not None else None,
             unique=bool(content.get("unique", False)),
         )
     else:
-        kernel.reply(request, _error_content(ValueError(f"unknown hist_access_type {kind!r}")) | {"history": []})
+        kernel.reply(
+            request,
+            _error_content(ValueError(f"unknown hist_access_type {kind!r}")) | {"history": []},
+        )
         return
     kernel.reply(request, {"status": "ok", "history": [list(item) for item in items]})
 
@@ -239,7 +259,10 @@ def debug_request(kernel: Kernel, request: Request) -> None:
 def create_subshell_request(kernel: Kernel, request: Request) -> None:
     wanted = request.content.get("namespace")
     if wanted not in (None, "shared", "own"):
-        kernel.reply(request, _error_content(ValueError(f"namespace must be 'shared' or 'own', not {wanted!r}")))
+        kernel.reply(
+            request,
+            _error_content(ValueError(f"namespace must be 'shared' or 'own', not {wanted!r}")),
+        )
         return
     subshell = kernel.subshells.create(own_namespace=None if wanted is None else wanted == "own")
     kernel.reply(request, {"status": "ok", "subshell_id": subshell.subshell_id})
@@ -291,7 +314,9 @@ async def execute_request(kernel: Kernel, request: Request) -> None:
     content = request.content
     code = content.get("code")
     if not isinstance(code, str):
-        kernel.reply(request, _error_content(TypeError("execute_request content.code must be a string")))
+        kernel.reply(
+            request, _error_content(TypeError("execute_request content.code must be a string"))
+        )
         return
     if kernel.is_aborted(request):
         kernel.reply(request, {"status": "aborted", "execution_count": shell.execution_count - 1})
@@ -311,12 +336,20 @@ async def execute_request(kernel: Kernel, request: Request) -> None:
 
     if directive_error is not None:
         if not silent:
-            kernel.publish("execute_input", {"code": code, "execution_count": shell.execution_count}, request)
-        error = {"ename": "DirectiveError", "evalue": str(directive_error), "traceback": [f"DirectiveError: {directive_error}"]}
+            kernel.publish(
+                "execute_input", {"code": code, "execution_count": shell.execution_count}, request
+            )
+        error = {
+            "ename": "DirectiveError",
+            "evalue": str(directive_error),
+            "traceback": [f"DirectiveError: {directive_error}"],
+        }
         kernel.publish("error", error, request)
         if stop_on_error:  # before the reply: see below
             kernel.abort_queued(request)
-        kernel.reply(request, {"status": "error", "execution_count": shell.execution_count, **error})
+        kernel.reply(
+            request, {"status": "error", "execution_count": shell.execution_count, **error}
+        )
         return
 
     # The cell is registered before execute_input goes out: a frontend may interrupt as soon
@@ -358,7 +391,11 @@ async def execute_request(kernel: Kernel, request: Request) -> None:
     if store_history:
         shell.history_batcher.touch()
 
-    count = result.execution_count if store_history and result.execution_count else shell.execution_count - 1
+    count = (
+        result.execution_count
+        if store_history and result.execution_count
+        else shell.execution_count - 1
+    )
     failure = result.error_before_exec or result.error_in_exec
     reply: dict[str, Any]
     if failure is None:
@@ -369,15 +406,28 @@ async def execute_request(kernel: Kernel, request: Request) -> None:
             "payload": shell.payload_manager.read_payload(),
         }
     else:
-        error = request.error or {"ename": type(failure).__name__, "evalue": str(failure), "traceback": []}
-        reply = {"status": "error", "execution_count": count, **error, "payload": shell.payload_manager.read_payload()}
+        error = request.error or {
+            "ename": type(failure).__name__,
+            "evalue": str(failure),
+            "traceback": [],
+        }
+        reply = {
+            "status": "error",
+            "execution_count": count,
+            **error,
+            "payload": shell.payload_manager.read_payload(),
+        }
     shell.payload_manager.clear_payload()
     # Abort before replying: a frontend may answer the error reply with a new request at once,
     # and were the abort time taken after the reply went out, that new request could count as
     # queued before the error and be aborted too (seen under load).
     if failure is not None and stop_on_error:
         kernel.abort_queued(request)
-    kernel.reply(request, reply, metadata={"started": request.msg["header"].get("date"), "status": reply["status"]})
+    kernel.reply(
+        request,
+        reply,
+        metadata={"started": request.msg["header"].get("date"), "status": reply["status"]},
+    )
     if getattr(shell, "exit_now", False):
         shell.exit_now = False
         kernel.request_shutdown(restart=False)
@@ -388,4 +438,3 @@ def _transform(shell: Any, code: str) -> tuple[str, Any]:
         return shell.transform_cell(code), None
     except Exception:
         return code, sys.exc_info()
-

@@ -119,8 +119,12 @@ class Kernel:
             self.streams.flush(parent)
         self.publish(msg_type, content, parent, metadata, buffers)
 
-    def reply(self, request: Request, content: dict[str, Any], metadata: dict[str, Any] | None = None) -> None:
-        msg = self.session.msg(reply_type(request.msg_type), content, request.msg, metadata=metadata)
+    def reply(
+        self, request: Request, content: dict[str, Any], metadata: dict[str, Any] | None = None
+    ) -> None:
+        msg = self.session.msg(
+            reply_type(request.msg_type), content, request.msg, metadata=metadata
+        )
         self._send(request.channel, msg, request.identities)
 
     def _status(self, state: str, request: Request) -> None:
@@ -131,7 +135,9 @@ class Kernel:
     ) -> None:
         if self.streams is not None:
             self.streams.flush(request)
-        msg = self.session.msg("input_request", {"prompt": prompt, "password": password}, request.msg)
+        msg = self.session.msg(
+            "input_request", {"prompt": prompt, "password": password}, request.msg
+        )
         register(str(msg["header"]["msg_id"]))
         self._send(Channel.stdin, msg, request.identities)
 
@@ -158,7 +164,10 @@ class Kernel:
         if channel is Channel.stdin:
             if msg_type == "input_reply":
                 if not self.stdin.receive_reply(request.msg, request.identities):
-                    log.warning("input_reply nobody waited for (parent %s)", request.msg["parent_header"].get("msg_id"))
+                    log.warning(
+                        "input_reply nobody waited for (parent %s)",
+                        request.msg["parent_header"].get("msg_id"),
+                    )
             else:
                 log.warning("unexpected %s on stdin dropped", msg_type)
             return
@@ -200,10 +209,19 @@ class Kernel:
         kernel is stopping) still gets its one reply: nothing queued is silently lost."""
         if request.served or not pending.cancelled() or not request.msg_type.endswith("_request"):
             return
-        self._error_reply(request, "RequestCancelled", f"{request.msg_type} was cancelled before it ran (its subshell was deleted or the kernel is stopping)")
+        self._error_reply(
+            request,
+            "RequestCancelled",
+            f"{request.msg_type} was cancelled before it ran (its subshell was deleted or the kernel is stopping)",
+        )
 
     def _error_reply(self, request: Request, ename: str, evalue: str) -> None:
-        content: dict[str, Any] = {"status": "error", "ename": ename, "evalue": evalue, "traceback": []}
+        content: dict[str, Any] = {
+            "status": "error",
+            "ename": ename,
+            "evalue": evalue,
+            "traceback": [],
+        }
         if request.msg_type == "execute_request" and self.shell is not None:
             # An execute_reply always carries the counter; a request that never ran takes no
             # number of its own, so it reports the last one used.
@@ -215,7 +233,9 @@ class Kernel:
     def _execute_mode(self, request: Request, default: RunMode) -> RunMode:
         code = request.content.get("code")
         try:
-            directives = cell_directives(code if isinstance(code, str) else "", request.msg["metadata"])
+            directives = cell_directives(
+                code if isinstance(code, str) else "", request.msg["metadata"]
+            )
         except DirectiveError:
             return default  # the handler reports the bad directive as the cell's error
         mode = directives.get("run_mode", default)
@@ -226,7 +246,9 @@ class Kernel:
         log.warning("no handler for %s on %s", msg_type, request.channel)
         if msg_type.endswith("_request"):
             self._error_reply(
-                request, "UnknownMessageType", f"cokernel does not handle {msg_type!r} on the {request.channel} channel"
+                request,
+                "UnknownMessageType",
+                f"cokernel does not handle {msg_type!r} on the {request.channel} channel",
             )
 
     # busy -> outputs -> reply -> idle, for every request, whatever the run mode.
@@ -246,7 +268,9 @@ class Kernel:
             self._status("idle", request)
             current_request.reset(token)
 
-    async def _serve_async(self, handler: Callable[[Kernel, Request], Any], request: Request) -> None:
+    async def _serve_async(
+        self, handler: Callable[[Kernel, Request], Any], request: Request
+    ) -> None:
         request.served = True
         token = current_request.set(request)
         self._status("busy", request)
@@ -293,7 +317,9 @@ class Kernel:
             gui_host=self.options.host,
         )
         shell.kernel = self
-        shell.register_magic_function(self._subshell_magic, magic_kind="line", magic_name="subshell")
+        shell.register_magic_function(
+            self._subshell_magic, magic_kind="line", magic_name="subshell"
+        )
         return shell
 
     def _subshell_magic(self, line: str = "") -> None:
@@ -303,7 +329,11 @@ class Kernel:
         running: dict[str, int] = {}
         for cell in list(self.shell.running_cells) if self.shell is not None else []:
             running[cell.thread.name] = running.get(cell.thread.name, 0) + 1
-        main = threading.main_thread().name if self.shell_caller.thread is None else self.shell_caller.thread.name
+        main = (
+            threading.main_thread().name
+            if self.shell_caller.thread is None
+            else self.shell_caller.thread.name
+        )
         rows = [("main", main, running.get(main, 0), "shared")]
         for subshell_id in self.subshells.ids():
             try:
@@ -311,8 +341,17 @@ class Kernel:
             except SubshellNotFound:
                 continue
             thread = sub.thread.name if sub.thread is not None else "?"
-            rows.append((subshell_id, thread, running.get(thread, 0), "own" if sub.namespace is not None else "shared"))
-        print(f"this cell runs on: {'subshell ' + here if here else 'the main shell'} (thread {threading.current_thread().name})")
+            rows.append(
+                (
+                    subshell_id,
+                    thread,
+                    running.get(thread, 0),
+                    "own" if sub.namespace is not None else "shared",
+                )
+            )
+        print(
+            f"this cell runs on: {'subshell ' + here if here else 'the main shell'} (thread {threading.current_thread().name})"
+        )
         print(f"{'shell':34} {'thread':28} {'running':>7}  namespace")
         for name, thread, count, namespace in rows:
             print(f"{name:34} {thread:28} {count:>7}  {namespace}")
@@ -348,7 +387,7 @@ class Kernel:
             shell = self.shell
 
             def sigint(signum: int, frame: types.FrameType | None) -> None:
-                __tracebackhide__ = True  # noqa: F841
+                __tracebackhide__ = True  # hidden from tracebacks
                 on_sigint(shell, frame)
 
             signal.signal(signal.SIGINT, sigint)

@@ -16,9 +16,9 @@ import json
 import os
 import uuid
 from collections import OrderedDict
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from collections.abc import Mapping
 from typing import Any, TypedDict
 
 PROTOCOL_VERSION = "5.5"
@@ -218,7 +218,12 @@ class Session:
             header, parent, metadata, content = (json.loads(p) for p in parts)
         except (ValueError, UnicodeDecodeError) as e:
             raise ProtocolError(f"message part is not JSON: {e}") from None
-        for name, part in (("header", header), ("parent_header", parent), ("metadata", metadata), ("content", content)):
+        for name, part in (
+            ("header", header),
+            ("parent_header", parent),
+            ("metadata", metadata),
+            ("content", content),
+        ):
             if not isinstance(part, dict):
                 raise ProtocolError(f"{name} must be a JSON object, got {type(part).__name__}")
         if not isinstance(header.get("msg_type"), str) or not isinstance(header.get("msg_id"), str):
@@ -230,7 +235,3 @@ class Session:
             "content": content,
             "buffers": list(buffers),
         }
-
-
-
-

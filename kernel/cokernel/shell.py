@@ -14,15 +14,15 @@ is executing (*stepping*) or suspended at an ``await``. That is what makes inter
 from __future__ import annotations
 
 import bdb
-import os
-import tempfile
-import zlib
 import contextvars
 import ctypes
+import os
 import signal
 import sys
+import tempfile
 import threading
 import types
+import zlib
 from collections.abc import Callable, Coroutine
 from typing import Any
 from warnings import warn
@@ -67,7 +67,7 @@ class _Stepper:
         return self.send(None)
 
     def send(self, value: Any) -> Any:
-        __tracebackhide__ = True  # noqa: F841 (IPython hides frames that define it)
+        __tracebackhide__ = True  # IPython hides frames that define it
         self._cell.stepping = True
         try:
             return self._coro.send(value)
@@ -75,7 +75,7 @@ class _Stepper:
             self._cell.stepping = False
 
     def throw(self, *exc: Any) -> Any:
-        __tracebackhide__ = True  # noqa: F841
+        __tracebackhide__ = True  # hidden from tracebacks
         self._cell.stepping = True
         try:
             return self._coro.throw(*exc)
@@ -110,7 +110,7 @@ class CellRun:
         return KeyboardInterrupt()
 
     def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
-        __tracebackhide__ = True  # noqa: F841
+        __tracebackhide__ = True  # hidden from tracebacks
         self.stepping = True
         try:
             # An interrupt that came while the cell was not stepping (compiling, or between two
@@ -122,7 +122,7 @@ class CellRun:
             self.stepping = False
 
     async def run_async(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        __tracebackhide__ = True  # noqa: F841
+        __tracebackhide__ = True  # hidden from tracebacks
         self._call_in_loop = loop_callback_scheduler()
         with anyio.CancelScope() as scope:
             self._scope = scope
@@ -158,7 +158,10 @@ class CellRun:
         if self.stop_reason is None:
             self.stop_reason = reason
         if self.stepping:
-            if self.thread is threading.main_thread() and threading.current_thread() is not self.thread:
+            if (
+                self.thread is threading.main_thread()
+                and threading.current_thread() is not self.thread
+            ):
                 # Wakes a blocking call (time.sleep, input) in the main thread; the kernel's
                 # SIGINT handler then calls stop() again there, which raises below.
                 signal.pthread_kill(self.thread.ident or 0, signal.SIGINT)
@@ -298,7 +301,9 @@ class CokernelShell(InteractiveShell):  # type: ignore[misc]
         return super().enable_matplotlib(gui)
 
     # -- errors and payloads ---------------------------------------------------------------
-    def _showtraceback(self, etype: type[BaseException], evalue: BaseException, stb: list[str]) -> None:
+    def _showtraceback(
+        self, etype: type[BaseException], evalue: BaseException, stb: list[str]
+    ) -> None:
         self.flush_streams()
         content = {
             "ename": getattr(etype, "__name__", str(etype)),
@@ -312,13 +317,18 @@ class CokernelShell(InteractiveShell):  # type: ignore[misc]
         self.publish_msg("error", content, request)
 
     def _format_exception_for_storage(
-        self, exception: BaseException, filename: str | None = None, running_compiled_code: bool = False
+        self,
+        exception: BaseException,
+        filename: str | None = None,
+        running_compiled_code: bool = False,
     ) -> dict[str, Any]:
         # IPython formats a cell's error a second time for its history; reuse the first.
         shown = getattr(self, "_last_shown", None)
         if shown is not None and shown[0] is exception:
             return dict(shown[1])
-        result: dict[str, Any] = super()._format_exception_for_storage(exception, filename, running_compiled_code)
+        result: dict[str, Any] = super()._format_exception_for_storage(
+            exception, filename, running_compiled_code
+        )
         return result
 
     def init_hooks(self) -> None:
@@ -327,7 +337,9 @@ class CokernelShell(InteractiveShell):  # type: ignore[misc]
         # frontend's pager as a "page" payload of the execute_reply (as ipykernel does).
         self.set_hook("show_in_pager", page.as_hook(self._page_payload), 99)
 
-    def _page_payload(self, text: Any, start: int = 0, screen_lines: int = 0, pager_cmd: Any = None) -> None:
+    def _page_payload(
+        self, text: Any, start: int = 0, screen_lines: int = 0, pager_cmd: Any = None
+    ) -> None:
         data = text if isinstance(text, dict) else {"text/plain": text}
         self.payload_manager.write_payload({"source": "page", "data": data, "start": max(0, start)})
 
@@ -341,7 +353,9 @@ class CokernelShell(InteractiveShell):  # type: ignore[misc]
         self.payload_manager.write_payload({"source": "ask_exit", "keepkernel": False})
 
     # -- running code ----------------------------------------------------------------------
-    async def run_code(self, code_obj: types.CodeType, result: Any = None, *, async_: bool = False) -> bool:
+    async def run_code(
+        self, code_obj: types.CodeType, result: Any = None, *, async_: bool = False
+    ) -> bool:
         """Run one compiled statement group of a cell; True when it raised.
 
         The same contract as IPython's, plus interrupt and timeout handling through the
@@ -393,7 +407,9 @@ class CokernelShell(InteractiveShell):  # type: ignore[misc]
             return False
         return True
 
-    def interrupt_cells(self, *, on_thread: threading.Thread | None = None, reason: str = "interrupt") -> int:
+    def interrupt_cells(
+        self, *, on_thread: threading.Thread | None = None, reason: str = "interrupt"
+    ) -> int:
         """Stop the running cells (those on ``on_thread`` only, if given); returns how many."""
         cells = [c for c in list(self.running_cells) if on_thread is None or c.thread is on_thread]
         for cell in cells:
@@ -405,7 +421,12 @@ _KERNEL_DIR = __file__.rsplit("/", 1)[0]
 
 
 _WRAPPER_CODES = frozenset(
-    {_Stepper.send.__code__, _Stepper.throw.__code__, CellRun.run_sync.__code__, CellRun.run_async.__code__}
+    {
+        _Stepper.send.__code__,
+        _Stepper.throw.__code__,
+        CellRun.run_sync.__code__,
+        CellRun.run_async.__code__,
+    }
 )
 
 
@@ -443,7 +464,7 @@ def on_sigint(shell: CokernelShell, frame: types.FrameType | None) -> None:
     raised at its current line, but never inside the stepping wrapper itself (that would
     surface in the event loop's machinery instead of the cell).
     """
-    __tracebackhide__ = True  # noqa: F841
+    __tracebackhide__ = True  # hidden from tracebacks
     main = threading.main_thread()
     stepping: CellRun | None = None
     for cell in list(shell.running_cells):

@@ -60,7 +60,7 @@ class StdinBridge:
                 "input() is not available in this kernel: it runs without threads (Pyodide), "
                 "and waiting for the frontend's reply would block the only thread."
             )
-        __tracebackhide__ = True  # noqa: F841
+        __tracebackhide__ = True  # hidden from tracebacks
         waiter = _Waiter(request.identities)
         sent: list[str] = []
 
@@ -89,7 +89,9 @@ class StdinBridge:
             waiter = self._waiting.pop(str(parent_id), None) if parent_id else None
             if waiter is None and not parent_id and self._waiting:
                 same_client = [k for k, w in self._waiting.items() if w.identities == identities]
-                waiter = self._waiting.pop(same_client[0] if same_client else next(iter(self._waiting)))
+                waiter = self._waiting.pop(
+                    same_client[0] if same_client else next(iter(self._waiting))
+                )
         if waiter is None:
             return False
         value: Any = msg["content"].get("value", "")
@@ -98,11 +100,11 @@ class StdinBridge:
         return True
 
     def input(self, prompt: Any = "") -> str:
-        __tracebackhide__ = True  # noqa: F841
+        __tracebackhide__ = True  # hidden from tracebacks
         return self.ask(str(prompt), password=False)
 
     def getpass(self, prompt: str = "Password: ", stream: Any = None) -> str:
-        __tracebackhide__ = True  # noqa: F841
+        __tracebackhide__ = True  # hidden from tracebacks
         return self.ask(prompt, password=True)
 
     def install(self) -> None:

@@ -64,7 +64,9 @@ class SubshellRegistry:
         caller = Caller(f"cokernel-subshell-{subshell_id[:8]}", backend=self.backend, max_threads=4)
         caller.start_thread()
         own = self.own_namespace_by_default if own_namespace is None else own_namespace
-        namespace: dict[str, Any] | None = {"__name__": "__main__", "__builtins__": __builtins__} if own else None
+        namespace: dict[str, Any] | None = (
+            {"__name__": "__main__", "__builtins__": __builtins__} if own else None
+        )
         subshell = Subshell(subshell_id, caller, namespace)
         with self._lock:
             self._subshells[subshell_id] = subshell

@@ -73,7 +73,9 @@ class KernelHandle:
         except (ProtocolError, ValueError) as e:
             import logging
 
-            logging.getLogger("cokernel.callback").warning("dropped a message on %s: %s", channel, e)
+            logging.getLogger("cokernel.callback").warning(
+                "dropped a message on %s: %s", channel, e
+            )
             return
         # In an empty context: the kernel's callers copy the submitter's context into the work
         # they schedule (asyncio's call_soon_threadsafe does), and a host running its own loop
@@ -94,7 +96,9 @@ class KernelHandle:
                 raise TimeoutError(f"the kernel did not stop within {timeout} s")
 
 
-def _make_kernel(send: SendCallback, options: KernelOptions | None, key: bytes, wire: bool) -> Kernel:
+def _make_kernel(
+    send: SendCallback, options: KernelOptions | None, key: bytes, wire: bool
+) -> Kernel:
     session = Session(key)
 
     def emit(channel: Channel, msg: Message, identities: list[bytes] | None) -> None:

@@ -65,7 +65,8 @@ class ZMQInterface:
     def __init__(self, info: dict[str, Any]) -> None:
         self.info = info
         self.session = Session(
-            str(info.get("key", "")).encode(), scheme=str(info.get("signature_scheme", "hmac-sha256"))
+            str(info.get("key", "")).encode(),
+            scheme=str(info.get("signature_scheme", "hmac-sha256")),
         )
         self.context = zmq.Context()
         self.sockets: dict[Channel, zmq.Socket[bytes]] = {}
@@ -129,7 +130,9 @@ class ZMQInterface:
     def start(self, kernel: Kernel) -> None:
         """Start serving ``kernel``: heartbeat now, messages once the kernel is ready."""
         self.kernel = kernel
-        self._hb_thread = threading.Thread(target=self._heartbeat, name="cokernel-heartbeat", daemon=True)
+        self._hb_thread = threading.Thread(
+            target=self._heartbeat, name="cokernel-heartbeat", daemon=True
+        )
         self._hb_thread.start()
         self._io_thread = threading.Thread(target=self._io_main, name="cokernel-io", daemon=True)
         self._io_thread.start()
@@ -192,7 +195,9 @@ class ZMQInterface:
                 return
             if event[:1] == b"\x01":
                 topic = event[1:]
-                msg = self.session.msg("iopub_welcome", {"subscription": topic.decode(errors="replace")})
+                msg = self.session.msg(
+                    "iopub_welcome", {"subscription": topic.decode(errors="replace")}
+                )
                 iopub.send_multipart(self.session.serialize(msg, [topic]))
 
     def _flush_outbox(self) -> None:
