@@ -6,8 +6,8 @@ file, five ZMQ sockets). The helpers that talk to them live in ``tests/helpers.p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
