@@ -155,12 +155,18 @@ class Frontend:
         """
         deadline = time.monotonic() + timeout
         while True:
+            # Only iopub messages from now on count: after a restart the log holds the old
+            # kernel's, which say nothing about the new subscription.
+            start = len(self.log)
             msg_id = self.send("shell", "kernel_info_request")
             left = max(deadline - time.monotonic(), 0.1)
             try:
                 info = await self.reply(msg_id, timeout=min(2.0, left))
                 await self.wait_for(
-                    lambda m: m.channel == "iopub", timeout=min(1.0, left), what="any iopub message"
+                    lambda m: m.channel == "iopub",
+                    timeout=min(1.0, left),
+                    what="any iopub message",
+                    start=start,
                 )
                 return info
             except WaitTimeout:
@@ -177,8 +183,9 @@ class Frontend:
         subshell_id: str | None = None,
         metadata: dict[str, Any] | None = None,
         parent: dict[str, Any] | None = None,
+        buffers: list[bytes] | None = None,
     ) -> str:
-        """Send a message; returns its msg_id."""
+        """Send a message (with binary ``buffers`` if given); returns its msg_id."""
         header = None
         if subshell_id is not None:
             header = self.transport.session.msg_header(msg_type)
@@ -186,6 +193,8 @@ class Frontend:
         msg = self.transport.session.msg(
             msg_type, content or {}, parent=parent, header=header, metadata=metadata
         )
+        if buffers:
+            msg["buffers"] = list(buffers)
         msg_id = str(msg["header"]["msg_id"])
         self.sent[msg_id] = (channel, msg, time.perf_counter())
         self.transport.send(channel, msg)
@@ -233,10 +242,19 @@ class Frontend:
         return comm_id
 
     def comm_msg(
-        self, comm_id: str, data: dict[str, Any], *, subshell_id: str | None = None
+        self,
+        comm_id: str,
+        data: dict[str, Any],
+        *,
+        subshell_id: str | None = None,
+        buffers: list[bytes] | None = None,
     ) -> str:
         return self.send(
-            "shell", "comm_msg", {"comm_id": comm_id, "data": data}, subshell_id=subshell_id
+            "shell",
+            "comm_msg",
+            {"comm_id": comm_id, "data": data},
+            subshell_id=subshell_id,
+            buffers=buffers,
         )
 
     def comm_close(self, comm_id: str, data: dict[str, Any] | None = None) -> str:
@@ -317,15 +335,18 @@ class Frontend:
 
     async def reply(self, msg_id: str, *, timeout: float = 30.0) -> dict[str, Any]:
         """The content of the reply to ``msg_id`` (on the channel it was sent on)."""
+        return (await self.reply_message(msg_id, timeout=timeout)).content
+
+    async def reply_message(self, msg_id: str, *, timeout: float = 30.0) -> Received:
+        """The reply to ``msg_id`` as received (its place in :attr:`log` shows its order)."""
         channel = self.sent[msg_id][0] if msg_id in self.sent else None
-        message = await self.wait_for(
+        return await self.wait_for(
             lambda m: (
                 m.parent_id == msg_id and m.channel == channel and m.msg_type.endswith("_reply")
             ),
             timeout=timeout,
             what=f"reply to {msg_id}",
         )
-        return message.content
 
     async def wait_for(
         self,

@@ -11,24 +11,42 @@ can await.
 from __future__ import annotations
 
 import abc
+import concurrent.futures
 import contextlib
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiologic
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 import zmq
 from jupyter_client.connect import ConnectionFileMixin
 from jupyter_client.manager import KernelManager
 from jupyter_client.session import Session
 
+T = TypeVar("T")
+
 CHANNELS = ("shell", "control", "stdin", "iopub")
+
+# jupyter_client's blocking KernelManager runs an asyncio loop per calling thread and never closes
+# it; calling it from anyio's changing worker threads would leak one loop per thread. All launcher
+# calls therefore go through this one long-lived thread.
+_launcher = concurrent.futures.ThreadPoolExecutor(
+    max_workers=1, thread_name_prefix="harness-launcher"
+)
+
+
+async def _on_launcher(fn: Callable[[], T]) -> T:
+    future = _launcher.submit(fn)
+    return await anyio.to_thread.run_sync(future.result)
 
 
 @dataclass
@@ -92,6 +110,18 @@ class Transport(abc.ABC):
     def kernel_pid(self) -> int | None:
         return None
 
+    def connection_file_path(self) -> str | None:
+        """The connection file other clients can attach with, if there is one."""
+        return None
+
+    async def drain(self) -> None:
+        """Return once every message given to :meth:`send` so far has left this process."""
+        await anyio.lowlevel.checkpoint()
+
+    async def wait_exit(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the kernel to end; True if it did."""
+        raise RuntimeError(f"{type(self).__name__} cannot watch a kernel process end")
+
 
 class ZMQTransport(Transport):
     """A real kernel process over real ZMQ sockets.
@@ -119,7 +149,8 @@ class ZMQTransport(Transport):
         self.manager: KernelManager | None = None
         self.session = Session()
         self._inbox: aiologic.SimpleQueue[Received] = aiologic.SimpleQueue()
-        self._outbox: deque[tuple[str, list[bytes]]] = deque()
+        # (channel, frames), or (None, event) to mark how far the outbox was sent (drain)
+        self._outbox: deque[tuple[str | None, Any]] = deque()
         self._context: zmq.Context[Any] | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -129,7 +160,7 @@ class ZMQTransport(Transport):
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
-        await anyio.to_thread.run_sync(self._start_blocking)
+        await _on_launcher(self._start_blocking)
 
     def _start_blocking(self) -> None:
         info: ConnectionFileMixin
@@ -205,16 +236,32 @@ class ZMQTransport(Transport):
                             }
                         self._inbox.put(Received(name, msg, arrived))
                 while self._outbox:
-                    name, frames = self._outbox.popleft()
-                    self._sockets[name].send_multipart(frames)
+                    target, payload = self._outbox.popleft()
+                    if target is None:
+                        payload.set()
+                    else:
+                        self._sockets[target].send_multipart(payload)
         finally:
             for sock in self._sockets.values():
                 sock.close(linger=0)
 
     def send(self, channel: str, msg: dict[str, Any]) -> None:
-        self._outbox.append((channel, self.session.serialize(msg)))
+        # serialize() leaves binary buffers out (Session.send appends them): so do we.
+        frames = [*self.session.serialize(msg), *(bytes(b) for b in msg.get("buffers") or ())]
+        self._outbox.append((channel, frames))
+        self._wake()
+
+    def _wake(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._wake_w, b"x")
+
+    async def drain(self) -> None:
+        if self._thread is None:
+            return
+        sent = aiologic.Event()
+        self._outbox.append((None, sent))
+        self._wake()
+        await sent
 
     async def receive(self) -> Received:
         return await self._inbox.async_get()
@@ -241,7 +288,7 @@ class ZMQTransport(Transport):
             raise RuntimeError("restart needs a kernel this transport launched")
         manager = self.manager
         await anyio.to_thread.run_sync(self._disconnect)
-        await anyio.to_thread.run_sync(lambda: manager.restart_kernel(now=True))
+        await _on_launcher(lambda: manager.restart_kernel(now=True))
         self._connect(manager)
 
     def is_alive(self) -> bool:
@@ -252,8 +299,27 @@ class ZMQTransport(Transport):
         pid = getattr(provisioner, "pid", None)
         return int(pid) if pid else None
 
+    def connection_file_path(self) -> str | None:
+        return self.manager.connection_file if self.manager is not None else self.connection_file
+
+    async def wait_exit(self, timeout: float) -> bool:
+        process = getattr(getattr(self.manager, "provisioner", None), "process", None)
+        if process is None:
+            raise RuntimeError(
+                "waiting for the kernel to exit needs a kernel this transport launched"
+            )
+
+        def wait() -> bool:
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                return False
+            return True
+
+        return await anyio.to_thread.run_sync(wait)
+
     async def close(self) -> None:
-        await anyio.to_thread.run_sync(self._close_blocking)
+        await _on_launcher(self._close_blocking)
 
     def _close_blocking(self) -> None:
         self._disconnect()

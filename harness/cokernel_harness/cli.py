@@ -1,0 +1,153 @@
+"""``cokernel-harness``: conformance, scenarios and benchmarks against any installed kernelspec.
+
+::
+
+    cokernel-harness conformance --kernel python3 [--json report.json] [-k interrupt]
+    cokernel-harness scenarios --kernel cokernel -k widget_await
+    cokernel-harness scenarios --list
+    cokernel-harness bench --kernel cokernel --kernel python3
+
+``conformance`` plays every scenario and validates all traffic against the protocol;
+``scenarios`` only plays them. Both print a table (and the full diagnosis of whatever did not
+pass) and exit non-zero when anything failed, errored or broke the protocol. ``bench`` hands
+its arguments to :func:`cokernel_harness.bench.main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+import anyio
+
+from cokernel_harness.runner import Report, ScenarioResult, run_conformance
+from cokernel_scenarios import Scenario, UnknownScenario, select
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cokernel-harness",
+        description="Play Jupyter frontends against any kernel: conformance, scenarios, bench.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("conformance", "run every scenario and validate all traffic against the protocol"),
+        ("scenarios", "run the scenarios only (no protocol validation)"),
+    ):
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.add_argument(
+            "--kernel",
+            action="append",
+            metavar="NAME",
+            help="kernelspec to test (repeatable; default: cokernel)",
+        )
+        sub.add_argument(
+            "-k",
+            dest="patterns",
+            action="append",
+            metavar="PATTERN",
+            help="only scenarios whose name contains PATTERN or matches it as a glob "
+            "(repeatable; commas separate)",
+        )
+        sub.add_argument(
+            "--json", metavar="FILE", help="also write the report(s) as JSON ('-': stdout)"
+        )
+        sub.add_argument(
+            "--share-kernel",
+            action="store_true",
+            help="run the scenarios on one kernel (a new one after a scenario ends or breaks it)",
+        )
+        sub.add_argument("--list", action="store_true", help="list the scenarios and exit")
+        sub.add_argument(
+            "--backend",
+            choices=("asyncio", "trio"),
+            default="asyncio",
+            help="the harness's own event loop (not the kernel's)",
+        )
+        sub.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    commands.add_parser(
+        "bench", add_help=False, help="benchmarks (see `cokernel-harness bench --help`)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; returns the exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["bench"]:
+        return _bench(args_list[1:])
+    args = _parser().parse_args(args_list)
+    try:
+        scenarios = select(args.patterns)
+    except UnknownScenario as e:
+        print(f"cokernel-harness: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.list:
+        for scenario in scenarios:
+            needs = ", ".join(sorted(scenario.requires))
+            print(f"{scenario.name:28} {scenario.description} [needs: {needs}]")
+        return EXIT_OK
+    kernels = args.kernel or ["cokernel"]
+    validate = args.command == "conformance"
+    reports = anyio.run(
+        _run_all, kernels, scenarios, validate, args.share_kernel, args.quiet, backend=args.backend
+    )
+    for report in reports:
+        print(report.table())
+        details = report.details()
+        if details:
+            print(f"\ndetails for {report.kernel}:\n{details}")
+        print()
+    if args.json:
+        data = [r.to_json() for r in reports]
+        text = json.dumps(data[0] if len(data) == 1 else data, indent=2)
+        if args.json == "-":
+            print(text)
+        else:
+            with open(args.json, "w") as f:
+                f.write(text + "\n")
+    return EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED
+
+
+async def _run_all(
+    kernels: list[str],
+    scenarios: list[Scenario],
+    validate: bool,
+    share_kernel: bool,
+    quiet: bool,
+) -> list[Report]:
+    reports = []
+    for kernel in kernels:
+
+        def progress(result: ScenarioResult, kernel: str = kernel) -> None:
+            if not quiet:
+                print(
+                    f"[{kernel}] {result.outcome.value:11} {result.scenario} "
+                    f"({result.seconds:.2f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+        reports.append(
+            await run_conformance(
+                kernel, scenarios, share_kernel=share_kernel, validate=validate, on_result=progress
+            )
+        )
+    return reports
+
+
+def _bench(argv: list[str]) -> int:
+    try:
+        from cokernel_harness.bench import main as bench_main
+    except ImportError as e:
+        print(f"cokernel-harness: the bench runner is not available ({e})", file=sys.stderr)
+        return EXIT_USAGE
+    return int(bench_main(argv) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""Simulated widgets: the browser's side of the ipywidgets comm protocol (version 2.1.0).
+
+A kernel creates a widget by opening a comm with target ``jupyter.widget``; the open message
+carries the model's whole state (binary parts as buffers, placed by ``buffer_paths``) and
+``metadata.version`` (the protocol version). From then on both sides exchange ``comm_msg``
+whose ``data.method`` says what they mean:
+
+==============  ==============  ===========================================================
+method          direction       meaning
+==============  ==============  ===========================================================
+update          both            new values for some attributes (``state``, ``buffer_paths``)
+echo_update     kernel → page   the kernel's copy of values the page just set (ipywidgets 8)
+request_state   page → kernel   ask for the whole state (answered by an ``update``)
+custom          both            an application message (``content``), outside the state
+==============  ==============  ===========================================================
+
+:class:`Widgets` keeps a :class:`WidgetModel` mirror of every widget the kernel opened, read
+from the Frontend's log, and sends what a page would: :meth:`Widgets.set_state` is dragging a
+slider. Waits are bounded and fail like the Frontend's (:class:`WaitTimeout`).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cokernel_harness.frontend import Frontend, WaitTimeout
+from cokernel_harness.transport import Received
+
+WIDGET_TARGET = "jupyter.widget"
+PROTOCOL_VERSION = "2.1.0"
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "WIDGET_TARGET",
+    "WidgetModel",
+    "Widgets",
+    "put_buffers",
+    "remove_buffers",
+]
+
+
+def put_buffers(state: dict[str, Any], buffer_paths: list[list[Any]], buffers: list[Any]) -> None:
+    """Place each binary buffer into ``state`` at its path (in place), as ipywidgets does."""
+    for path, buffer in zip(buffer_paths, buffers, strict=False):
+        target: Any = state
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = bytes(buffer)
+
+
+def remove_buffers(state: dict[str, Any]) -> tuple[dict[str, Any], list[list[Any]], list[bytes]]:
+    """Split binary values out of ``state``: (state without them, their paths, the buffers)."""
+    paths: list[list[Any]] = []
+    buffers: list[bytes] = []
+
+    def split(value: Any, path: list[Any]) -> Any:
+        if isinstance(value, bytes | bytearray | memoryview):
+            paths.append(path)
+            buffers.append(bytes(value))
+            return None
+        if isinstance(value, dict):
+            return {k: split(v, [*path, k]) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [split(v, [*path, i]) for i, v in enumerate(value)]
+        return value
+
+    return split(state, []), paths, buffers
+
+
+@dataclass
+class WidgetModel:
+    """The page's copy of one kernel widget."""
+
+    comm_id: str
+    state: dict[str, Any]
+    version: str | None = None
+    closed: bool = False
+    custom: list[dict[str, Any]] = field(default_factory=list)  # custom contents from the kernel
+    echoes: int = 0  # echo_update messages received
+    updates: int = 0  # update messages received (after the open)
+    # Attributes this page set and whose echo has not come back yet.
+    pending_echo: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def model_name(self) -> str:
+        return str(self.state.get("_model_name", ""))
+
+    @property
+    def value(self) -> Any:
+        return self.state.get("value")
+
+
+class Widgets:
+    """The widget manager of one simulated page, over a :class:`Frontend`.
+
+    It reads the Frontend's log lazily (every call catches up), so it can be created at any
+    time and sees every widget opened since the Frontend connected.
+    """
+
+    def __init__(self, fe: Frontend) -> None:
+        self.fe = fe
+        self.models: dict[str, WidgetModel] = {}
+        self._seen = 0
+
+    # -- mirror ---------------------------------------------------------------------------------
+    def sync(self) -> dict[str, WidgetModel]:
+        """Apply every widget message logged since the last call; returns :attr:`models`."""
+        log = self.fe.log
+        while self._seen < len(log):
+            message = log[self._seen]
+            self._seen += 1
+            if message.channel == "iopub":
+                self._apply(message)
+        return self.models
+
+    def _apply(self, message: Received) -> None:
+        content = message.content
+        comm_id = content.get("comm_id")
+        if not isinstance(comm_id, str):
+            return
+        buffers = list(message.msg.get("buffers") or [])
+        if message.msg_type == "comm_open" and content.get("target_name") == WIDGET_TARGET:
+            data = content.get("data") or {}
+            state = copy.deepcopy(data.get("state") or {})
+            put_buffers(state, data.get("buffer_paths") or [], buffers)
+            version = (message.msg.get("metadata") or {}).get("version")
+            self.models[comm_id] = WidgetModel(comm_id, state, version)
+            return
+        model = self.models.get(comm_id)
+        if model is None:
+            return
+        if message.msg_type == "comm_close":
+            model.closed = True
+        elif message.msg_type == "comm_msg":
+            data = content.get("data") or {}
+            method = data.get("method")
+            if method in ("update", "echo_update"):
+                state = copy.deepcopy(data.get("state") or {})
+                put_buffers(state, data.get("buffer_paths") or [], buffers)
+                if method == "update":
+                    model.updates += 1
+                    model.state.update(state)
+                else:
+                    model.echoes += 1
+                    self._apply_echo(model, state)
+            elif method == "custom":
+                model.custom.append(data.get("content") or {})
+
+    @staticmethod
+    def _apply_echo(model: WidgetModel, state: dict[str, Any]) -> None:
+        # As in @jupyter-widgets/base: an echo of a value this page set acknowledges it and is
+        # otherwise ignored (a newer local value may be on its way); echoes of values set by
+        # another page update this one.
+        for key, value in state.items():
+            waiting = model.pending_echo.get(key, 0)
+            if waiting:
+                if waiting == 1:
+                    del model.pending_echo[key]
+                else:
+                    model.pending_echo[key] = waiting - 1
+            else:
+                model.state[key] = value
+
+    def get(self, comm_id: str) -> WidgetModel:
+        """The model of widget ``comm_id``; KeyError if the kernel never opened it."""
+        try:
+            return self.sync()[comm_id]
+        except KeyError:
+            raise KeyError(f"no widget {comm_id!r} was opened by the kernel") from None
+
+    def find(self, model_name: str | None = None) -> list[WidgetModel]:
+        """Open widgets, optionally only those whose ``_model_name`` is ``model_name``."""
+        return [
+            m
+            for m in self.sync().values()
+            if not m.closed and (model_name is None or m.model_name == model_name)
+        ]
+
+    # -- waits ----------------------------------------------------------------------------------
+    async def wait_for_model(
+        self,
+        predicate: Callable[[WidgetModel], bool] = lambda model: True,
+        *,
+        timeout: float = 30.0,
+        what: str = "a widget",
+        start: int = 0,
+    ) -> WidgetModel:
+        """The first widget opened (from log index ``start``) whose model matches."""
+
+        def opened(message: Received) -> bool:
+            if message.msg_type != "comm_open" or message.content.get("target_name") != (
+                WIDGET_TARGET
+            ):
+                return False
+            self.sync()
+            model = self.models.get(str(message.content.get("comm_id")))
+            return model is not None and predicate(model)
+
+        message = await self.fe.wait_for(opened, timeout=timeout, what=what, start=start)
+        return self.get(str(message.content["comm_id"]))
+
+    async def wait_for_state(
+        self,
+        comm_id: str,
+        predicate: Callable[[dict[str, Any]], bool],
+        *,
+        timeout: float = 30.0,
+        what: str | None = None,
+    ) -> WidgetModel:
+        """Wait until the mirrored state of ``comm_id`` matches ``predicate``."""
+        model = self.get(comm_id)
+        if predicate(model.state):
+            return model
+
+        def matches(message: Received) -> bool:
+            self.sync()
+            return message.content.get("comm_id") == comm_id and predicate(model.state)
+
+        await self.fe.wait_for(
+            matches,
+            timeout=timeout,
+            what=what or f"a state update of widget {comm_id}",
+            start=self._seen,
+        )
+        return model
+
+    async def wait_for_echo(self, comm_id: str, *, timeout: float = 30.0) -> WidgetModel:
+        """Wait until the kernel echoed every value this page set on ``comm_id``."""
+        model = self.get(comm_id)
+        if not model.pending_echo:
+            return model
+
+        def acknowledged(message: Received) -> bool:
+            self.sync()
+            return message.content.get("comm_id") == comm_id and not model.pending_echo
+
+        try:
+            await self.fe.wait_for(
+                acknowledged, timeout=timeout, what=f"echo_update of {comm_id}", start=self._seen
+            )
+        except WaitTimeout as e:
+            raise WaitTimeout(f"{e}\n(still unechoed: {sorted(model.pending_echo)})") from None
+        return model
+
+    # -- what a page sends ----------------------------------------------------------------------
+    def set_state(self, comm_id: str, state: dict[str, Any], *, expect_echo: bool = True) -> str:
+        """Set attributes as a user would (drag a slider): update locally, send ``update``.
+
+        Returns the comm_msg's msg_id. With ``expect_echo`` the attributes wait for the
+        kernel's ``echo_update`` (see :meth:`wait_for_echo`); kernels running ipywidgets 8 send
+        one unless ``JUPYTER_WIDGETS_ECHO`` is off.
+        """
+        model = self.get(comm_id)
+        plain, paths, buffers = remove_buffers(state)
+        model.state.update(copy.deepcopy(state))
+        if expect_echo:
+            for key in state:
+                model.pending_echo[key] = model.pending_echo.get(key, 0) + 1
+        data = {"method": "update", "state": plain, "buffer_paths": paths}
+        return self.fe.comm_msg(comm_id, data, buffers=buffers or None)
+
+    def request_state(self, comm_id: str) -> str:
+        """Ask the kernel for the whole state of ``comm_id``; it answers with an ``update``."""
+        self.get(comm_id)
+        return self.fe.comm_msg(comm_id, {"method": "request_state"})
+
+    def send_custom(
+        self, comm_id: str, content: dict[str, Any], buffers: list[bytes] | None = None
+    ) -> str:
+        """Send an application message (``Widget.on_msg`` handlers receive it in the kernel)."""
+        self.get(comm_id)
+        return self.fe.comm_msg(comm_id, {"method": "custom", "content": content}, buffers=buffers)
+
+    def close(self, comm_id: str) -> str:
+        """Close the widget from the page side, as when a frontend discards a model."""
+        self.get(comm_id).closed = True
+        return self.fe.comm_close(comm_id)

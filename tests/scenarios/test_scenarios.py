@@ -1,0 +1,88 @@
+"""The scenario library against cokernel: every pattern passes, and its traffic is valid.
+
+Each scenario runs on a kernel of its own, launched from the ``cokernel`` kernelspec over ZMQ,
+and again on an in-process kernel (the callback interface) where the scenario's needs allow;
+the harness itself runs on asyncio and on trio. The kernel runs the backend of the test run
+(``COKERNEL_TEST_BACKEND``, see tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
+import pytest
+
+from cokernel_harness.frontend import Frontend
+from cokernel_harness.inprocess import InProcessTransport
+from cokernel_harness.runner import Outcome, run_conformance
+from cokernel_scenarios import Scenario, all_scenarios
+
+KERNEL_BACKEND = os.environ.get("COKERNEL_TEST_BACKEND", "asyncio")
+
+INPUT_BLOCKS_COMMS = pytest.mark.xfail(
+    strict=True,
+    reason="cokernel serves comm_msg in a queue lane on the shell loop, and input() blocks that "
+    "loop's thread until the reply comes (kernel/cokernel/stdin.py StdinBridge.ask), so comm "
+    "messages wait for the answer",
+)
+
+# What every cokernel offers on this run's backend; the in-process transport has no kernel
+# process and no connection file.
+KERNEL_FEATURES = frozenset(
+    {"python", "stdin", "anyio", KERNEL_BACKEND, "comms", "ipywidgets", "ipython", "interrupt"}
+)
+PROCESS_FEATURES = frozenset({"process", "connection_file"})
+
+Connect = Callable[[], AbstractAsyncContextManager[Frontend]]
+
+
+def _params(*, inprocess: bool) -> list[object]:
+    offered = KERNEL_FEATURES | (frozenset() if inprocess else PROCESS_FEATURES)
+    params = []
+    for scenario in all_scenarios():
+        marks: list[pytest.MarkDecorator] = [pytest.mark.timeout(scenario.time_limit + 60)]
+        missing = scenario.requires - offered
+        if missing:
+            why = (
+                f"needs {', '.join(sorted(missing))}: the kernel runs {KERNEL_BACKEND}"
+                if missing & {"asyncio", "trio"}
+                else f"needs {', '.join(sorted(missing))}, which only a kernel process offers"
+            )
+            marks.append(pytest.mark.skip(reason=why))
+        elif scenario.name == "input_while_comms":
+            marks.append(INPUT_BLOCKS_COMMS)
+        elif inprocess and scenario.name == "interrupt_sleep":
+            marks.append(
+                pytest.mark.skip(
+                    reason="an in-process kernel runs cells on a non-main thread, where CPython "
+                    "cannot interrupt a blocking C call such as time.sleep"
+                )
+            )
+        params.append(pytest.param(scenario, marks=marks, id=scenario.name))
+    return params
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+async def _passes(scenario: Scenario, connect: Connect) -> None:
+    report = await run_conformance("cokernel", [scenario], connect=connect)
+    (result,) = report.results
+    assert result.outcome is Outcome.passed, f"{result.outcome.value}: {result.diagnosis}"
+    assert result.violations == [], "\n".join(result.violations or [])
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("scenario", _params(inprocess=False))
+async def test_scenario_passes_over_zmq(scenario: Scenario) -> None:
+    await _passes(scenario, lambda: Frontend.launch("cokernel"))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("scenario", _params(inprocess=True))
+async def test_scenario_passes_in_process(scenario: Scenario) -> None:
+    await _passes(scenario, lambda: Frontend.connect(InProcessTransport(backend=KERNEL_BACKEND)))
