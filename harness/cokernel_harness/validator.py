@@ -24,7 +24,9 @@ kernel sent later. ``check_kernel_clock=True`` checks it by the kernel's own tim
 
 The SUB socket of a frontend drops what the kernel published before its subscription took
 effect, so iopub rules are applied only to requests sent after the first iopub message
-arrived (when ``sent`` carries no times, every request counts as sent after it).
+arrived (when ``sent`` carries no times, every request counts as sent after it). The same holds
+after a restart: once a kernel has sent ``shutdown_reply``, requests count as live again only
+after an iopub message from another kernel session (the new process) has arrived.
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ class _Request:
     busy_reported: bool = False
     execute_inputs: list[Received] = field(default_factory=list)
     execute_results: list[Received] = field(default_factory=list)
+    errors: list[Received] = field(default_factory=list)
 
     @property
     def silent(self) -> bool:
@@ -145,6 +148,9 @@ class Validator:
         self.violations: list[Violation] = []
         self._requests: dict[str, _Request] = {}
         self._iopub_live = False
+        # The session of a kernel that has answered a shutdown_request: its process ends, and
+        # iopub is live again only once a message from its successor arrives.
+        self._ended_session: str | None = None
         self._received: list[Received] = []  # kept so that ids in _indices stay unique
         self._indices: dict[int, int] = {}  # id(message) -> position in the received order
         self._finished: list[Violation] | None = None
@@ -224,7 +230,11 @@ class Validator:
             self._add(problem.rule, problem.detail, message)
         if not isinstance(msg_type, str):
             return
-        if message.channel == "iopub":
+        session = header.get("session")
+        if msg_type == "shutdown_reply":
+            self._ended_session = str(session)
+            self._iopub_live = False
+        elif message.channel == "iopub" and str(session) != self._ended_session:
             self._iopub_live = True
         channels = KERNEL_MESSAGES.get(msg_type)
         if channels is None:
@@ -344,6 +354,9 @@ class Validator:
             )
         if request.msg_type != "execute_request":
             return
+        if msg_type == "error":
+            request.errors.append(message)
+            return
         if msg_type == "execute_input":
             request.execute_inputs.append(message)
         elif msg_type == "execute_result":
@@ -387,9 +400,24 @@ class Validator:
         if request.idle is None and request.msg_type != "shutdown_request":
             self._add_request("status.idle-missing", "no status: idle on iopub", request)
 
+    @staticmethod
+    def _refused(request: _Request) -> bool:
+        """An execute answered with an error before any of it ran (a kernel refusing it: its
+        subshell was deleted, the kernel was stopping): no execute_input, no error output,
+        and no execution count of its own."""
+        if not request.replies or not request.live:
+            return False
+        reply = _content(request.replies[0])
+        return (
+            reply.get("status") == "error"
+            and not request.execute_inputs
+            and not request.errors
+            and request.idle is not None
+        )
+
     def _check_execute(self, request: _Request) -> None:
         reply = _content(request.replies[0]) if request.replies else {}
-        ran = reply.get("status") in ("ok", "error")
+        ran = reply.get("status") in ("ok", "error") and not self._refused(request)
         if not ran:
             return
         if request.live and not request.silent and not request.execute_inputs:
@@ -441,6 +469,8 @@ class Validator:
         unstored: dict[tuple[str, int], _Request] = {}
         for request in self._requests.values():
             if request.msg_type != "execute_request":
+                continue
+            if self._refused(request):
                 continue
             found = self._count_of(request, cut_off)
             if found is None:

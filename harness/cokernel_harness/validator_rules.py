@@ -36,7 +36,10 @@ RULES: Mapping[str, str] = {
     "status.busy-missing": "every request gets a status: busy",
     "status.idle-missing": "every request gets a status: idle (shutdown_request excepted)",
     # execution counts
-    "execute.input-missing": "a non-silent execute that ran publishes execute_input",
+    "execute.input-missing": (
+        "a non-silent execute that ran publishes execute_input (one refused before it ran, "
+        "answered by an error reply with no error output, takes no input and no count)"
+    ),
     "execute.silent-output": "a silent execute publishes no execute_input nor execute_result",
     "execute.count-mismatch": "execute_input/execute_result carry the execute_reply's count",
     "execute.count-skipped": "counts rise by one per stored, non-silent execute that ran",

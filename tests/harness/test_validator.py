@@ -655,6 +655,20 @@ def test_counts_restart_with_a_new_kernel_session() -> None:
     assert_clean(c)
 
 
+def test_requests_sent_before_a_restarted_kernel_delivers_iopub_are_exempt() -> None:
+    c = Conversation()
+    c.execute("a", 1)
+    c.exchange("control", "shutdown_request", {"restart": True}, {"status": "ok", "restart": True})
+    # The new process has not been heard on iopub yet: its status messages may be lost.
+    early = c.request("shell", "kernel_info_request")
+    c.kernel("shell", "kernel_info_reply", KERNEL_INFO, parent=early, session="restarted")
+    c.kernel("iopub", "iopub_welcome", {"subscription": ""}, parent=None, session="restarted")
+    late = c.request("shell", "kernel_info_request")
+    c.kernel("shell", "kernel_info_reply", KERNEL_INFO, parent=late, session="restarted")
+    assert [v.rule for v in c.violations()] == ["status.busy-missing", "status.idle-missing"]
+    assert {v.msg_id for v in c.violations()} == {late["header"]["msg_id"]}
+
+
 def test_execute_input_count_differing_from_reply_count_is_caught() -> None:
     def build(c: Conversation) -> None:
         c.exchange("shell", "execute_request", {"code": "a"}, ok_execute(1), execute_input("a", 2))
@@ -686,6 +700,28 @@ def test_silent_execute_publishing_input_or_result_is_caught() -> None:
 def test_non_silent_execute_without_execute_input_is_caught() -> None:
     def build(c: Conversation) -> None:
         c.exchange("shell", "execute_request", {"code": "x"}, ok_execute(1))
+
+    assert broken(build) == ["execute.input-missing"]
+
+
+def test_execute_refused_before_it_ran_takes_no_input_and_no_count() -> None:
+    # A kernel may refuse an execute it cannot run (its subshell was deleted): an error reply
+    # with the last count used, no execute_input, no error output. The next cell goes on.
+    c = Conversation()
+    c.execute("a", 1)
+    refused = {"status": "error", "execution_count": 1, "ename": "SubshellNotFound"}
+    c.exchange(
+        "shell", "execute_request", {"code": "b"}, {**refused, "evalue": "", "traceback": []}
+    )
+    c.execute("c", 2)
+    assert_clean(c)
+
+
+def test_execute_error_with_error_output_but_no_execute_input_is_caught() -> None:
+    def build(c: Conversation) -> None:
+        failed = {"status": "error", "execution_count": 1, **ERROR}
+        error = {"msg_type": "error", "content": ERROR}
+        c.exchange("shell", "execute_request", {"code": "1/0"}, failed, error)
 
     assert broken(build) == ["execute.input-missing"]
 
