@@ -247,6 +247,31 @@ def test_thread_work_cancelled_before_a_worker_is_free_never_runs(backend: str) 
         assert caller.join(WAIT)
 
 
+def test_to_thread_work_that_stop_drops_unstarted_is_cancelled_not_lost(backend: str) -> None:
+    # Found by the interleaving property tests: an inspect_request queued on a subshell's
+    # worker pool when the subshell was deleted never got a reply.
+    caller = Caller(f"one-worker-{backend}", backend=backend, max_threads=1).start_thread()
+    started, release = threading.Event(), threading.Event()
+
+    def occupy() -> None:
+        started.set()
+        assert release.wait(WAIT)
+
+    try:
+        busy = caller.to_thread(occupy)
+        wait(started)
+        queued = caller.to_thread(lambda: "never runs")
+        caller.stop()  # drops the queued work (cancel_futures)
+        with pytest.raises(PendingCancelled):
+            queued.result(WAIT)
+        with pytest.raises(PendingCancelled):  # and work sent after the stop
+            caller.to_thread(lambda: "late").result(WAIT)
+    finally:
+        release.set()
+        busy.result(WAIT)
+        assert caller.join(WAIT)
+
+
 # -- Pending --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("awaiting_backend", ["asyncio", "trio"])
 def test_pending_is_awaitable_from_another_threads_loop(

@@ -1,0 +1,1 @@
+"""Property-based tests: random interleavings of requests, checked against the protocol."""

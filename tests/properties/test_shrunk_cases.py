@@ -1,0 +1,57 @@
+"""Kernel bugs the interleaving state machine found, replayed as fixed scripts.
+
+Each test is the shrunk sequence of one failure of :mod:`test_interleavings`, made
+deterministic, so that the fix stays in place even on runs where hypothesis does not happen to
+generate that sequence again.
+"""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from cokernel_harness.frontend import Frontend
+from cokernel_harness.inprocess import InProcessTransport
+from cokernel_harness.validator import validate
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_comm_msg_to_an_unknown_subshell_is_dropped_without_a_reply(backend: str) -> None:
+    # Shrunk: open_echo_comm(); comm_msg_to_missing_subshell(). The kernel answered the
+    # comm_msg on shell with a message of type comm_msg (an error "reply" to a non-request).
+    async def main() -> None:
+        async with Frontend.connect(InProcessTransport(backend=backend)) as fe:
+            dropped = fe.comm_msg("no-such-comm", {"n": 0}, subshell_id="no-such-subshell")
+            await fe.wait_for(
+                lambda m: (
+                    m.parent_id == dropped
+                    and m.msg_type == "status"
+                    and m.content["execution_state"] == "idle"
+                ),
+                what="idle after the dropped comm_msg",
+            )
+            # A round trip behind it: anything the kernel still had to say has arrived.
+            await fe.collect(fe.send("shell", "kernel_info_request"))
+            assert [m for m in fe.messages_for(dropped) if m.channel != "iopub"] == []
+            assert validate(fe.sent, fe.log) == []
+
+    anyio.run(main, backend=backend)
+
+
+@pytest.mark.timeout(60)
+def test_a_cell_with_a_bad_directive_uses_up_its_execution_count() -> None:
+    # Shrunk: execute(cell='quick'); execute(cell='bad_directive'); execute(cell='quick').
+    # The failed cell showed In[n] and the next cell showed In[n] again.
+    async def main() -> None:
+        async with Frontend.connect(InProcessTransport()) as fe:
+            runs = [
+                await fe.run(code, stop_on_error=False)
+                for code in ("6 * 7", "# cokernel: frobnicate\n6 * 7", "6 * 7")
+            ]
+            counts = [run.reply["execution_count"] for run in runs]
+            assert runs[1].reply["ename"] == "DirectiveError"
+            assert counts == [counts[0], counts[0] + 1, counts[0] + 2]
+            assert validate(fe.sent, fe.log) == []
+
+    anyio.run(main)
