@@ -3,10 +3,12 @@
 ``python -m cokernel_harness.bench --kernel cokernel --kernel python3 --kernel async``
 
 Each named kernelspec is started through jupyter_client and driven over ZMQ (the bench speaks
-only the protocol, so any kernel can be measured). The workloads are those of
+only the protocol, so any kernel can be measured); the name ``inprocess`` (or
+``inprocess:trio``) is a cokernel kernel in the bench's own process, reached through the
+callback interface with no sockets. The workloads are those of
 :mod:`cokernel_harness.bench_workloads`: start-up, execute round trip, pipelined throughput,
-stdout throughput, kernel_info and comm latency while a cell blocks or awaits, interrupt latency
-and memory. Each workload runs on every kernel in turn before the next one starts, so a noisy
+stdout throughput, kernel_info and comm latency while a cell blocks or awaits, subshell
+creation and latency, interrupt latency and memory. Each workload runs on every kernel in turn before the next one starts, so a noisy
 moment on the machine is shared rather than landing on one kernel.
 
 The report gives, per metric and kernel, the median, the 95th percentile (for a rate, the slow
@@ -33,7 +35,7 @@ from typing import Any, TextIO
 
 import psutil
 
-from cokernel_harness.bench_wire import KernelDied, WaitTimeout, Wire
+from cokernel_harness.bench_wire import KernelDied, Unsupported, WaitTimeout, Wire, open_wire
 from cokernel_harness.bench_workloads import (
     METRICS,
     STARTUP,
@@ -137,7 +139,7 @@ def run_bench(
 
 
 def _start(run: KernelRun, say: Any) -> Wire | None:
-    wire = Wire(run.name)
+    wire = open_wire(run.name)
     result = run.results[STARTUP.key]
     try:
         seconds = wire.start(STARTUP_TIMEOUT)
@@ -160,6 +162,10 @@ def _run_workload(wire: Wire, workload: Workload, settings: Settings, results: R
     out = {m.key: results[m.key] for m in workload.metrics}
     try:
         workload.run(wire, settings, out)
+    except Unsupported as exc:
+        _mark(results, workload, "unsupported", str(exc))
+        wire.quiet()
+        return True
     except WaitTimeout as exc:
         _mark(results, workload, "timeout", str(exc))
     except (KernelDied, Failed) as exc:

@@ -14,6 +14,7 @@ Every wait is bounded: :meth:`Wire.wait` raises :class:`WaitTimeout` when its ti
 
 from __future__ import annotations
 
+import queue
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -183,15 +184,23 @@ class Wire:
 
     # -- messages ---------------------------------------------------------------------------
     def send(
-        self, channel: RequestChannel, msg_type: str, content: dict[str, Any] | None = None
+        self,
+        channel: RequestChannel,
+        msg_type: str,
+        content: dict[str, Any] | None = None,
+        *,
+        subshell_id: str | None = None,
     ) -> Sent:
+        """Send a request; ``subshell_id`` addresses a kernel subshell (JEP 91)."""
         session: Session = self.manager.session
         msg = session.msg(msg_type, content or {})
+        if subshell_id is not None:
+            msg["header"]["subshell_id"] = subshell_id
         stamp = time.perf_counter()
         session.send(self._sockets[channel], msg)
         return Sent(str(msg["header"]["msg_id"]), stamp)
 
-    def execute(self, code: str) -> Sent:
+    def execute(self, code: str, *, subshell_id: str | None = None) -> Sent:
         """Send an execute_request as a notebook frontend does (history on, no stdin)."""
         content = {
             "code": code,
@@ -201,7 +210,7 @@ class Wire:
             "allow_stdin": False,
             "stop_on_error": True,
         }
-        return self.send("shell", "execute_request", content)
+        return self.send("shell", "execute_request", content, subshell_id=subshell_id)
 
     def wait(self, match: Predicate, timeout: float, what: str) -> Arrival:
         """Block until a message in :attr:`log` (or a new one) satisfies ``match``; return it.
@@ -220,7 +229,7 @@ class Wire:
             left = deadline - time.perf_counter()
             if left <= 0:
                 raise WaitTimeout(what, timeout)
-            if not self._pump(min(left, _LIVENESS_INTERVAL)) and not self.manager.is_alive():
+            if not self._pump(min(left, _LIVENESS_INTERVAL)) and not self._alive():
                 raise KernelDied(f"kernel {self.kernel_name!r} exited while awaiting {what}")
 
     def finish(self, sent: Sent, timeout: float) -> tuple[Arrival, Arrival]:
@@ -245,6 +254,9 @@ class Wire:
         self.log.clear()
 
     # -- sockets ----------------------------------------------------------------------------
+    def _alive(self) -> bool:
+        return bool(self.manager.is_alive())
+
     def _connect(self) -> None:
         km = self.manager
         # No receive high-water mark: a SUB socket that fills up makes the kernel's PUB socket
@@ -308,3 +320,101 @@ class Wire:
             _, body = session.feed_identities(frames, copy=True)
             self.log.append(Arrival(channel, session.deserialize(body), stamp))
         return True
+
+
+class InProcessWire(Wire):
+    """A cokernel kernel in this process, driven through its callback interface (no sockets).
+
+    Named ``inprocess`` (asyncio) or ``inprocess:trio`` on the bench's command line. Messages are
+    stamped as the kernel hands them over, the in-process counterpart of a socket receive; the
+    figures say what an embedding host (or a JupyterLite-style page) gets without ZMQ.
+    Start-up is the kernel's own (no interpreter launch), and there is no process to measure:
+    RSS metrics report ``unsupported``.
+    """
+
+    def __init__(self, kernel_name: str) -> None:
+        super().__init__(kernel_name)
+        _, _, backend = kernel_name.partition(":")
+        self.backend = backend or "asyncio"
+        self._inbox: queue.SimpleQueue[Arrival] = queue.SimpleQueue()
+        self._handle: Any = None
+        self._session = Session(key=b"")
+
+    @property
+    def interrupt_mode(self) -> str:
+        return "message"
+
+    def _emit(self, channel: str, msg: dict[str, Any]) -> None:
+        self._inbox.put(Arrival(channel, msg, time.perf_counter()))
+
+    def start(self, timeout: float) -> float:
+        from cokernel.interfaces.callback import start
+        from cokernel.options import KernelOptions
+
+        started = time.perf_counter()
+        self._handle = start(self._emit, options=KernelOptions(backend=self.backend))  # type: ignore[arg-type]
+        first = self.send("shell", "kernel_info_request")
+        reply = self.wait(reply_to(first), timeout, "the first kernel_info_reply")
+        self.kernel_info = reply.content
+        self.quiet()
+        return reply.time - started
+
+    def restart(self, timeout: float) -> None:
+        self.close(now=True)
+        self.restarts += 1
+        self.start(timeout)
+
+    def close(self, *, now: bool = False) -> None:
+        if self._handle is not None:
+            handle, self._handle = self._handle, None
+            handle.stop()
+
+    def interrupt(self) -> float:
+        started = time.perf_counter()
+        self.send("control", "interrupt_request")
+        return started
+
+    def rss_bytes(self) -> int:
+        raise Unsupported("an in-process kernel shares this process: its memory is not its own")
+
+    def send(
+        self,
+        channel: RequestChannel,
+        msg_type: str,
+        content: dict[str, Any] | None = None,
+        *,
+        subshell_id: str | None = None,
+    ) -> Sent:
+        msg = self._session.msg(msg_type, content or {})
+        if subshell_id is not None:
+            msg["header"]["subshell_id"] = subshell_id
+        msg["header"]["date"] = msg["header"]["date"].isoformat()
+        stamp = time.perf_counter()
+        self._handle.receive(channel, msg)
+        return Sent(str(msg["header"]["msg_id"]), stamp)
+
+    def _alive(self) -> bool:
+        return self._handle is not None and bool(self._handle.running)
+
+    def _pump(self, timeout: float) -> bool:
+        try:
+            self.log.append(self._inbox.get(timeout=max(timeout, 0.0)))
+        except queue.Empty:
+            return False
+        for _ in range(_BATCH):
+            try:
+                self.log.append(self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        return True
+
+
+class Unsupported(Exception):
+    """The kernel (or the way the bench reaches it) has no such thing to measure."""
+
+
+def open_wire(kernel_name: str) -> Wire:
+    """The wire for a bench ``--kernel`` name: a kernelspec, or ``inprocess[:backend]``."""
+    if kernel_name == "inprocess" or kernel_name.startswith("inprocess:"):
+        return InProcessWire(kernel_name)
+    return Wire(kernel_name)

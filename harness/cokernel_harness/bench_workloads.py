@@ -9,8 +9,9 @@ makes a workload raise (:class:`~cokernel_harness.bench_wire.WaitTimeout`,
 :class:`~cokernel_harness.bench_wire.KernelDied`); the runner then records ``timeout`` or
 ``failed`` and restarts the kernel before the next workload.
 
-The cells are plain Python run on an asyncio-based kernel (top-level ``await``); a trio-based
-kernel would need trio spellings of the awaiting cells.
+The awaiting cells use anyio (``await anyio.sleep``, ``anyio.Event``), which runs on whichever
+loop a kernel's top-level ``await`` uses: asyncio kernels (ipykernel, async-kernel, cokernel)
+and trio ones (cokernel ``--backend trio``) are measured by the same cells.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from cokernel_harness.bench_wire import (
     Arrival,
     Predicate,
     Sent,
+    Unsupported,
     WaitTimeout,
     Wire,
     iopub_of,
@@ -65,8 +67,8 @@ class Result:
     """The samples of one metric on one kernel, and what went wrong if anything did.
 
     ``status`` is ``ok``, ``blocked`` (the kernel did not handle the request while the cell
-    ran), ``timeout`` (it stopped answering), ``failed`` (it died or broke the protocol) or
-    ``skipped`` (not run).
+    ran), ``timeout`` (it stopped answering), ``failed`` (it died or broke the protocol),
+    ``unsupported`` (the kernel has no such feature, e.g. subshells) or ``skipped`` (not run).
     """
 
     samples: list[float] = field(default_factory=list)
@@ -261,20 +263,18 @@ COMM_LATENCY = Metric("comm_latency", "comm_msg -> echo, while the cell awaits",
 # behind the cell, the cell must end by itself. async-kernel publishes comm messages without
 # a parent header, so the runner matches them by target name and comm_id, not by parent.
 _COMM_CELL = """\
-import asyncio, comm
-_bench_stop = asyncio.get_running_loop().create_future()
+import anyio, comm
+_bench_stop = anyio.Event()
 _bench_comm = comm.create_comm(target_name={target!r})
 def _bench_echo(msg):
     data = msg["content"]["data"]
     if data.get("stop"):
-        _bench_stop.done() or _bench_stop.set_result(None)
+        _bench_stop.set()
     else:
         _bench_comm.send({{"echo": data["seq"]}})
 _bench_comm.on_msg(_bench_echo)
-try:
-    await asyncio.wait_for(_bench_stop, {patience})
-except asyncio.TimeoutError:
-    pass
+with anyio.move_on_after({patience}):
+    await _bench_stop.wait()
 _bench_comm.close()
 """
 
@@ -332,10 +332,54 @@ def _echo_of(comm_id: str, seq: int) -> Predicate:
     return match
 
 
+# -- subshells --------------------------------------------------------------------------------
+SUBSHELL_CREATE = Metric("subshell_create", "create_subshell_request -> reply", "ms")
+SUBSHELL_EXEC = Metric(
+    "subshell_exec", "execute `1` on a subshell while the main shell sleeps: request -> reply", "ms"
+)
+
+
+def subshells(wire: Wire, settings: Settings, out: Results) -> None:
+    """Kernel subshells (JEP 91): the cost of creating one, and how fast a cell on it answers
+    while the main shell is blocked in ``time.sleep``."""
+    features = wire.kernel_info.get("supported_features") or []
+    if "kernel subshells" not in features:
+        raise Unsupported("the kernel does not list 'kernel subshells' in supported_features")
+    created = out[SUBSHELL_CREATE.key]
+    executed = out[SUBSHELL_EXEC.key]
+    subshell_ids: list[str] = []
+    for _ in range(settings.repeat):
+        sent = wire.send("control", "create_subshell_request")
+        reply = wire.wait(reply_to(sent), CELL_TIMEOUT, "the create_subshell_reply")
+        if reply.content.get("status") != "ok":
+            raise Failed(f"create_subshell_request: {reply.content}")
+        created.samples.append(ms(reply.time - sent.time))
+        subshell_ids.append(str(reply.content["subshell_id"]))
+    code = f"import time\ntime.sleep({settings.block_seconds})"
+    bound = settings.block_seconds + CELL_TIMEOUT
+    samples_per_block = max(settings.round_trips // 10, 1)
+    for subshell_id in subshell_ids:
+        wire.forget()
+        running = start_cell(wire, code)
+        for _ in range(samples_per_block):
+            sent = wire.execute("1", subshell_id=subshell_id)
+            reply = wire.wait(reply_to(sent), bound, "the execute_reply on the subshell")
+            if reply.content.get("status") != "ok":
+                raise Failed(f"execute on a subshell: {reply.content}")
+            executed.samples.append(ms(reply.time - sent.time))
+            if reply.time - running.time > settings.block_seconds:
+                executed.notes.append("the main shell's cell ended before all samples were taken")
+                break
+        wire.finish(running, bound)
+    for subshell_id in subshell_ids:
+        sent = wire.send("control", "delete_subshell_request", {"subshell_id": subshell_id})
+        wire.wait(reply_to(sent), CELL_TIMEOUT, "the delete_subshell_reply")
+
+
 # -- interrupts -------------------------------------------------------------------------------
 INTERRUPT_BUSY = Metric("interrupt_busy", "interrupt `while True: pass` -> reply", "ms")
 INTERRUPT_SLEEP = Metric("interrupt_sleep", "interrupt `time.sleep(100)` -> reply", "ms")
-INTERRUPT_AWAIT = Metric("interrupt_await", "interrupt `await asyncio.sleep(100)` -> reply", "ms")
+INTERRUPT_AWAIT = Metric("interrupt_await", "interrupt `await anyio.sleep(100)` -> reply", "ms")
 
 
 def _interrupt(code: str, metric: Metric) -> Run:
@@ -372,11 +416,10 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload(
         "awaiting",
         (AWAITING_CONTROL, AWAITING_SHELL),
-        _info_while(
-            "import asyncio\nawait asyncio.sleep({seconds})", AWAITING_CONTROL, AWAITING_SHELL
-        ),
+        _info_while("import anyio\nawait anyio.sleep({seconds})", AWAITING_CONTROL, AWAITING_SHELL),
     ),
     Workload("comm", (COMM_LATENCY,), comm_while_awaiting),
+    Workload("subshells", (SUBSHELL_CREATE, SUBSHELL_EXEC), subshells),
     # Before the interrupts: a kernel that cannot be interrupted is restarted, and the RSS of
     # a fresh process says nothing about what the workloads cost.
     Workload("rss_end", (RSS_END,), _rss(RSS_END)),
@@ -391,7 +434,7 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload(
         "interrupt_await",
         (INTERRUPT_AWAIT,),
-        _interrupt("import asyncio\nawait asyncio.sleep(100)", INTERRUPT_AWAIT),
+        _interrupt("import anyio\nawait anyio.sleep(100)", INTERRUPT_AWAIT),
     ),
 )
 

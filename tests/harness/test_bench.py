@@ -51,6 +51,37 @@ def test_every_workload_has_a_numeric_median_on_cokernel(
         assert metric.title in markdown
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("name", ["inprocess", "inprocess:trio"])
+def test_an_in_process_kernel_is_measured_through_the_callback_interface(
+    tmp_path: Path, name: str
+) -> None:
+    json_file = tmp_path / "bench.json"
+    only = ["--only=round_trip", "--only=pipelined", "--only=awaiting", "--only=subshells"]
+    argv = [f"--kernel={name}", *TINY, *only, f"--json={json_file}"]
+
+    assert bench.main(argv) == 0
+
+    results = json.loads(json_file.read_text())["results"][name]
+    measured = {
+        "startup",
+        "roundtrip_pass",
+        "roundtrip_expr",
+        "pipelined",
+        "awaiting_control",
+        "awaiting_shell",
+        "subshell_create",
+        "subshell_exec",
+    }
+    assert measured <= set(results)
+    for key in measured:
+        assert results[key]["status"] == "ok", (key, results[key])
+        assert math.isfinite(results[key]["median"]), (key, results[key])
+    # No process of its own: memory is not the kernel's to report, and says so.
+    assert results["rss_start"]["status"] == "unsupported"
+    assert results["rss_start"]["median"] is None
+
+
 @pytest.mark.timeout(60)
 def test_a_kernelspec_that_cannot_start_is_reported_as_failed(tmp_path: Path) -> None:
     json_file = tmp_path / "bench.json"
