@@ -211,7 +211,11 @@ FIELDS: Mapping[str, tuple[Field, ...]] = {
     "comm_msg": COMM_FIELDS,
     "comm_close": COMM_FIELDS,
     "iopub_welcome": (Field("subscription", STR),),
-    "debug_event": (Field("type", STR, values=("event",)), Field("event", STR)),
+    "debug_event": (
+        Field("type", STR, values=("event",)),
+        Field("event", STR),
+        Field("seq", INT),
+    ),
     "input_request": (Field("prompt", STR), Field("password", BOOL)),
 }
 
@@ -298,6 +302,7 @@ def _dap_response(content: Mapping[str, Any]) -> Iterator[Problem]:
     if content:
         fields = (
             Field("type", STR, values=("response",)),
+            Field("seq", INT),
             Field("success", BOOL),
             Field("command", STR),
             Field("request_seq", INT),

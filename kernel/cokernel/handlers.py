@@ -43,6 +43,8 @@ def _error_content(exc: BaseException) -> dict[str, Any]:
 # -- introspection ------------------------------------------------------------------------------
 def kernel_info_request(kernel: Kernel, request: Request) -> None:
     features: list[str] = ["kernel subshells"] if kernel.threads else []
+    if kernel.debugger.available:
+        features.append("debugger")
     kernel.reply(
         request,
         {
@@ -68,7 +70,7 @@ def kernel_info_request(kernel: Kernel, request: Request) -> None:
                 {"text": "Python", "url": "https://docs.python.org/3/"},
                 {"text": "IPython", "url": "https://ipython.readthedocs.io/en/stable/"},
             ],
-            "debugger": False,
+            "debugger": kernel.debugger.available,
             "supported_features": features,
         },
     )
@@ -240,19 +242,8 @@ def shutdown_request(kernel: Kernel, request: Request) -> None:
     kernel.request_shutdown(restart)
 
 
-def debug_request(kernel: Kernel, request: Request) -> None:
-    dap = request.content
-    kernel.reply(
-        request,
-        {
-            "type": "response",
-            "seq": 0,
-            "request_seq": dap.get("seq", 0),
-            "success": False,
-            "command": dap.get("command", ""),
-            "message": "this cokernel build has no debugger: 'debugger' is not in supported_features",
-        },
-    )
+async def debug_request(kernel: Kernel, request: Request) -> None:
+    await kernel.debugger.handle(request)
 
 
 # -- subshells ----------------------------------------------------------------------------------
@@ -335,10 +326,14 @@ async def execute_request(kernel: Kernel, request: Request) -> None:
     timeout = directives.get("timeout", kernel.options.timeout)
 
     if directive_error is not None:
+        # Like a cell IPython cannot compile: a stored one uses up its number, so the next
+        # cell does not show (and reply with) the same In[n].
+        with shell.numbering:
+            count = shell.execution_count if store_history else shell.execution_count - 1
+            if store_history:
+                shell.execution_count += 1
         if not silent:
-            kernel.publish(
-                "execute_input", {"code": code, "execution_count": shell.execution_count}, request
-            )
+            kernel.publish("execute_input", {"code": code, "execution_count": count}, request)
         error = {
             "ename": "DirectiveError",
             "evalue": str(directive_error),
@@ -347,23 +342,31 @@ async def execute_request(kernel: Kernel, request: Request) -> None:
         kernel.publish("error", error, request)
         if stop_on_error:  # before the reply: see below
             kernel.abort_queued(request)
-        kernel.reply(
-            request, {"status": "error", "execution_count": shell.execution_count, **error}
-        )
+        kernel.reply(request, {"status": "error", "execution_count": count, **error})
         return
 
     # The cell is registered before execute_input goes out: a frontend may interrupt as soon
     # as it sees execute_input, and that interrupt must find the cell.
     namespace = None
     if request.subshell_id is not None and request.channel == "shell":
-        namespace = kernel.subshells.get(request.subshell_id).namespace
+        try:
+            namespace = kernel.subshells.get(request.subshell_id).namespace
+        except SubshellNotFound as e:
+            # Deleted while this request waited in its lane: the subshell's loop is ending
+            # and its queue is being answered; this one was already on its way out.
+            never_ran = {**_error_content(e), "execution_count": shell.execution_count - 1}
+            kernel.reply(request, never_ran)
+            return
     namespace_token = current_namespace.set(namespace)
     cell = CellRun(timeout=timeout)
     token = current_cell.set(cell)
     shell.running_cells.add(cell)
+    cell.take_number(shell.numbering)
+    # An unstored cell (and an empty one) takes no number: it shows the last one, as its reply
+    # and result do.
+    takes_number = store_history and code.strip() != ""
+    shown_count = shell.execution_count if takes_number else shell.execution_count - 1
     if not silent:
-        # An unstored cell takes no number: it shows the last one, as its reply and result do.
-        shown_count = shell.execution_count if store_history else shell.execution_count - 1
         kernel.publish("execute_input", {"code": code, "execution_count": shown_count}, request)
     cell.start_timer()
     try:
@@ -382,6 +385,7 @@ async def execute_request(kernel: Kernel, request: Request) -> None:
         if not silent:
             shell.events.trigger("post_run_cell", result)
     finally:
+        cell.number_taken()  # were it not (the cell was empty)
         cell.finish()
         shell.running_cells.discard(cell)
         current_cell.reset(token)
@@ -391,11 +395,7 @@ async def execute_request(kernel: Kernel, request: Request) -> None:
     if store_history:
         shell.history_batcher.touch()
 
-    count = (
-        result.execution_count
-        if store_history and result.execution_count
-        else shell.execution_count - 1
-    )
+    count = result.execution_count if takes_number and result.execution_count else shown_count
     failure = result.error_before_exec or result.error_in_exec
     reply: dict[str, Any]
     if failure is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import builtins
+import functools
 import getpass
 import inspect
 import logging
@@ -31,8 +32,10 @@ from cokernel import backends, handlers
 from cokernel.caller import Caller, Pending, threads_available
 from cokernel.comms import KernelCommManager
 from cokernel.comms import install as install_comms
+from cokernel.debugger import Debugger
 from cokernel.dispatch import DirectiveError, RunMode, cell_directives, route
 from cokernel.options import KernelOptions
+from cokernel.parking import Parking
 from cokernel.protocol import Channel, Message, Session, reply_type
 from cokernel.request import Request, current_request, propagate_context_to_threads
 from cokernel.shell import CokernelShell, on_sigint
@@ -74,7 +77,8 @@ class Kernel:
             self.control_caller = Caller("cokernel-control", backend=options.backend)
         self.shell: CokernelShell | None = None
         self.streams: StreamRouter | None = None
-        self.stdin = StdinBridge(self._send_input_request)
+        self.parking = Parking()
+        self.stdin = StdinBridge(self._send_input_request, self.parking)
         self.comm_manager = KernelCommManager(self._report_handler_error)
         self.subshells = SubshellRegistry(
             options.backend, own_namespace_by_default=options.subshell_namespace == "own"
@@ -85,6 +89,7 @@ class Kernel:
         self._abort_before: dict[tuple[Channel, str | None], float] = {}
         self.started = threading.Event()
         self.backend_detail: str = options.backend
+        self.debugger = Debugger(self)  # debugpy itself is imported on the first initialize
 
     # -- outgoing ---------------------------------------------------------------------------
     def publish(
@@ -200,6 +205,16 @@ class Kernel:
             pending = caller.to_thread(self._serve_sync, handler, request)
         elif mode is RunMode.task:
             pending = caller.call_soon(self._serve_async, handler, request)
+        elif lane == "comm":
+            # A thread parked in input() serves its own comm messages (cokernel.parking).
+            serve = functools.partial(self._serve_sync, handler, request)
+            if self.parking.submit(caller.thread, lane_key, serve):
+                return
+            # While the debugger holds the thread at a breakpoint, a stand-in serves the lane.
+            pending = self.debugger.queue_comm(
+                caller, lane_key, self._serve_async, handler, request
+            )
+            pending.add_done_callback(lambda p: self.parking.landed(lane_key))
         else:
             pending = caller.queue_call(lane_key, self._serve_async, handler, request)
         pending.add_done_callback(lambda p: self._answer_unserved(request, p))
@@ -420,6 +435,8 @@ class Kernel:
         """Stop serving: interrupt running cells, end both loops (thread-safe)."""
         self.restart_requested = restart
         self.shutdown_requested.set()
+        # Detaching debugpy first releases threads held at breakpoints, which can then stop.
+        self.debugger.close()
         if self.shell is not None:
             # Interrupted cells answer before their loops are torn down (see CellRun.done).
             here = threading.current_thread()
@@ -432,7 +449,11 @@ class Kernel:
 
     def interrupt(self) -> int:
         """Interrupt every running cell; returns how many were running."""
-        return self.shell.interrupt_cells() if self.shell is not None else 0
+        if self.shell is None:
+            return 0
+        if self.debugger.interrupt(self.shell):  # some are held at breakpoints: resumed first
+            return len(self.shell.running_cells)
+        return self.shell.interrupt_cells()
 
 
 async def _await(coro: Any) -> Any:

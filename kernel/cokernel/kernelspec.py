@@ -9,6 +9,7 @@ the package's shared data, and :func:`make_spec` produces exactly that file's co
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
 import re
@@ -90,7 +91,13 @@ def make_spec(
         "language": "python",
         "interrupt_mode": "message",
         "kernel_protocol_version": PROTOCOL_VERSION,
-        "metadata": {"concurrent": True, "backend": options.backend, "host": options.host},
+        "metadata": {
+            "concurrent": True,
+            "backend": options.backend,
+            "host": options.host,
+            # JupyterLab offers its debugger for kernels that say so (kernel_info confirms).
+            "debugger": importlib.util.find_spec("debugpy") is not None,
+        },
         "env": {},
     }
 

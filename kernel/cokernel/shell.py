@@ -16,13 +16,10 @@ from __future__ import annotations
 import bdb
 import contextvars
 import ctypes
-import os
 import signal
 import sys
-import tempfile
 import threading
 import types
-import zlib
 from collections.abc import Callable, Coroutine
 from typing import Any
 from warnings import warn
@@ -36,6 +33,7 @@ from traitlets import Unicode
 
 from cokernel.backends import explain_backend_mismatch
 from cokernel.caller import loop_callback_scheduler, threads_available
+from cokernel.cellfiles import cell_path
 from cokernel.display import KernelDisplayHook, KernelDisplayPublisher
 from cokernel.gui.toolkits import check_gui
 from cokernel.request import current_request
@@ -101,6 +99,25 @@ class CellRun:
         self._call_in_loop: Callable[..., Any] | None = None
         self._cancel_timer: Callable[[], None] | None = None
         self.done = threading.Event()  # set when the cell has finished running
+        self._numbering: threading.Lock | None = None
+        # Called after an interrupt is posted to the cell's (non-main) thread: a thread blocked
+        # in a lock wait only sees the exception once something wakes it (input() sets this).
+        self.wake: Callable[[], None] | None = None
+
+    def take_number(self, numbering: threading.Lock) -> None:
+        """Hold the shell's numbering lock until IPython has given this cell its number.
+
+        Cells on subshell threads share one counter: between reading the number a cell's
+        execute_input shows and IPython taking it, no other thread may take one. The section
+        is synchronous (no await), so the lock is held for microseconds.
+        """
+        numbering.acquire()
+        self._numbering = numbering
+
+    def number_taken(self) -> None:
+        numbering, self._numbering = self._numbering, None
+        if numbering is not None:
+            numbering.release()
 
     def exception(self) -> KeyboardInterrupt:
         if self.stop_reason == "timeout":
@@ -171,6 +188,9 @@ class CellRun:
             ctypes.pythonapi.PyThreadState_SetAsyncExc(
                 ctypes.c_ulong(self.thread.ident or 0), ctypes.py_object(type(self.exception()))
             )
+            wake = self.wake
+            if wake is not None:
+                wake()
             return
         scope, call = self._scope, self._call_in_loop
         if scope is not None and call is not None:
@@ -235,6 +255,13 @@ current_cell: contextvars.ContextVar[CellRun | None] = contextvars.ContextVar(
 )
 
 
+def _release_numbering() -> None:
+    # IPython fires pre_execute right after it has numbered the cell.
+    cell = current_cell.get()
+    if cell is not None:
+        cell.number_taken()
+
+
 class CellCompiler(CachingCompiler):  # type: ignore[misc]
     """Names each cell's code after a file path derived from its text.
 
@@ -244,10 +271,9 @@ class CellCompiler(CachingCompiler):  # type: ignore[misc]
     slower). Tracebacks still read "Cell In[n]".
     """
 
-    cell_dir = os.path.join(tempfile.gettempdir(), f"cokernel_{os.getpid()}")
-
-    def get_code_name(self, raw_code: str, transformed_code: str, number: int) -> str:
-        return os.path.join(self.cell_dir, f"{zlib.crc32(transformed_code.encode()):08x}.py")
+    def get_code_name(self, raw_code: str | None, transformed_code: str, number: int) -> str:
+        # Named after the raw text, the way JupyterLab's debugger names the cell (cellfiles).
+        return cell_path(transformed_code if raw_code is None else raw_code)
 
 
 class CokernelShell(InteractiveShell):  # type: ignore[misc]
@@ -267,6 +293,8 @@ class CokernelShell(InteractiveShell):  # type: ignore[misc]
             part.publish_msg = self.publish_msg
             part.flush_streams = self.flush_streams
         self.running_cells: set[CellRun] = set()
+        self.numbering = threading.Lock()  # see CellRun.take_number
+        self.events.register("pre_execute", _release_numbering)
         self.history_batcher = HistoryBatcher(self.history_manager)
         # A kernel has no terminal: `!cmd` output is captured and printed to the cell.
         self.system = self.system_piped
@@ -457,6 +485,22 @@ def _drop_kernel_tail(exc: BaseException) -> None:
         last_user.tb_next = None
 
 
+def _knock_again(cell: CellRun, delay: float = 0.01) -> None:
+    def knock() -> None:
+        if cell.stepping and not cell.done.is_set():
+            signal.pthread_kill(cell.thread.ident or 0, signal.SIGINT)
+
+    timer = threading.Timer(delay, knock)
+    timer.daemon = True
+    timer.start()
+
+
+#: Asked first by :func:`on_sigint`, with the interrupted frame; a guard returning True takes
+#: the interrupt over. The debugger has one: a KeyboardInterrupt raised inside debugpy's own
+#: code (a thread held at a breakpoint, or its trace function) would break the debugger.
+sigint_guards: list[Callable[[types.FrameType | None], bool]] = []
+
+
 def on_sigint(shell: CokernelShell, frame: types.FrameType | None) -> None:
     """The kernel's SIGINT handler body, run on the main thread between bytecodes.
 
@@ -465,6 +509,8 @@ def on_sigint(shell: CokernelShell, frame: types.FrameType | None) -> None:
     surface in the event loop's machinery instead of the cell).
     """
     __tracebackhide__ = True  # hidden from tracebacks
+    if any(guard(frame) for guard in sigint_guards):
+        return
     main = threading.main_thread()
     stepping: CellRun | None = None
     for cell in list(shell.running_cells):
@@ -474,6 +520,12 @@ def on_sigint(shell: CokernelShell, frame: types.FrameType | None) -> None:
             cell.stop_reason = "interrupt"
         if cell.stepping and (frame is None or frame.f_code not in _STEPPER_CODES):
             stepping = cell
+            continue
+        if cell.stepping:
+            # The signal landed inside the stepping wrapper, after its last look at
+            # stop_reason and before the cell's own code began: raised here, it would surface
+            # in the loop's machinery; dropped, a time.sleep(60) would run on. Knock again.
+            _knock_again(cell)
             continue
         scope, call = cell._scope, cell._call_in_loop
         if scope is not None and call is not None:

@@ -3,6 +3,8 @@
 A cell that calls ``input()`` sends ``input_request`` to the frontend that sent the cell (its
 ROUTER identities) and blocks its own thread until the matching ``input_reply`` arrives. The wait
 is interruptible: an interrupt raises KeyboardInterrupt in the waiting cell, as in a terminal.
+While it waits, the thread stays *parked* (:mod:`cokernel.parking`): comm messages for its loop
+are run by it, so a widget that answers the prompt still works.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from IPython.core.error import StdinNotImplementedError
 
 from cokernel.caller import threads_available
+from cokernel.parking import Parking
 from cokernel.protocol import Message
 from cokernel.request import Request, current_request
 
@@ -25,12 +28,11 @@ SendInputRequest = Callable[[Request, str, bool, Callable[[str], None]], None]
 
 
 class _Waiter:
-    __slots__ = ("identities", "lock", "value")
+    __slots__ = ("answered", "identities", "value")
 
     def __init__(self, identities: list[bytes]) -> None:
         self.identities = identities
-        self.lock = threading.Lock()  # held until the reply arrives
-        self.lock.acquire()
+        self.answered = False
         self.value: str | None = None
 
 
@@ -42,8 +44,9 @@ class StdinBridge:
     oldest request sent to the same client identity, else to the oldest one waiting.
     """
 
-    def __init__(self, send_request: SendInputRequest) -> None:
+    def __init__(self, send_request: SendInputRequest, parking: Parking | None = None) -> None:
         self._send_request = send_request
+        self.parking = parking or Parking()
         self._waiting: dict[str, _Waiter] = {}
         self._lock = threading.Lock()
 
@@ -69,11 +72,16 @@ class StdinBridge:
             with self._lock:
                 self._waiting[msg_id] = waiter
 
-        self._send_request(request, str(prompt), password, register)
+        cell = _current_cell()
+        if cell is not None:  # an interrupt on another thread must wake the wait to land
+            cell.wake = self.parking.wake
         try:
-            # A bare lock wait: interruptible by SIGINT, and no library frames in tracebacks.
-            waiter.lock.acquire()
+            with self.parking.parked() as wait:
+                self._send_request(request, str(prompt), password, register)
+                wait(lambda: waiter.answered)
         finally:
+            if cell is not None:
+                cell.wake = None
             with self._lock:
                 for msg_id in sent:
                     self._waiting.pop(msg_id, None)
@@ -96,7 +104,8 @@ class StdinBridge:
             return False
         value: Any = msg["content"].get("value", "")
         waiter.value = value if isinstance(value, str) else str(value)
-        waiter.lock.release()
+        waiter.answered = True
+        self.parking.wake()
         return True
 
     def input(self, prompt: Any = "") -> str:
@@ -111,3 +120,9 @@ class StdinBridge:
         """Route ``builtins.input`` and ``getpass.getpass`` through this bridge."""
         builtins.input = self.input
         getpass.getpass = self.getpass
+
+
+def _current_cell() -> Any:
+    from cokernel.shell import current_cell  # the shell imports IPython: only when asked
+
+    return current_cell.get()

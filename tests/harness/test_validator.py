@@ -271,7 +271,13 @@ def test_execute_error_silent_unstored_and_aborted_pass() -> None:
             "control",
             "debug_request",
             {"type": "request", "seq": 1, "command": "initialize", "arguments": {}},
-            {"type": "response", "request_seq": 1, "success": True, "command": "initialize"},
+            {
+                "type": "response",
+                "seq": 1,
+                "request_seq": 1,
+                "success": True,
+                "command": "initialize",
+            },
             [
                 {
                     "msg_type": "debug_event",
@@ -404,7 +410,8 @@ def test_wrong_field_type_is_caught() -> None:
         ("clear_output", {}, "content.missing"),
         ("comm_open", {"comm_id": "c", "data": {}}, "content.missing"),
         ("comm_msg", {"comm_id": 3, "data": {}}, "content.type"),
-        ("debug_event", {"type": "response", "event": "stopped"}, "content.value"),
+        ("debug_event", {"seq": 3, "type": "response", "event": "stopped"}, "content.value"),
+        ("debug_event", {"type": "event", "event": "stopped"}, "content.missing"),
     ],
 )
 def test_malformed_iopub_content_is_caught(msg_type: str, content: Msg, rule: str) -> None:

@@ -109,7 +109,7 @@ def test_default_spec_starts_cokernel_with_the_connection_file() -> None:
         "language": "python",
         "interrupt_mode": "message",
         "kernel_protocol_version": "5.5",
-        "metadata": {"concurrent": True, "backend": "asyncio", "host": None},
+        "metadata": {"concurrent": True, "backend": "asyncio", "host": None, "debugger": True},
         "env": {},
     }
 
@@ -119,7 +119,12 @@ def test_spec_with_other_name_and_options_names_them_in_argv_and_display_name() 
     spec = kernelspec.make_spec("co-trio", options=options)
     assert spec["argv"][6:] == ["--backend=trio", "--host=tk", "--kernel-name=co-trio"]
     assert spec["display_name"] == "Python 3 (cokernel: trio, tk)"
-    assert spec["metadata"] == {"concurrent": True, "backend": "trio", "host": "tk"}
+    assert spec["metadata"] == {
+        "concurrent": True,
+        "backend": "trio",
+        "host": "tk",
+        "debugger": True,
+    }
 
 
 def test_spec_with_other_name_and_default_options_shows_the_name() -> None:
@@ -175,7 +180,12 @@ def test_install_with_backend_trio_puts_the_backend_in_argv(cli: Cli, prefix: Pa
         "--kernel-name=co-trio",
     ]
     assert spec["display_name"] == "Python 3 (cokernel: trio)"
-    assert spec["metadata"] == {"concurrent": True, "backend": "trio", "host": None}
+    assert spec["metadata"] == {
+        "concurrent": True,
+        "backend": "trio",
+        "host": None,
+        "debugger": True,
+    }
 
 
 def test_install_passes_trailing_kernel_options_into_argv(cli: Cli, prefix: Path) -> None:

@@ -1,0 +1,724 @@
+"""The JupyterLab debugger: DAP in ``debug_request``/``debug_reply`` and ``debug_event``.
+
+debugpy does the debugging, in this process. On the first ``initialize`` the kernel starts it
+(``debugpy.listen``: debugpy's adapter runs as a subprocess, its tracer in here) and connects
+to the adapter as its DAP client, over a socket read by a thread of its own
+("cokernel-debugger"). That thread, not any event loop, carries debugpy's answers and events:
+a cell held at a breakpoint freezes its shell's loop, and the debugger must not freeze with it.
+
+Requests reach :meth:`Debugger.handle` in the ``debug_request`` lane of the control loop. The
+kernel answers some itself (``debugInfo``, ``dumpCell``, ``inspectVariables``,
+``richInspectVariables``, ``copyToGlobals``, ``modules``, ``source`` of a file it can read,
+``configurationDone``); the rest go to debugpy. Every DAP message the kernel sends out carries a
+``seq`` of the kernel's own and replies name the frontend's ``request_seq``.
+
+What stays alive while a cell is held at a breakpoint (docs/debugger.md):
+
+- control requests, other shells' cells: debugpy is attached with ``stopAllThreadsOnSuspend``
+  off, so a breakpoint holds only the thread that hit it;
+- comms of the held shell: :meth:`Debugger.queue_comm` serves them on a stand-in thread while
+  the shell's own thread is held (that thread runs nothing then, so they never run at once);
+- interrupts: the held threads are resumed first, then interrupted (:meth:`Debugger.interrupt`);
+- shutdown: :meth:`Debugger.close` detaches debugpy, which releases every held thread.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import itertools
+import linecache
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Hashable
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from cokernel import cellfiles
+from cokernel.caller import Caller, Pending, threads_available
+from cokernel.dap import (
+    PYDEVD_SUSPENDED,
+    AdapterConnection,
+    held_by_debugger,
+    hide_from_debugpy,
+    hide_kernel_threads,
+    in_debugpy_code,
+)
+
+if TYPE_CHECKING:
+    from cokernel.kernel import Kernel
+    from cokernel.request import Request
+    from cokernel.shell import CokernelShell
+
+log = logging.getLogger("cokernel.debugger")
+
+#: How long a request forwarded to debugpy may take before the kernel answers it with failure.
+ADAPTER_TIMEOUT = 30.0
+
+_KERNEL_DIR = os.path.dirname(os.path.abspath(__file__))
+
+# Events of debugpy's adapter that mean nothing to a Jupyter frontend.
+_PRIVATE_EVENTS = ("debugpySockets", "debugpyWaitingForServer", "debugpyAttach")
+
+# debugpy.listen() may run once per process; a second kernel in the process reuses it.
+_endpoint: tuple[str, int] | None = None
+_endpoint_lock = threading.Lock()
+
+# Rich representations computed on a held thread for richInspectVariables, by token.
+_rich_results: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+_rich_shell: CokernelShell | None = None
+
+
+class DebuggerError(Exception):
+    """A debug request could not be served; the message goes back in the DAP response."""
+
+
+def stash_rich(token: str, value: Any) -> None:
+    """Format ``value`` for display and keep it under ``token`` (called inside debugpy's
+    ``evaluate``, on the held thread, in the frame being inspected)."""
+    shell = _rich_shell
+    if shell is None:
+        raise DebuggerError("no shell to format with")
+    data, metadata = shell.display_formatter.format(value)
+    _rich_results[token] = (data, metadata)
+
+
+class Debugger:
+    """The kernel side of JupyterLab's debugger; debugpy is imported on first ``initialize``."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self._available: bool | None = None
+        self._out_seq = itertools.count(1)  # seq of every DAP message sent to frontends
+        self._adapter_seq = itertools.count(1)
+        self._lock = threading.Lock()
+        self._connection: AdapterConnection | None = None
+        self._waiting: dict[int, Pending[dict[str, Any]]] = {}
+        self._initialized: Pending[None] = Pending()
+        self._capabilities: dict[str, Any] = {}
+        self.attached = False
+        self.breakpoints: dict[str, list[dict[str, Any]]] = {}
+        self.exception_breakpoints: dict[str, Any] = {}  # the last setExceptionBreakpoints
+        self.stopped_threads: set[int] = set()
+        self._parent: Request | None = None
+        self._standin: Caller | None = None
+        self._lane_tails: dict[Hashable, tuple[Pending[Any], bool]] = {}
+        self._guard_installed = False
+        self._redeliveries = 0
+
+    # -- what the kernel advertises -------------------------------------------------------
+    @property
+    def available(self) -> bool:
+        """debugpy is installed and the kernel has threads (not Pyodide); debugpy is not
+        imported to find out."""
+        if self._available is None:
+            self._available = (
+                threads_available() and importlib.util.find_spec("debugpy") is not None
+            )
+        return self._available
+
+    @property
+    def started(self) -> bool:
+        return self._connection is not None
+
+    # -- serving debug_request --------------------------------------------------------------
+    async def handle(self, request: Request) -> None:
+        """Answer one ``debug_request`` with exactly one ``debug_reply``."""
+        dap = request.content
+        self._parent = request
+        command = str(dap.get("command", ""))
+        own = _OWN_COMMANDS.get(command)
+        try:
+            if own is not None:
+                response = await own(self, dap)
+            else:
+                response = await self._forward(dap)
+        except DebuggerError as e:
+            response = self._response(dap, success=False, message=str(e))
+        except TimeoutError:
+            response = self._response(
+                dap, success=False, message=f"debugpy did not answer {command!r} in time"
+            )
+        except Exception as e:  # still one well-formed DAP response
+            log.exception("debug request %r failed", command)
+            response = self._response(dap, success=False, message=f"{type(e).__name__}: {e}")
+        self.kernel.reply(request, response)
+
+    def _response(
+        self,
+        dap: dict[str, Any],
+        *,
+        success: bool = True,
+        body: dict[str, Any] | None = None,
+        message: str | None = None,
+    ) -> dict[str, Any]:
+        response: dict[str, Any] = {
+            "type": "response",
+            "seq": next(self._out_seq),
+            "request_seq": dap.get("seq", 0),
+            "success": success,
+            "command": str(dap.get("command", "")),
+            "body": body if body is not None else {},
+        }
+        if message is not None:
+            response["message"] = message
+        return response
+
+    def _relay(self, dap: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+        """debugpy's response to a forwarded request, renumbered for the frontend."""
+        response = dict(answer)
+        response["seq"] = next(self._out_seq)
+        response["request_seq"] = dap.get("seq", 0)
+        response["command"] = str(dap.get("command", answer.get("command", "")))
+        response.setdefault("body", {})
+        return response
+
+    async def _ask(self, command: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Send a request to debugpy and wait for its response."""
+        with anyio.fail_after(ADAPTER_TIMEOUT):
+            return await self._send(command, arguments)
+
+    def _send(self, command: str, arguments: dict[str, Any]) -> Pending[dict[str, Any]]:
+        connection = self._connection
+        if connection is None:
+            raise DebuggerError(
+                f"{command!r} needs a running debugger: send 'initialize' and 'attach' first"
+            )
+        pending: Pending[dict[str, Any]] = Pending()
+        seq = next(self._adapter_seq)
+        with self._lock:
+            self._waiting[seq] = pending
+        try:
+            connection.send(
+                {"seq": seq, "type": "request", "command": command, "arguments": arguments}
+            )
+        except OSError as e:
+            with self._lock:
+                self._waiting.pop(seq, None)
+            raise DebuggerError(f"lost the connection to debugpy: {e}") from e
+        return pending
+
+    async def _forward(self, dap: dict[str, Any]) -> dict[str, Any]:
+        command = str(dap.get("command", ""))
+        arguments = dict(dap.get("arguments") or {})
+        if not self.attached:
+            raise DebuggerError(
+                f"{command!r} needs a running debugger: send 'initialize' and 'attach' first"
+            )
+        if command == "threads":
+            hide_kernel_threads()  # the control loop's workers start on demand
+        answer = await self._ask(command, arguments)
+        if answer.get("success"):
+            body = answer.get("body") or {}
+            if command == "setExceptionBreakpoints":
+                self.exception_breakpoints = arguments
+            elif command == "setBreakpoints":
+                path = str((arguments.get("source") or {}).get("path", ""))
+                if arguments.get("breakpoints"):
+                    self.breakpoints[path] = list(arguments["breakpoints"])
+                else:
+                    self.breakpoints.pop(path, None)
+            elif command in ("continue", "next", "stepIn", "stepOut"):
+                self._resumed(arguments.get("threadId"), bool(body.get("allThreadsContinued")))
+            elif command == "stackTrace":
+                # justMyCode and the rules hide the kernel's frames; this catches any left.
+                frames = [
+                    f
+                    for f in body.get("stackFrames", [])
+                    if not str((f.get("source") or {}).get("path", "")).startswith(_KERNEL_DIR)
+                ]
+                answer = {**answer, "body": {**body, "stackFrames": frames}}
+        return self._relay(dap, answer)
+
+    async def _off_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run blocking ``fn`` in one of the control loop's worker threads (hidden from
+        debugpy, unlike anyio's)."""
+        return await self.kernel.control_caller.to_thread(fn, *args)
+
+    # -- starting and stopping debugpy ----------------------------------------------------
+    async def _initialize(self, dap: dict[str, Any]) -> dict[str, Any]:
+        if not self.available:
+            raise DebuggerError("this kernel has no debugger: install debugpy (cokernel[debugger])")
+        if self._connection is None:
+            starting: Pending[None] = Pending()
+            thread = threading.Thread(
+                target=self._connect, args=(starting,), name="cokernel-debugger-start"
+            )
+            hide_from_debugpy(thread)
+            thread.daemon = True
+            thread.start()
+            with anyio.fail_after(ADAPTER_TIMEOUT):
+                await starting
+            answer = await self._ask("initialize", dict(dap.get("arguments") or {}))
+            self._capabilities = dict(answer.get("body") or {})
+            return self._relay(dap, answer)
+        return self._response(dap, body=self._capabilities)
+
+    def _connect(self, done: Pending[None]) -> None:
+        """Start debugpy (once per process) and connect to its adapter; on its own thread."""
+        global _endpoint, _rich_shell
+        try:
+            hide_kernel_threads()
+            with _endpoint_lock:
+                if _endpoint is None:
+                    # debugpy warns on stderr (which is a cell's output here) about frozen
+                    # stdlib modules; they are not what users put breakpoints in.
+                    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+                    import debugpy
+
+                    # Child processes of cells stay undebugged: they are not cells.
+                    debugpy.configure(subProcess=False)
+                    host, port = debugpy.listen(("127.0.0.1", 0))
+                    _endpoint = (str(host), int(port))
+                host, port = _endpoint
+            self._initialized = Pending()
+            self._connection = AdapterConnection(host, port, self._on_message)
+            _rich_shell = self.kernel.shell
+            if not self._guard_installed:
+                from cokernel import shell as shell_module
+
+                shell_module.sigint_guards.append(self._sigint_guard)
+                self._guard_installed = True
+            done.set_result(None)
+        except BaseException as e:
+            log.exception("starting debugpy failed")
+            done.set_exception(DebuggerError(f"debugpy could not start: {e}"))
+
+    async def _attach(self, dap: dict[str, Any]) -> dict[str, Any]:
+        if self._connection is None:
+            raise DebuggerError("send 'initialize' before 'attach'")
+        if self.attached:
+            return self._response(dap)
+        given = dict(dap.get("arguments") or {})
+        arguments = {
+            "justMyCode": True,
+            **given,
+            # A breakpoint holds only the thread that hit it: the kernel's other shells and
+            # the comm stand-in keep running (see the module docstring).
+            "stopAllThreadsOnSuspend": False,
+            "steppingResumesAllThreads": False,
+            "redirectOutput": False,
+            "subProcess": False,
+            "rules": [*given.get("rules", []), {"path": _KERNEL_DIR, "include": False}],
+        }
+        attach = self._send("attach", arguments)
+        # debugpy answers attach only after configurationDone, which may follow only its
+        # "initialized" event. The kernel sends it; the frontend's own later
+        # configurationDone is answered by the kernel.
+        with anyio.fail_after(ADAPTER_TIMEOUT):
+            await self._initialized
+            done = await self._send("configurationDone", {})
+            answer = await attach
+        if not done.get("success"):
+            raise DebuggerError(f"debugpy refused configurationDone: {done.get('message')}")
+        self.attached = bool(answer.get("success"))
+        return self._relay(dap, answer)
+
+    async def _configuration_done(self, dap: dict[str, Any]) -> dict[str, Any]:
+        if not self.attached:
+            raise DebuggerError("send 'initialize' and 'attach' before 'configurationDone'")
+        return self._response(dap)
+
+    async def _disconnect(self, dap: dict[str, Any]) -> dict[str, Any]:
+        if self._connection is None:
+            return self._response(dap)
+        pending = self._send("disconnect", {"restart": False, "terminateDebuggee": False})
+        # debugpy closes the connection right after answering: it is the kernel's doing.
+        connection, self._connection = self._connection, None
+        try:
+            with anyio.fail_after(ADAPTER_TIMEOUT):
+                answer = await pending
+        finally:
+            self._connection = connection
+            self._drop_connection()
+        return self._relay(dap, answer)
+
+    def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        self.attached = False
+        self.breakpoints.clear()
+        self.exception_breakpoints = {}
+        self.stopped_threads.clear()
+        if connection is not None:
+            connection.close()
+
+    def close(self) -> None:
+        """Detach debugpy (releasing every held thread); for shutdown, from any thread."""
+        connection = self._connection
+        if connection is not None:
+            try:
+                pending = self._send("disconnect", {"restart": False, "terminateDebuggee": False})
+                self._connection = None  # its end is the kernel's doing, not news
+                pending.result(5)
+            except Exception:
+                log.warning("debugpy did not confirm the disconnect", exc_info=True)
+            self._connection = connection
+            self._drop_connection()
+        if self._standin is not None:
+            self._standin.stop()
+
+    # -- from debugpy (on the reader thread) --------------------------------------------------
+    def _on_message(self, connection: AdapterConnection, message: dict[str, Any] | None) -> None:
+        if message is None:
+            self._lost(connection)
+            return
+        kind = message.get("type")
+        if kind == "response":
+            with self._lock:
+                pending = self._waiting.pop(int(message.get("request_seq", -1)), None)
+            if pending is not None:
+                pending.set_result(message)
+        elif kind == "event":
+            self._on_event(message)
+
+    def _lost(self, connection: AdapterConnection) -> None:
+        if connection is not self._connection:
+            if self._connection is None:  # dropped by the kernel (disconnect) mid-request
+                self._fail_waiting()
+            return
+        log.warning("debugpy closed the connection")
+        self._connection = None
+        self.attached = False
+        self.stopped_threads.clear()
+        self._fail_waiting()
+
+    def _fail_waiting(self) -> None:
+        with self._lock:
+            waiting, self._waiting = self._waiting, {}
+        for pending in waiting.values():
+            pending.set_exception(DebuggerError("debugpy closed the connection"))
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        name = str(event.get("event", ""))
+        body = event.get("body") or {}
+        if name == "initialized":
+            self._initialized.set_result(None)
+        elif name == "stopped":
+            self._on_stopped(body)
+        elif name == "continued":
+            self._resumed(body.get("threadId"), bool(body.get("allThreadsContinued")))
+        elif name == "thread" and body.get("reason") == "exited":
+            self.stopped_threads.discard(body.get("threadId"))
+        if name in _PRIVATE_EVENTS or (name == "output" and body.get("category") == "telemetry"):
+            return
+        self.kernel.publish("debug_event", {**event, "seq": next(self._out_seq)}, self._parent)
+
+    def _on_stopped(self, body: dict[str, Any]) -> None:
+        thread_id = body.get("threadId")
+        if isinstance(thread_id, int):
+            self.stopped_threads.add(thread_id)
+        # pydevd reports the stop just before its thread enters the wait loop; forward the
+        # event only once it is there, so whoever reacts finds the thread held.
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            suspending = [
+                t
+                for t in threading.enumerate()
+                if getattr(getattr(t, "additional_info", None), "pydev_state", None)
+                == PYDEVD_SUSPENDED
+            ]
+            if all(held_by_debugger(t) for t in suspending):
+                return
+            time.sleep(0.001)
+
+    def _resumed(self, thread_id: Any, everything: bool) -> None:
+        if everything:
+            self.stopped_threads.clear()
+        else:
+            self.stopped_threads.discard(thread_id)
+
+    # -- answered by the kernel -------------------------------------------------------------
+    async def _debug_info(self, dap: dict[str, Any]) -> dict[str, Any]:
+        body = {
+            "isStarted": self.attached,
+            "hashMethod": cellfiles.HASH_METHOD,
+            "hashSeed": cellfiles.HASH_SEED,
+            "tmpFilePrefix": cellfiles.CELL_PREFIX,
+            "tmpFileSuffix": cellfiles.CELL_SUFFIX,
+            "breakpoints": [
+                {"source": path, "breakpoints": bps} for path, bps in self.breakpoints.items()
+            ],
+            "stoppedThreads": sorted(self.stopped_threads),
+            "richRendering": True,
+            "exceptionPaths": ["Python Exceptions"],
+            "copyToGlobals": True,
+        }
+        return self._response(dap, body=body)
+
+    async def _dump_cell(self, dap: dict[str, Any]) -> dict[str, Any]:
+        code = (dap.get("arguments") or {}).get("code")
+        if not isinstance(code, str):
+            raise DebuggerError("dumpCell needs arguments.code (the cell's text)")
+        path = await self._off_loop(cellfiles.write_cell, code)
+        return self._response(dap, body={"sourcePath": path})
+
+    async def _source(self, dap: dict[str, Any]) -> dict[str, Any]:
+        path = str(((dap.get("arguments") or {}).get("source") or {}).get("path", ""))
+        if path:
+            content = await self._off_loop(_read_source, path)
+            if content is not None:
+                return self._response(dap, body={"content": content})
+        if self.attached:
+            return await self._forward(dap)
+        raise DebuggerError(f"no source for {path or 'that reference'}")
+
+    async def _modules(self, dap: dict[str, Any]) -> dict[str, Any]:
+        arguments = dap.get("arguments") or {}
+        found = [
+            {"id": name, "name": name, "path": path}
+            for name, module in list(sys.modules.items())
+            if isinstance(path := getattr(module, "__file__", None), str)
+        ]
+        start = int(arguments.get("startModule", 0) or 0)
+        count = int(arguments.get("moduleCount", 0) or 0)
+        chosen = found[start : start + count] if count > 0 else found[start:]
+        return self._response(dap, body={"modules": chosen, "totalModules": len(found)})
+
+    def _namespace(self) -> dict[str, Any]:
+        shell = self.kernel.shell
+        if shell is None:
+            raise DebuggerError("the kernel's shell is not running")
+        return dict(shell.user_ns)
+
+    async def _inspect_variables(self, dap: dict[str, Any]) -> dict[str, Any]:
+        shell = self.kernel.shell
+        hidden = set(getattr(shell, "user_ns_hidden", {}) or {})
+        namespace = self._namespace()
+
+        def describe() -> list[dict[str, Any]]:
+            found = []
+            for name, value in namespace.items():
+                if name.startswith("_") or name in hidden or type(value).__name__ == "module":
+                    continue
+                try:
+                    shown = repr(value)
+                except Exception as e:
+                    shown = f"<repr failed: {type(e).__name__}>"
+                found.append(
+                    {
+                        "name": name,
+                        "value": shown if len(shown) <= 200 else shown[:197] + "...",
+                        "type": type(value).__qualname__,
+                        "evaluateName": name,
+                        "variablesReference": 0,
+                    }
+                )
+            return found
+
+        # repr() is user code: off the control loop, which must stay responsive.
+        variables = await self._off_loop(describe)
+        return self._response(dap, body={"variables": variables})
+
+    async def _rich_inspect(self, dap: dict[str, Any]) -> dict[str, Any]:
+        arguments = dap.get("arguments") or {}
+        name = str(arguments.get("variableName", ""))
+        frame_id = arguments.get("frameId")
+        if not name:
+            raise DebuggerError("richInspectVariables needs arguments.variableName")
+        if frame_id is not None and self.attached and self.stopped_threads:
+            # Formatted in the held frame by debugpy's evaluate, on the held thread; the
+            # bundle comes back through _rich_results, not through a repr of it.
+            token = uuid.uuid4().hex
+            expression = (
+                f"__import__('cokernel.debugger', fromlist=['stash_rich'])"
+                f".stash_rich({token!r}, ({name}))"
+            )
+            answer = await self._ask(
+                "evaluate", {"expression": expression, "frameId": frame_id, "context": "repl"}
+            )
+            found = _rich_results.pop(token, None)
+            if not answer.get("success") or found is None:
+                detail = answer.get("message") or (answer.get("body") or {}).get("result")
+                raise DebuggerError(f"cannot inspect {name!r} in that frame: {detail}")
+            data, metadata = found
+        else:
+            if not name.isidentifier():
+                raise DebuggerError(f"{name!r} is not a variable name")
+            namespace = self._namespace()
+            if name not in namespace:
+                raise DebuggerError(f"no variable {name!r} in the kernel's namespace")
+            shell = self.kernel.shell
+            assert shell is not None
+            data, metadata = await self._off_loop(shell.display_formatter.format, namespace[name])
+        return self._response(dap, body={"data": data, "metadata": metadata})
+
+    async def _copy_to_globals(self, dap: dict[str, Any]) -> dict[str, Any]:
+        arguments = dap.get("arguments") or {}
+        source = str(arguments.get("srcVariableName", ""))
+        target = str(arguments.get("dstVariableName", ""))
+        frame_id = arguments.get("srcFrameId")
+        if not source or not target.isidentifier() or frame_id is None:
+            raise DebuggerError(
+                "copyToGlobals needs srcVariableName, srcFrameId and an identifier as "
+                "dstVariableName"
+            )
+        expression = f"globals().__setitem__({target!r}, ({source}))"
+        answer = await self._ask(
+            "evaluate", {"expression": expression, "frameId": frame_id, "context": "repl"}
+        )
+        if not answer.get("success"):
+            raise DebuggerError(f"cannot copy {source!r}: {answer.get('message')}")
+        return self._response(dap)
+
+    # -- interrupts while held ------------------------------------------------------------
+    def interrupt(self, shell: CokernelShell) -> bool:
+        """Interrupt cells while debugpy holds some: resume them, then interrupt.
+
+        Returns False (doing nothing) when no thread is held. KeyboardInterrupt raised into a
+        thread that sits in debugpy's wait loop would unwind debugpy instead of the cell.
+        """
+        if not self.attached or not self.stopped_threads:
+            return False
+        worker = threading.Thread(
+            target=self._release_then_interrupt, args=(shell,), name="cokernel-debugger-interrupt"
+        )
+        hide_from_debugpy(worker)
+        worker.daemon = True
+        worker.start()
+        return True
+
+    def _release_then_interrupt(self, shell: CokernelShell) -> None:
+        cells = list(shell.running_cells)
+        for cell in cells:  # later statements of the cell do not start (CellRun.run_sync)
+            if cell.stop_reason is None:
+                cell.stop_reason = "interrupt"
+        # Breakpoints are muted until the cells have ended: one in a loop would hold the
+        # thread again before the interrupt lands (it must not land in debugpy's wait loop),
+        # and the KeyboardInterrupt itself would stop at an exception breakpoint.
+        muted = self._mute_breakpoints()
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                held = next(iter(self.stopped_threads), None)
+                if held is not None and self.attached:
+                    self._tell("continue", {"threadId": held})
+                while time.monotonic() < deadline and any(
+                    held_by_debugger(t) for t in threading.enumerate()
+                ):
+                    time.sleep(0.002)
+                shell.interrupt_cells()
+                finished = all(cell.done.wait(0.1) for cell in cells)
+                if finished or time.monotonic() > deadline:
+                    return
+        finally:
+            for command, arguments in muted:
+                self._tell(command, arguments)
+
+    def _tell(self, command: str, arguments: dict[str, Any]) -> None:
+        """Send a request of the kernel's own to debugpy and wait (a little) for its answer."""
+        try:
+            answer = self._send(command, arguments).result(5)
+            if not answer.get("success"):
+                log.warning("debugpy refused %s: %s", command, answer.get("message"))
+        except Exception:
+            log.warning("debugpy did not answer %s", command, exc_info=True)
+
+    def _mute_breakpoints(self) -> list[tuple[str, dict[str, Any]]]:
+        """Clear every breakpoint in debugpy (not in :attr:`breakpoints`); returns the
+        requests that restore them."""
+        restore: list[tuple[str, dict[str, Any]]] = []
+        for path, lines in list(self.breakpoints.items()):
+            self._tell("setBreakpoints", {"source": {"path": path}, "breakpoints": []})
+            restore.append(("setBreakpoints", {"source": {"path": path}, "breakpoints": lines}))
+        if self.exception_breakpoints:
+            self._tell("setExceptionBreakpoints", {"filters": []})
+            restore.append(("setExceptionBreakpoints", dict(self.exception_breakpoints)))
+        return restore
+
+    def _sigint_guard(self, frame: FrameType | None) -> bool:
+        """Keep SIGINT out of debugpy's code on the main thread; deliver it again later."""
+        if not in_debugpy_code(frame):
+            self._redeliveries = 0
+            return False
+        self._redeliveries += 1
+        if self._redeliveries <= 500:  # about 5 s of tries
+            timer = threading.Timer(0.01, self._redeliver)
+            timer.daemon = True
+            timer.start()
+        return True
+
+    def _redeliver(self) -> None:
+        shell = self.kernel.shell
+        main = threading.main_thread()
+        if shell is None or main.ident is None:
+            return
+        if any(
+            c.thread is main and c.stop_reason is not None and not c.done.is_set()
+            for c in list(shell.running_cells)
+        ):
+            signal.pthread_kill(main.ident, signal.SIGINT)
+
+    # -- comms while a shell is held --------------------------------------------------------
+    def queue_comm(
+        self, caller: Caller, lane: Hashable, fn: Callable[..., Any], *args: Any
+    ) -> Pending[Any]:
+        """Queue a comm message in ``lane`` of ``caller``, or on the stand-in thread while
+        debugpy holds ``caller``'s thread.
+
+        Order within the lane is kept both ways: a message goes to the stand-in only when
+        nothing of the lane is still waiting on the held thread, and back on the shell's own
+        thread it first waits for what the stand-in still runs. Called from the interface's
+        receiving thread only.
+        """
+        tail = self._lane_tails.get(lane)
+        thread = caller.thread
+        held = self._connection is not None and thread is not None and held_by_debugger(thread)
+        if held and (tail is None or tail[1] or tail[0].done()):
+            pending = self._standin_caller().queue_call(lane, fn, *args)
+            self._lane_tails[lane] = (pending, True)
+            return pending
+        if tail is not None and tail[1] and not tail[0].done():
+            pending = caller.queue_call(lane, _after, tail[0], fn, *args)
+        else:
+            pending = caller.queue_call(lane, fn, *args)
+        self._lane_tails[lane] = (pending, False)
+        return pending
+
+    def _standin_caller(self) -> Caller:
+        if self._standin is None:
+            self._standin = Caller("cokernel-standin", backend=self.kernel.options.backend)
+            self._standin.start_thread()
+        return self._standin
+
+
+def _read_source(path: str) -> str | None:
+    """The text of ``path``, from the file or (a cell never dumped) from linecache."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError):
+        lines = linecache.getlines(path)
+        return "".join(lines) if lines else None
+
+
+async def _after(previous: Pending[Any], fn: Callable[..., Any], *args: Any) -> Any:
+    try:
+        await previous
+    except Exception:
+        pass
+    result = fn(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+_OWN_COMMANDS: dict[str, Callable[[Debugger, dict[str, Any]], Any]] = {
+    "initialize": Debugger._initialize,
+    "attach": Debugger._attach,
+    "configurationDone": Debugger._configuration_done,
+    "disconnect": Debugger._disconnect,
+    "debugInfo": Debugger._debug_info,
+    "dumpCell": Debugger._dump_cell,
+    "source": Debugger._source,
+    "modules": Debugger._modules,
+    "inspectVariables": Debugger._inspect_variables,
+    "richInspectVariables": Debugger._rich_inspect,
+    "copyToGlobals": Debugger._copy_to_globals,
+}
