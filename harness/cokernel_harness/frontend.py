@@ -229,8 +229,14 @@ class Frontend:
         return self.send("stdin", "input_reply", {"value": value}, parent=parent)
 
     def comm_open(
-        self, target_name: str, data: dict[str, Any] | None = None, *, comm_id: str | None = None
+        self,
+        target_name: str,
+        data: dict[str, Any] | None = None,
+        *,
+        comm_id: str | None = None,
+        subshell_id: str | None = None,
     ) -> str:
+        """Open a comm to ``target_name`` in the kernel (on a subshell if given); its id."""
         import uuid
 
         comm_id = comm_id or uuid.uuid4().hex
@@ -238,6 +244,7 @@ class Frontend:
             "shell",
             "comm_open",
             {"comm_id": comm_id, "target_name": target_name, "data": data or {}},
+            subshell_id=subshell_id,
         )
         return comm_id
 

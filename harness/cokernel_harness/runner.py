@@ -306,16 +306,22 @@ class _Session:
 
 
 async def _settle(fe: Frontend, msg_ids: list[str], timeout: float = SETTLE_TIME) -> None:
-    """Wait (briefly, bounded) for the idle of every request in ``msg_ids`` that went busy.
+    """Wait (briefly, bounded) for the idle of every request in ``msg_ids`` that has begun.
 
     A scenario may stop listening right after the reply it wanted; the idle still on its way
     is not a protocol violation, and the validator should not see the conversation cut short.
     """
+    # A request counts as begun once its busy *or* its reply arrived: the reply comes on
+    # another socket than the status messages and may well overtake its own busy.
     states: dict[str, set[str]] = {}
     for m in fe.log:
-        if m.msg_type == "status" and m.parent_id is not None:
+        if m.parent_id is None:
+            continue
+        if m.msg_type == "status":
             states.setdefault(m.parent_id, set()).add(str(m.content.get("execution_state")))
-    waiting = {i for i in msg_ids if "busy" in states.get(i, ()) and "idle" not in states[i]}
+        elif m.msg_type.endswith("_reply"):
+            states.setdefault(m.parent_id, set()).add("replied")
+    waiting = {i for i in msg_ids if states.get(i) and "idle" not in states[i]}
     if not waiting:
         return
 

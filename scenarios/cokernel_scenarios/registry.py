@@ -8,6 +8,8 @@ from cokernel_scenarios.background_output import BackgroundOutput
 from cokernel_scenarios.comm_flood import CommFlood
 from cokernel_scenarios.completion_while_blocked import CompletionWhileBlocked
 from cokernel_scenarios.control_while_blocked import ControlWhileBlocked
+from cokernel_scenarios.debugger_breakpoint import DebuggerBreakpoint
+from cokernel_scenarios.debugger_comm_while_paused import DebuggerCommWhilePaused
 from cokernel_scenarios.display_updates import DisplayUpdates
 from cokernel_scenarios.input_while_comms import InputWhileComms
 from cokernel_scenarios.interrupt_await import InterruptAwait
@@ -18,6 +20,13 @@ from cokernel_scenarios.restart_while_busy import RestartWhileBusy
 from cokernel_scenarios.scenario import Scenario
 from cokernel_scenarios.shutdown_while_busy import ShutdownWhileBusy
 from cokernel_scenarios.stop_on_error import StopOnError
+from cokernel_scenarios.subshells import (
+    SubshellChurn,
+    SubshellComm,
+    SubshellDeleteBusy,
+    SubshellMany,
+    SubshellParallel,
+)
 from cokernel_scenarios.widget_await import WidgetAwait
 
 # In the order a report lists them: protocol liveness first, lifecycle last.
@@ -34,6 +43,13 @@ SCENARIOS: tuple[type[Scenario], ...] = (
     BackgroundOutput,
     DisplayUpdates,
     ManyClients,
+    SubshellParallel,
+    SubshellComm,
+    SubshellDeleteBusy,
+    SubshellMany,
+    SubshellChurn,
+    DebuggerBreakpoint,
+    DebuggerCommWhilePaused,
     ShutdownWhileBusy,
     RestartWhileBusy,
 )

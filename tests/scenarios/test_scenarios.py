@@ -21,19 +21,23 @@ from cokernel_scenarios import Scenario, all_scenarios
 
 KERNEL_BACKEND = os.environ.get("COKERNEL_TEST_BACKEND", "asyncio")
 
-INPUT_BLOCKS_COMMS = pytest.mark.xfail(
-    strict=True,
-    reason="cokernel serves comm_msg in a queue lane on the shell loop, and input() blocks that "
-    "loop's thread until the reply comes (kernel/cokernel/stdin.py StdinBridge.ask), so comm "
-    "messages wait for the answer",
-)
-
 # What every cokernel offers on this run's backend; the in-process transport has no kernel
-# process and no connection file.
+# process and no connection file. The debugger is exercised over ZMQ only: debugpy traces the
+# whole process it starts in, and in-process that is the test runner's.
 KERNEL_FEATURES = frozenset(
-    {"python", "stdin", "anyio", KERNEL_BACKEND, "comms", "ipywidgets", "ipython", "interrupt"}
+    {
+        "python",
+        "stdin",
+        "anyio",
+        KERNEL_BACKEND,
+        "comms",
+        "ipywidgets",
+        "ipython",
+        "interrupt",
+        "subshells",
+    }
 )
-PROCESS_FEATURES = frozenset({"process", "connection_file"})
+PROCESS_FEATURES = frozenset({"process", "connection_file", "debugger"})
 
 Connect = Callable[[], AbstractAsyncContextManager[Frontend]]
 
@@ -51,8 +55,6 @@ def _params(*, inprocess: bool) -> list[object]:
                 else f"needs {', '.join(sorted(missing))}, which only a kernel process offers"
             )
             marks.append(pytest.mark.skip(reason=why))
-        elif scenario.name == "input_while_comms":
-            marks.append(INPUT_BLOCKS_COMMS)
         elif inprocess and scenario.name == "interrupt_sleep":
             marks.append(
                 pytest.mark.skip(
