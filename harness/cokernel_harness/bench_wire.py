@@ -126,6 +126,10 @@ class Wire:
     def interrupt_mode(self) -> str:
         return str(self.manager.kernel_spec.interrupt_mode)
 
+    #: Whether an interrupt can stop a cell inside a blocking call (a kernel process runs its
+    #: cells on its main thread, where SIGINT wakes such calls).
+    interrupts_blocking_calls = True
+
     def start(self, timeout: float) -> float:
         """Launch the kernel; block until its first kernel_info_reply and return the seconds
         from launch to that reply. Then block until iopub delivers, so no output is missed.
@@ -343,6 +347,9 @@ class InProcessWire(Wire):
     @property
     def interrupt_mode(self) -> str:
         return "message"
+
+    # The kernel's cells run on its own thread, not this process's main thread.
+    interrupts_blocking_calls = False
 
     def _emit(self, channel: str, msg: dict[str, Any]) -> None:
         self._inbox.put(Arrival(channel, msg, time.perf_counter()))

@@ -368,7 +368,9 @@ def subshells(wire: Wire, settings: Settings, out: Results) -> None:
                 raise Failed(f"execute on a subshell: {reply.content}")
             executed.samples.append(ms(reply.time - sent.time))
             if reply.time - running.time > settings.block_seconds:
-                executed.notes.append("the main shell's cell ended before all samples were taken")
+                late = "the main shell's cell ended before all samples were taken"
+                if late not in executed.notes:
+                    executed.notes.append(late)
                 break
         wire.finish(running, bound)
     for subshell_id in subshell_ids:
@@ -382,8 +384,13 @@ INTERRUPT_SLEEP = Metric("interrupt_sleep", "interrupt `time.sleep(100)` -> repl
 INTERRUPT_AWAIT = Metric("interrupt_await", "interrupt `await anyio.sleep(100)` -> reply", "ms")
 
 
-def _interrupt(code: str, metric: Metric) -> Run:
+def _interrupt(code: str, metric: Metric, *, blocking_call: bool = False) -> Run:
     def run(wire: Wire, settings: Settings, out: Results) -> None:
+        if blocking_call and not wire.interrupts_blocking_calls:
+            raise Unsupported(
+                "cells run on a thread other than the main one, where CPython cannot interrupt "
+                "a blocking call such as time.sleep"
+            )
         result = out[metric.key]
         enames: set[str] = set()
         try:
@@ -429,7 +436,7 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload(
         "interrupt_sleep",
         (INTERRUPT_SLEEP,),
-        _interrupt("import time\ntime.sleep(100)", INTERRUPT_SLEEP),
+        _interrupt("import time\ntime.sleep(100)", INTERRUPT_SLEEP, blocking_call=True),
     ),
     Workload(
         "interrupt_await",
