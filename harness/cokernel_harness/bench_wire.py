@@ -196,13 +196,19 @@ class Wire:
         subshell_id: str | None = None,
     ) -> Sent:
         """Send a request; ``subshell_id`` addresses a kernel subshell (JEP 91)."""
-        session: Session = self.manager.session
-        msg = session.msg(msg_type, content or {})
+        msg = self._session_of().msg(msg_type, content or {})
         if subshell_id is not None:
             msg["header"]["subshell_id"] = subshell_id
         stamp = time.perf_counter()
-        session.send(self._sockets[channel], msg)
+        self._deliver(channel, msg)
         return Sent(str(msg["header"]["msg_id"]), stamp)
+
+    def _session_of(self) -> Session:
+        session: Session = self.manager.session
+        return session
+
+    def _deliver(self, channel: RequestChannel, msg: dict[str, Any]) -> None:
+        self._session_of().send(self._sockets[channel], msg)
 
     def execute(self, code: str, *, subshell_id: str | None = None) -> Sent:
         """Send an execute_request as a notebook frontend does (history on, no stdin)."""
@@ -384,21 +390,12 @@ class InProcessWire(Wire):
     def rss_bytes(self) -> int:
         raise Unsupported("an in-process kernel shares this process: its memory is not its own")
 
-    def send(
-        self,
-        channel: RequestChannel,
-        msg_type: str,
-        content: dict[str, Any] | None = None,
-        *,
-        subshell_id: str | None = None,
-    ) -> Sent:
-        msg = self._session.msg(msg_type, content or {})
-        if subshell_id is not None:
-            msg["header"]["subshell_id"] = subshell_id
+    def _session_of(self) -> Session:
+        return self._session
+
+    def _deliver(self, channel: RequestChannel, msg: dict[str, Any]) -> None:
         msg["header"]["date"] = msg["header"]["date"].isoformat()
-        stamp = time.perf_counter()
         self._handle.receive(channel, msg)
-        return Sent(str(msg["header"]["msg_id"]), stamp)
 
     def _alive(self) -> bool:
         return self._handle is not None and bool(self._handle.running)

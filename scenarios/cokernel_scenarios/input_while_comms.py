@@ -7,6 +7,7 @@ and expects their echoes before it answers; then the cell prints what it was giv
 from __future__ import annotations
 
 from cokernel_harness.frontend import Frontend, WaitTimeout
+from cokernel_scenarios.echo import echo_of, echo_setup
 from cokernel_scenarios.scenario import (
     PATIENCE,
     PYTHON,
@@ -21,14 +22,7 @@ COUNT = 5
 TARGET = "harness.echo"
 ANSWER = "harness answer"
 
-SETUP = f"""\
-import comm as _comm
-
-def _echo_open(channel, open_msg):
-    channel.on_msg(lambda msg: channel.send({{"echo": msg["content"]["data"]["i"]}}))
-
-_comm.get_comm_manager().register_target({TARGET!r}, _echo_open)
-"""
+SETUP = echo_setup(TARGET)
 
 CELL = """\
 _answer = input("your answer? ")
@@ -80,11 +74,7 @@ class InputWhileComms(Scenario):
     @staticmethod
     async def _echoes(fe: Frontend, comm_id: str, start: int, *, timeout: float) -> None:
         await fe.wait_for(
-            lambda m: (
-                m.msg_type == "comm_msg"
-                and m.content.get("comm_id") == comm_id
-                and m.content.get("data", {}).get("echo") == COUNT - 1
-            ),
+            echo_of(comm_id, COUNT - 1),
             timeout=timeout,
             what=f"the echo of comm message {COUNT - 1}",
             start=start,

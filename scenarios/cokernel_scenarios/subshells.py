@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from cokernel_harness.frontend import Frontend, WaitTimeout
+from cokernel_scenarios.echo import echo_of, echo_setup
 from cokernel_scenarios.gate import Gate, answered_while_blocked, start_blocking_cell
 from cokernel_scenarios.scenario import (
     PATIENCE,
@@ -91,14 +92,7 @@ class SubshellParallel(Scenario):
 
 
 ECHO_TARGET = "harness.subshell.echo"
-ECHO_SETUP = f"""\
-import comm as _comm
-
-def _harness_echo_open(channel, open_msg):
-    channel.on_msg(lambda msg: channel.send({{"echo": msg["content"]["data"]["i"]}}))
-
-_comm.get_comm_manager().register_target({ECHO_TARGET!r}, _harness_echo_open)
-"""
+ECHO_TARGET = "harness.subshell.echo"
 
 
 class SubshellComm(Scenario):
@@ -108,7 +102,7 @@ class SubshellComm(Scenario):
     count = 5
 
     async def run(self, fe: Frontend) -> None:
-        expect_ok(await fe.run(ECHO_SETUP), "registering the echo comm target", fe)
+        expect_ok(await fe.run(echo_setup(ECHO_TARGET)), "registering the echo comm target", fe)
         subshell = await create_subshell(fe)
         comm_id = fe.comm_open(ECHO_TARGET, subshell_id=subshell)
         with Gate() as gate:
@@ -119,7 +113,7 @@ class SubshellComm(Scenario):
             try:
                 for index in range(self.count):
                     await fe.wait_for(
-                        _echo(comm_id, index),
+                        echo_of(comm_id, index),
                         timeout=PATIENCE,
                         what=f"echo {index}",
                         start=start,
@@ -134,18 +128,6 @@ class SubshellComm(Scenario):
             gate.open()
             expect_ok(await fe.collect(cell), "the blocking main-shell cell", fe)
         await delete_subshell(fe, subshell)
-
-
-def _echo(comm_id: str, index: int) -> Any:
-    def match(m: Any) -> bool:
-        data = m.content.get("data") or {}
-        return bool(
-            m.msg_type == "comm_msg"
-            and m.content.get("comm_id") == comm_id
-            and data.get("echo") == index
-        )
-
-    return match
 
 
 class SubshellDeleteBusy(Scenario):
