@@ -50,6 +50,14 @@ class KernelDisplayHook(DisplayHook):  # type: ignore[misc]
 
     publish_msg = AnyTrait()
     flush_streams = AnyTrait()
+    cell_number = AnyTrait(help="callable() -> the running cell's execution count, or None")
+
+    @property
+    def prompt_count(self) -> int:
+        # IPython's is "the shell's counter minus one": with cells running on subshells at the
+        # same time, that may be another cell's number. Out[n], _n and _oh use this one too.
+        number = self.cell_number() if self.cell_number is not None else None
+        return int(number) if number is not None else int(self.shell.execution_count - 1)
 
     def start_displayhook(self) -> None:
         self._is_active = True

@@ -366,6 +366,7 @@ async def execute_request(kernel: Kernel, request: Request) -> None:
     # and result do.
     takes_number = store_history and code.strip() != ""
     shown_count = shell.execution_count if takes_number else shell.execution_count - 1
+    cell.number = shown_count
     if not silent:
         kernel.publish("execute_input", {"code": code, "execution_count": shown_count}, request)
     cell.start_timer()

@@ -100,6 +100,7 @@ class CellRun:
         self._cancel_timer: Callable[[], None] | None = None
         self.done = threading.Event()  # set when the cell has finished running
         self._numbering: threading.Lock | None = None
+        self.number: int | None = None  # the execution count it shows (In[n] / Out[n])
         # Called after an interrupt is posted to the cell's (non-main) thread: a thread blocked
         # in a lock wait only sees the exception once something wakes it (input() sets this).
         self.wake: Callable[[], None] | None = None
@@ -255,6 +256,11 @@ current_cell: contextvars.ContextVar[CellRun | None] = contextvars.ContextVar(
 )
 
 
+def _current_cell_number() -> int | None:
+    cell = current_cell.get()
+    return cell.number if cell is not None else None
+
+
 def _release_numbering() -> None:
     # IPython fires pre_execute right after it has numbered the cell.
     cell = current_cell.get()
@@ -292,6 +298,7 @@ class CokernelShell(InteractiveShell):  # type: ignore[misc]
         for part in (self.display_pub, self.displayhook):
             part.publish_msg = self.publish_msg
             part.flush_streams = self.flush_streams
+        self.displayhook.cell_number = _current_cell_number
         self.running_cells: set[CellRun] = set()
         self.numbering = threading.Lock()  # see CellRun.take_number
         self.events.register("pre_execute", _release_numbering)

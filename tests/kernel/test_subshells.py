@@ -202,3 +202,25 @@ sorted(_t.name for _t in threading.enumerate() if _t.name.startswith("cokernel-s
         assert left == {"text/plain": "[]"}
 
     with_kernel(body, inprocess=True)
+
+
+@pytest.mark.timeout(60)
+def test_a_result_carries_its_own_cells_count_while_a_subshell_takes_the_next() -> None:
+    # The main cell is numbered n and waits; a subshell cell takes n + 1 and lets it go on.
+    # The main cell's Out[n] (execute_result) must still say n, as its reply and input do.
+    async def body(fe: Frontend) -> None:
+        await fe.run("import threading\nharness_go = threading.Event()")
+        sub = await create(fe)
+        main = fe.execute("harness_go.wait(30)\n'main result'")
+        await fe.wait_for(lambda m: m.parent_id == main and m.msg_type == "execute_input")
+        other = await fe.run("harness_go.set()", subshell_id=sub)
+        execution = await fe.collect(main)
+        count = execution.reply["execution_count"]
+        assert other.reply["execution_count"] == count + 1
+        (result,) = execution.of_type("execute_result")
+        assert result.content["execution_count"] == count
+        assert result.content["data"]["text/plain"] == "'main result'"
+        inputs = execution.of_type("execute_input")
+        assert [m.content["execution_count"] for m in inputs] == [count]
+
+    with_kernel(body)
