@@ -145,7 +145,7 @@ def _run_then_settle(pending: Pending[Any], fn: Callable[..., Any], args: tuple[
 
 
 class _Job:
-    __slots__ = ("args", "context", "fn", "pending")
+    __slots__ = ("args", "context", "fn", "pending", "started")
 
     def __init__(
         self,
@@ -155,6 +155,7 @@ class _Job:
         context: contextvars.Context | None,
     ) -> None:
         self.fn, self.args, self.pending, self.context = fn, args, pending, context
+        self.started = False
 
 
 class Caller:
@@ -339,6 +340,27 @@ class Caller:
         _run_then_settle(pending, fn, args)
         return pending
 
+    def take_waiting(
+        self, lane: Hashable
+    ) -> list[tuple[Callable[..., Any], tuple[Any, ...], Pending[Any]]]:
+        """Remove and return ``lane``'s queued jobs as (fn, args, pending), if none has started.
+
+        For the loop's own thread while it is blocked in a synchronous call (the loop is not
+        running, so nothing else touches the lane): it may then run them itself, in order, and
+        settle their pendings. Returns ``[]`` when the lane is empty or its head job is running.
+        """
+        if not self.in_loop_thread():
+            raise RuntimeError("take_waiting() is for the loop's own thread")
+        queue = self._lanes.get(lane)
+        if not queue or any(job.started for job in queue):
+            return []
+        # The lane's drain task may already be scheduled: it finds its queue empty and ends,
+        # and later jobs start a new queue (and task) of their own.
+        del self._lanes[lane]
+        jobs = [(job.fn, job.args, job.pending) for job in queue if not job.pending.done()]
+        queue.clear()
+        return jobs
+
     def lane_depth(self, lane: Hashable) -> int:
         """How many jobs wait (not counting the running one) on ``lane``; loop thread only."""
         queue = self._lanes.get(lane)
@@ -372,7 +394,8 @@ class Caller:
                 queue.popleft()
         finally:
             if not queue:
-                self._lanes.pop(lane, None)
+                if self._lanes.get(lane) is queue:  # not a newer queue (see take_waiting)
+                    del self._lanes[lane]
             else:  # the loop is being torn down: nothing queued may be silently lost
                 for job in queue:
                     job.pending.mark_cancelled()
@@ -382,6 +405,7 @@ class Caller:
         pending = job.pending
         if pending.done():  # cancelled while it waited in its lane
             return
+        job.started = True
         scope = anyio.CancelScope()
 
         def cancel() -> None:

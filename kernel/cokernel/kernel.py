@@ -77,7 +77,7 @@ class Kernel:
             self.control_caller = Caller("cokernel-control", backend=options.backend)
         self.shell: CokernelShell | None = None
         self.streams: StreamRouter | None = None
-        self.parking = Parking()
+        self.parking = Parking(adopt=self._adopt_queued_comms)
         self.stdin = StdinBridge(self._send_input_request, self.parking)
         self.comm_manager = KernelCommManager(self._report_handler_error)
         self.subshells = SubshellRegistry(
@@ -218,6 +218,32 @@ class Kernel:
         else:
             pending = caller.queue_call(lane_key, self._serve_async, handler, request)
         pending.add_done_callback(lambda p: self._answer_unserved(request, p))
+
+    def _adopt_queued_comms(self, thread: threading.Thread) -> list[Callable[[], None]]:
+        """The comm jobs queued on the loop of ``thread`` (now parked in input()), to be run by
+        it: they arrived before the wait began and would otherwise hold back the ones after."""
+        callers: list[tuple[Caller, str | None]] = [(self.shell_caller, None)]
+        for sub_id in self.subshells.ids():
+            try:
+                callers.append((self.subshells.get(sub_id).caller, sub_id))
+            except SubshellNotFound:
+                continue
+        jobs: list[Callable[[], None]] = []
+        for caller, owner in callers:
+            if caller.thread is not thread:
+                continue
+            # The comm lane holds only request jobs: _serve_async(handler, request) (see _route).
+            for _, args, pending in caller.take_waiting((Channel.shell, "comm", owner)):
+                jobs.append(functools.partial(self._serve_adopted, pending, *args))
+        return jobs
+
+    def _serve_adopted(
+        self, pending: Pending[Any], handler: Callable[[Kernel, Request], Any], request: Request
+    ) -> None:
+        try:
+            self._serve_sync(handler, request)
+        finally:
+            pending.set_result(None)
 
     def _answer_unserved(self, request: Request, pending: Pending[Any]) -> None:
         """A request whose job was cancelled before it started (its subshell was deleted, the

@@ -28,10 +28,13 @@ Job = Callable[[], None]
 class Parking:
     """Parked threads, their inboxes, and how many jobs each lane has in flight on a loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, adopt: Callable[[threading.Thread], list[Job]] | None = None) -> None:
         self._cond = threading.Condition()
         self._inboxes: dict[threading.Thread, deque[Job]] = {}
         self._in_flight: dict[Hashable, int] = {}
+        # Called as a thread parks: the jobs already queued for it on its (blocked) loop, which
+        # it then runs first, so that the ones sent during the wait need not queue behind them.
+        self._adopt = adopt
 
     def submit(self, thread: threading.Thread | None, lane: Hashable, job: Job) -> bool:
         """Give ``job`` to ``thread`` if it is parked and ``lane`` has nothing in flight.
@@ -74,6 +77,10 @@ class Parking:
         with self._cond:
             outer = self._inboxes.get(me)  # a comm handler run here may itself call input()
             inbox = self._inboxes[me] = outer if outer is not None else deque()
+        if self._adopt is not None and outer is None:
+            adopted = self._adopt(me)
+            with self._cond:
+                inbox.extendleft(reversed(adopted))
 
         def wait(until: Callable[[], bool]) -> None:
             """Block until ``until()`` is true (checked after each :meth:`wake`), running the
