@@ -72,14 +72,11 @@ class BackendKernel:
 def backend_kernel(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, isolated_env: Path
 ) -> Iterator[BackendKernel]:
-    """A kernel per event-loop backend: the installed kernelspec, and one with --backend=trio."""
+    """A kernel per event-loop backend (whichever backend this test run's kernels default to)."""
     backend = str(request.param)
-    if backend == "asyncio":
-        km, kc = start_kernel()
-    else:
-        directory = tmp_path_factory.mktemp("kernels")
-        manager = write_kernelspec(directory, f"cokernel-{backend}", [f"--backend={backend}"])
-        km, kc = start_kernel(f"cokernel-{backend}", kernel_spec_manager=manager)
+    directory = tmp_path_factory.mktemp("kernels")
+    manager = write_kernelspec(directory, f"cokernel-{backend}", [f"--backend={backend}"])
+    km, kc = start_kernel(f"cokernel-{backend}", kernel_spec_manager=manager)
     try:
         yield BackendKernel(backend, km, kc)
     finally:
@@ -247,10 +244,10 @@ def timeout_kernel(
     "code",
     [
         "import time\ntime.sleep(100)",
-        "import asyncio\nawait asyncio.sleep(100)",
+        "import anyio\nawait anyio.sleep(100)",
         "while True:\n    pass",
     ],
-    ids=["time-sleep", "asyncio-sleep", "busy-loop"],
+    ids=["time-sleep", "anyio-sleep", "busy-loop"],
 )
 def test_kernel_timeout_ends_a_long_cell(timeout_kernel: KernelPair, code: str) -> None:
     wire = Wire(timeout_kernel[1])
@@ -272,9 +269,9 @@ def test_a_cell_can_lift_the_kernel_timeout(timeout_kernel: KernelPair) -> None:
     ("code", "metadata"),
     [
         ("# cokernel: timeout=0.5\nimport time\ntime.sleep(100)", None),
-        ("#cokernel:timeout=0.5\nimport asyncio\nawait asyncio.sleep(100)", None),
+        ("#cokernel:timeout=0.5\nimport anyio\nawait anyio.sleep(100)", None),
         ("import time\ntime.sleep(100)", {"cokernel": {"timeout": 0.5}}),
-        ("import asyncio\nawait asyncio.sleep(100)", {"cokernel": {"timeout": 0.5}}),
+        ("import anyio\nawait anyio.sleep(100)", {"cokernel": {"timeout": 0.5}}),
     ],
     ids=["directive-sync", "directive-async", "metadata-sync", "metadata-async"],
 )

@@ -350,8 +350,8 @@ def comm_open(wire: Wire, target: str) -> str:
 
 def test_comm_msg_is_handled_while_a_cell_awaits_its_value(wire: Wire) -> None:
     setup = wire.run(
-        "import asyncio, comm\n"
-        "value_arrived = asyncio.Event()\n"
+        "import anyio, comm\n"
+        "value_arrived = anyio.Event()\n"
         "received = []\n"
         "def on_open(c, open_msg):\n"
         "    @c.on_msg\n"
@@ -364,7 +364,7 @@ def test_comm_msg_is_handled_while_a_cell_awaits_its_value(wire: Wire) -> None:
     assert setup.status == "ok", setup.content
     comm_id = comm_open(wire, "test.await")
     # The cell can only finish if the comm_msg below is handled while it awaits.
-    cell = wire.execute("await asyncio.wait_for(value_arrived.wait(), 30)\nreceived")
+    cell = wire.execute("with anyio.fail_after(30):\n    await value_arrived.wait()\nreceived")
     wire.wait_for(
         lambda r: r.parent_id == cell and r.msg_type == "execute_input", what="the cell to start"
     )
@@ -388,7 +388,7 @@ def test_comm_msg_is_handled_while_a_cell_sleeps_asynchronously(wire: Wire) -> N
     )
     assert setup.status == "ok", setup.content
     comm_id = comm_open(wire, "test.echo")
-    cell = start_blocking_cell(wire, "import asyncio\nawait asyncio.sleep(3)")
+    cell = start_blocking_cell(wire, "import anyio\nawait anyio.sleep(3)")
     sent = wire.send("comm_msg", {"comm_id": comm_id, "data": {"n": 1}})
     echo = wire.wait_for(
         lambda r: r.parent_id == sent and r.msg_type == "comm_msg", what="the comm's echo"

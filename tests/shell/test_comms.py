@@ -44,11 +44,13 @@ def new_comm_id() -> str:
 # -- a cell awaiting what a comm delivers ------------------------------------------------------
 def test_a_cell_awaits_a_value_that_a_comm_msg_delivers(wire: Wire) -> None:
     cell = wire.execute(
-        "import asyncio, comm\n"
-        "arrived = asyncio.get_running_loop().create_future()\n"
+        "import anyio, comm\n"
+        "arrived, got = anyio.Event(), []\n"
         "awaited = comm.create_comm(target_name='await-target', data={'ready': True})\n"
-        "awaited.on_msg(lambda msg: arrived.set_result(msg['content']['data']['value']))\n"
-        "value = await asyncio.wait_for(arrived, 60)\n"
+        "awaited.on_msg(lambda msg: (got.append(msg['content']['data']['value']), arrived.set()))\n"
+        "with anyio.fail_after(60):\n"
+        "    await arrived.wait()\n"
+        "value = got[0]\n"
         "print('got', value)\n"
         "value"
     )
@@ -68,14 +70,13 @@ def test_a_cell_awaits_a_value_that_a_comm_msg_delivers(wire: Wire) -> None:
 
 def test_a_cell_awaits_an_ipywidgets_slider_value_set_by_the_frontend(wire: Wire) -> None:
     cell = wire.execute(
-        "import asyncio, ipywidgets\n"
+        "import anyio, ipywidgets\n"
         "slider = ipywidgets.IntSlider(value=1)\n"
-        "moved = asyncio.get_running_loop().create_future()\n"
-        "def on_value(change):\n"
-        "    if not moved.done():\n"
-        "        moved.set_result(change['new'])\n"
-        "slider.observe(on_value, names='value')\n"
-        "await asyncio.wait_for(moved, 60)"
+        "moved = anyio.Event()\n"
+        "slider.observe(lambda change: moved.set(), names='value')\n"
+        "with anyio.fail_after(60):\n"
+        "    await moved.wait()\n"
+        "slider.value"
     )
     slider_open = wire.wait_for(
         lambda r: (

@@ -27,11 +27,15 @@ def test_nbclient_runs_a_notebook_with_output_display_and_async_cells(
             "from IPython.display import HTML, display\ndisplay(HTML('<p>shown</p>'))\nx * 2"
         ),
         v4.new_code_cell(
-            "import asyncio\n"
+            "import anyio\n"
+            "doubled = [0] * 4\n"
             "async def double(n):\n"
-            "    await asyncio.sleep(0)\n"
-            "    return n * 2\n"
-            "await asyncio.gather(*(double(i) for i in range(4)))"
+            "    await anyio.sleep(0)\n"
+            "    doubled[n] = n * 2\n"
+            "async with anyio.create_task_group() as tasks:\n"
+            "    for i in range(4):\n"
+            "        tasks.start_soon(double, i)\n"
+            "doubled"
         ),
         v4.new_code_cell("import sys\nprint('to stderr', file=sys.stderr)"),
         v4.new_code_cell("handle = display('draft', display_id=True)\nhandle.update('final')"),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+
+import pytest
 
 from helpers import Execution, Received, Wire
 
@@ -60,6 +63,10 @@ def test_stdout_and_stderr_keep_their_relative_order(wire: Wire) -> None:
     assert streams(execution) == expected
 
 
+@pytest.mark.skipif(
+    os.environ.get("COKERNEL_TEST_BACKEND", "asyncio") != "asyncio",
+    reason="asyncio.create_task needs an asyncio kernel (a trio cell has no loop to spawn on)",
+)
 def test_output_of_an_asyncio_task_goes_to_the_cell_that_created_it(wire: Wire) -> None:
     creator = wire.run(
         "import asyncio\n"
