@@ -14,6 +14,7 @@ from typing import Any
 
 import aiologic
 import anyio
+import anyio.lowlevel
 import pytest
 
 from cokernel.caller import Caller, Pending, PendingCancelled
@@ -395,3 +396,39 @@ def test_work_submitted_after_stop_is_cancelled_not_lost(backend: str) -> None:
     for job in (caller.call_soon(lambda: "late"), caller.queue_call("lane", lambda: "late")):
         with pytest.raises(PendingCancelled):
             job.result(WAIT)
+
+
+# -- take_waiting -------------------------------------------------------------------------------
+def test_take_waiting_is_only_for_the_loop_thread(caller: Caller) -> None:
+    with pytest.raises(RuntimeError, match="loop's own thread"):
+        caller.take_waiting("lane")
+
+
+def test_the_loop_thread_takes_unstarted_lane_jobs_and_the_lane_goes_on() -> None:
+    # On asyncio the order is fixed: a job submitted from the loop lands in its lane one loop
+    # turn later, and the lane's drain task starts the turn after that; a job that yields once
+    # in between finds it queued and unstarted (trio shuffles new tasks: no fixed order to use).
+    caller = Caller("test-take", backend="asyncio").start_thread()
+    ran: list[str] = []
+    try:
+
+        async def take() -> list[Any]:
+            pending = caller.queue_call("L", ran.append, "taken")
+            await anyio.lowlevel.checkpoint()
+            taken = caller.take_waiting("L")
+            for fn, args, job in taken:  # run by this thread, as a parked thread does
+                job.set_result(fn(*args))
+            assert pending.done()
+            return taken
+
+        taken = caller.queue_call("A", take).result(WAIT)
+        assert len(taken) == 1
+        # The drain task scheduled for the taken queue ends quietly; the lane serves new jobs.
+        first = caller.queue_call("L", ran.append, "after")
+        second = caller.queue_call("L", ran.append, "last")
+        second.result(WAIT)
+        assert first.done()
+        assert ran == ["taken", "after", "last"]
+    finally:
+        caller.stop()
+        assert caller.join(WAIT)
