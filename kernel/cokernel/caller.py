@@ -19,6 +19,7 @@ import concurrent.futures
 import contextvars
 import inspect
 import logging
+import math
 import os
 import sys
 import threading
@@ -180,6 +181,7 @@ class Caller:
         self.thread: threading.Thread | None = None
         self._threadsafe: Callable[..., Any] | None = None
         self._start_task: Callable[..., None] | None = None
+        self._start_lane: Callable[..., None] | None = None
         self._lanes: dict[Hashable, deque[_Job]] = {}
         self._ready = threading.Event()
         self._stopped = threading.Event()
@@ -223,7 +225,13 @@ class Caller:
                 import trio
 
                 async with trio.open_nursery() as nursery:
+                    # No await until both are set: loop callbacks (_enqueue) may already run.
+                    send, receive = trio.open_memory_channel[
+                        tuple[Callable[..., Any], tuple[Any, ...]]
+                    ](math.inf)
                     self._start_task = nursery.start_soon
+                    self._start_lane = lambda fn, *args: send.send_nowait((fn, args))
+                    nursery.start_soon(self._lane_launcher, nursery, send, receive)
                     await self._serve_until_stopped()
                     nursery.cancel_scope.cancel()
             else:
@@ -237,7 +245,7 @@ class Caller:
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
 
-                self._start_task = start_task
+                self._start_task = self._start_lane = start_task
                 try:
                     await self._serve_until_stopped()
                 finally:
@@ -249,7 +257,7 @@ class Caller:
             # Under the backlog lock, so that no call_threadsafe() can slip into the backlog
             # between "no scheduler" and "stopped": such work would never run nor settle.
             with self._backlog_lock:
-                self._start_task = None
+                self._start_task = self._start_lane = None
                 self._threadsafe = None
                 self._stopped.set()
 
@@ -384,8 +392,48 @@ class Caller:
         if queue is None:
             queue = self._lanes[lane] = deque()
         queue.append(job)
-        if len(queue) == 1 and self._start_task is not None:
-            self._start_task(self._drain_lane, lane, queue)
+        if len(queue) == 1 and self._start_lane is not None:
+            try:
+                self._start_lane(self._drain_lane, lane, queue)
+            except Exception:  # the launcher has ended (the loop is stopping)
+                if self._lanes.get(lane) is queue:
+                    del self._lanes[lane]
+                self._abandon(queue)
+
+    async def _lane_launcher(self, nursery: Any, send: Any, receive: Any) -> None:
+        """trio only: start lane tasks one by one, each once the previous one has begun.
+
+        trio runs the tasks that became runnable together in either order (it reverses the
+        batch at random), so two lanes started by messages that arrived one after the other
+        could begin in the opposite order: a comm_open queued before a cell might run after
+        it. Started through here, a lane's task runs its first job up to its first real
+        suspension before the next lane's task is even spawned, as on asyncio (FIFO).
+        """
+        import trio
+
+        try:
+            async for fn, args in receive:
+                try:
+                    await nursery.start(_begun_then_run, fn, args)
+                except Exception:  # the lane's task failed before it began: go on
+                    log.exception("a lane task of %r failed to start", fn)
+        finally:
+            # The loop is ending: later launches fail (their lane is settled by _enqueue), and
+            # lanes still waiting here for their task are settled, not lost.
+            send.close()
+            while True:
+                try:
+                    _, args = receive.receive_nowait()
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+                self._abandon(args[1])
+            receive.close()
+
+    @staticmethod
+    def _abandon(queue: deque[_Job]) -> None:
+        for job in queue:
+            job.pending.mark_cancelled()
+        queue.clear()
 
     async def _drain_lane(self, lane: Hashable, queue: deque[_Job]) -> None:
         try:
@@ -397,9 +445,7 @@ class Caller:
                 if self._lanes.get(lane) is queue:  # not a newer queue (see take_waiting)
                     del self._lanes[lane]
             else:  # the loop is being torn down: nothing queued may be silently lost
-                for job in queue:
-                    job.pending.mark_cancelled()
-                queue.clear()
+                self._abandon(queue)
 
     async def _run_job(self, job: _Job) -> None:
         pending = job.pending
@@ -429,6 +475,15 @@ class Caller:
                 raise
         if scope.cancelled_caught:
             pending.mark_cancelled()
+
+
+async def _begun_then_run(
+    fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...], *, task_status: Any
+) -> None:
+    # started() wakes the launcher in a later scheduling batch; until then this task runs on,
+    # synchronously, into fn's first suspension.
+    task_status.started()
+    await fn(*args)
 
 
 def threads_available() -> bool:

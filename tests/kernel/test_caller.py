@@ -109,6 +109,28 @@ def test_queue_call_keeps_fifo_order_in_a_lane_while_another_lane_runs(caller: C
     assert events == ["a1 start", "b1", "a1 end", "a2"]
 
 
+def test_lanes_begin_in_the_order_their_first_jobs_arrived(caller: Caller) -> None:
+    # Jobs on different lanes run concurrently, but each begins (runs up to its first await)
+    # in arrival order, on trio too, whose scheduler may run a batch of new tasks reversed.
+    begun: list[int] = []
+    gate = aiologic.Event()
+
+    async def job(index: int) -> None:
+        begun.append(index)
+        await gate
+
+    for _ in range(5):
+        begun.clear()
+        gate = aiologic.Event()
+        pendings = [caller.queue_call(("lane", i), job, i) for i in range(20)]
+        while len(begun) < 20:
+            caller.call_soon(anyio.lowlevel.checkpoint).result(WAIT)
+        gate.set()
+        for pending in pendings:
+            pending.result(WAIT)
+        assert begun == list(range(20))
+
+
 def test_queue_call_preserves_submission_order_across_checkpoints(caller: Caller) -> None:
     order: list[tuple[str, int]] = []
 
