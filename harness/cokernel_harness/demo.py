@@ -2,8 +2,9 @@
 
 ``python -m cokernel_harness.demo [--kernel NAME]`` starts the kernelspec (default ``cokernel``)
 through jupyter_client and plays the situations that stall a sequential kernel: requests sent
-while a cell blocks, a cell awaiting a value that a later comm message delivers, an interrupt of
-an awaiting cell, and a cell printing 100,000 lines. It prints what happened, with timings, and
+while a cell blocks, a cell on a subshell while the main shell blocks, a cell awaiting a value
+that a later comm message delivers, an interrupt of an awaiting cell, and a cell printing
+100,000 lines. It prints what happened, with timings, and
 exits non-zero when the kernel did not get through. It speaks only the protocol, so any kernel
 can be toured (try ``--kernel python3`` for ipykernel).
 """
@@ -101,16 +102,19 @@ class Tour:
         complete_id = kc.complete("import ti", 9)
         got = self.wait_reply(kc.get_shell_msg, complete_id, 10)
         latency = (time.perf_counter() - time_sent) * 1000
-        cell_done_first = got is None or got["msg_type"] != "complete_reply"
+        # Its reply must come before the sleeping cell's (which wait_reply would have skipped).
+        cell_done = self.wait_reply(kc.get_shell_msg, cell, 30) is not None
         self.record(
             "completion on shell while a cell sleeps",
-            got is not None and not cell_done_first,
-            f"{latency:.1f} ms",
+            got is not None and cell_done,
+            f"{latency:.1f} ms" + ("" if cell_done else ", after the sleeping cell's reply"),
         )
-        self.wait_reply(kc.get_shell_msg, cell, 30)
         self.iopub_until_idle(cell, 10)
 
-        # 2. The widget deadlock: a cell awaits what a later comm message delivers.
+        # 2. A subshell (JEP 91) runs a cell while the main shell sleeps.
+        self._subshell_step()
+
+        # 3. The widget deadlock: a cell awaits what a later comm message delivers.
         cell = kc.execute(WIDGET_CELL)
         comm_id = None
         deadline = time.monotonic() + 20
@@ -138,7 +142,7 @@ class Tour:
             )
         self.iopub_until_idle(cell, 10)
 
-        # 3. Interrupt a cell that awaits.
+        # 4. Interrupt a cell that awaits.
         cell = kc.execute("import asyncio\nawait asyncio.sleep(100)")
         self._wait_busy(cell)
         started = time.perf_counter()
@@ -153,7 +157,7 @@ class Tour:
         )
         self.iopub_until_idle(cell, 10)
 
-        # 4. 100,000 printed lines.
+        # 5. 100,000 printed lines.
         started = time.perf_counter()
         cell = kc.execute("for i in range(100_000): print(i)")
         msgs = self.iopub_until_idle(cell, 120)
@@ -167,6 +171,43 @@ class Tour:
             f"{lines} lines in {len(streams)} stream messages, {elapsed:.0f} ms",
         )
         return all(step.ok for step in self.steps)
+
+    def _subshell_step(self) -> None:
+        kc = self.kc
+        title = "a cell on a subshell while the main shell sleeps"
+        create = kc.session.msg("create_subshell_request")
+        kc.control_channel.send(create)
+        created = self.wait_reply(kc.get_control_msg, create["header"]["msg_id"], 10)
+        if created is None or created["content"].get("status") != "ok":
+            detail = "no subshells" if created is not None else "no create_subshell_reply"
+            self.record(title, False, detail)
+            return
+        subshell_id = created["content"]["subshell_id"]
+        cell = kc.execute("import time; time.sleep(2)")
+        self._wait_busy(cell)
+        header = kc.session.msg_header("execute_request")
+        header["subshell_id"] = subshell_id
+        request = kc.session.msg(
+            "execute_request",
+            {"code": "6 * 7", "silent": False, "store_history": True},
+            header=header,
+        )
+        sent = time.perf_counter()
+        kc.shell_channel.send(request)
+        # Replies to both cells come on shell; the subshell's must come first.
+        first = self.wait_reply(kc.get_shell_msg, request["header"]["msg_id"], 10)
+        latency = (time.perf_counter() - sent) * 1000
+        main_after = self.wait_reply(kc.get_shell_msg, cell, 30) is not None
+        self.record(
+            title,
+            first is not None and first["content"].get("status") == "ok" and main_after,
+            f"{latency:.1f} ms"
+            + (", before the main cell's reply" if main_after else ", after the main cell's"),
+        )
+        self.iopub_until_idle(cell, 10)
+        delete = kc.session.msg("delete_subshell_request", {"subshell_id": subshell_id})
+        kc.control_channel.send(delete)
+        self.wait_reply(kc.get_control_msg, delete["header"]["msg_id"], 10)
 
     def _wait_busy(self, msg_id: str) -> None:
         deadline = time.monotonic() + 10
