@@ -8,8 +8,8 @@ a cell held at a breakpoint freezes its shell's loop, and the debugger must not 
 
 Requests reach :meth:`Debugger.handle` in the ``debug_request`` lane of the control loop. The
 kernel answers some itself (``debugInfo``, ``dumpCell``, ``inspectVariables``,
-``richInspectVariables``, ``copyToGlobals``, ``modules``, ``source`` of a file it can read,
-``configurationDone``); the rest go to debugpy. Every DAP message the kernel sends out carries a
+``richInspectVariables``, ``copyToGlobals``, ``modules``, ``source`` of a file it can read:
+:mod:`cokernel.debugger_answers`; and ``configurationDone``); the rest go to debugpy. Every DAP message the kernel sends out carries a
 ``seq`` of the kernel's own and replies name the frontend's ``request_seq``.
 
 What stays alive while a cell is held at a breakpoint (docs/debugger.md):
@@ -27,21 +27,18 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import itertools
-import linecache
 import logging
 import os
 import signal
-import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Hashable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from cokernel import cellfiles
+from cokernel import debugger_answers as answers
 from cokernel.caller import Caller, Pending, threads_available
 from cokernel.dap import (
     PYDEVD_SUSPENDED,
@@ -51,6 +48,7 @@ from cokernel.dap import (
     hide_kernel_threads,
     in_debugpy_code,
 )
+from cokernel.debugger_answers import DebuggerError as DebuggerError
 
 if TYPE_CHECKING:
     from cokernel.kernel import Kernel
@@ -70,24 +68,6 @@ _PRIVATE_EVENTS = ("debugpySockets", "debugpyWaitingForServer", "debugpyAttach")
 # debugpy.listen() may run once per process; a second kernel in the process reuses it.
 _endpoint: tuple[str, int] | None = None
 _endpoint_lock = threading.Lock()
-
-# Rich representations computed on a held thread for richInspectVariables, by token.
-_rich_results: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
-_rich_shell: CokernelShell | None = None
-
-
-class DebuggerError(Exception):
-    """A debug request could not be served; the message goes back in the DAP response."""
-
-
-def stash_rich(token: str, value: Any) -> None:
-    """Format ``value`` for display and keep it under ``token`` (called inside debugpy's
-    ``evaluate``, on the held thread, in the frame being inspected)."""
-    shell = _rich_shell
-    if shell is None:
-        raise DebuggerError("no shell to format with")
-    data, metadata = shell.display_formatter.format(value)
-    _rich_results[token] = (data, metadata)
 
 
 class Debugger:
@@ -139,19 +119,19 @@ class Debugger:
             if own is not None:
                 response = await own(self, dap)
             else:
-                response = await self._forward(dap)
+                response = await self.forward(dap)
         except DebuggerError as e:
-            response = self._response(dap, success=False, message=str(e))
+            response = self.response(dap, success=False, message=str(e))
         except TimeoutError:
-            response = self._response(
+            response = self.response(
                 dap, success=False, message=f"debugpy did not answer {command!r} in time"
             )
         except Exception as e:  # still one well-formed DAP response
             log.exception("debug request %r failed", command)
-            response = self._response(dap, success=False, message=f"{type(e).__name__}: {e}")
+            response = self.response(dap, success=False, message=f"{type(e).__name__}: {e}")
         self.kernel.reply(request, response)
 
-    def _response(
+    def response(
         self,
         dap: dict[str, Any],
         *,
@@ -180,7 +160,7 @@ class Debugger:
         response.setdefault("body", {})
         return response
 
-    async def _ask(self, command: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    async def ask(self, command: str, arguments: dict[str, Any]) -> dict[str, Any]:
         """Send a request to debugpy and wait for its response."""
         with anyio.fail_after(ADAPTER_TIMEOUT):
             return await self._send(command, arguments)
@@ -205,7 +185,7 @@ class Debugger:
             raise DebuggerError(f"lost the connection to debugpy: {e}") from e
         return pending
 
-    async def _forward(self, dap: dict[str, Any]) -> dict[str, Any]:
+    async def forward(self, dap: dict[str, Any]) -> dict[str, Any]:
         command = str(dap.get("command", ""))
         arguments = dict(dap.get("arguments") or {})
         if not self.attached:
@@ -214,7 +194,7 @@ class Debugger:
             )
         if command == "threads":
             hide_kernel_threads()  # the control loop's workers start on demand
-        answer = await self._ask(command, arguments)
+        answer = await self.ask(command, arguments)
         if answer.get("success"):
             body = answer.get("body") or {}
             if command == "setExceptionBreakpoints":
@@ -237,7 +217,7 @@ class Debugger:
                 answer = {**answer, "body": {**body, "stackFrames": frames}}
         return self._relay(dap, answer)
 
-    async def _off_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def off_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run blocking ``fn`` in one of the control loop's worker threads (hidden from
         debugpy, unlike anyio's)."""
         return await self.kernel.control_caller.to_thread(fn, *args)
@@ -256,14 +236,14 @@ class Debugger:
             thread.start()
             with anyio.fail_after(ADAPTER_TIMEOUT):
                 await starting
-            answer = await self._ask("initialize", dict(dap.get("arguments") or {}))
+            answer = await self.ask("initialize", dict(dap.get("arguments") or {}))
             self._capabilities = dict(answer.get("body") or {})
             return self._relay(dap, answer)
-        return self._response(dap, body=self._capabilities)
+        return self.response(dap, body=self._capabilities)
 
     def _connect(self, done: Pending[None]) -> None:
         """Start debugpy (once per process) and connect to its adapter; on its own thread."""
-        global _endpoint, _rich_shell
+        global _endpoint
         try:
             hide_kernel_threads()
             with _endpoint_lock:
@@ -280,7 +260,7 @@ class Debugger:
                 host, port = _endpoint
             self._initialized = Pending()
             self._connection = AdapterConnection(host, port, self._on_message)
-            _rich_shell = self.kernel.shell
+            answers.rich_shell = self.kernel.shell
             if not self._guard_installed:
                 from cokernel import shell as shell_module
 
@@ -295,7 +275,7 @@ class Debugger:
         if self._connection is None:
             raise DebuggerError("send 'initialize' before 'attach'")
         if self.attached:
-            return self._response(dap)
+            return self.response(dap)
         given = dict(dap.get("arguments") or {})
         arguments = {
             "justMyCode": True,
@@ -324,11 +304,11 @@ class Debugger:
     async def _configuration_done(self, dap: dict[str, Any]) -> dict[str, Any]:
         if not self.attached:
             raise DebuggerError("send 'initialize' and 'attach' before 'configurationDone'")
-        return self._response(dap)
+        return self.response(dap)
 
     async def _disconnect(self, dap: dict[str, Any]) -> dict[str, Any]:
         if self._connection is None:
-            return self._response(dap)
+            return self.response(dap)
         pending = self._send("disconnect", {"restart": False, "terminateDebuggee": False})
         # debugpy closes the connection right after answering: it is the kernel's doing.
         connection, self._connection = self._connection, None
@@ -433,139 +413,6 @@ class Debugger:
             self.stopped_threads.clear()
         else:
             self.stopped_threads.discard(thread_id)
-
-    # -- answered by the kernel -------------------------------------------------------------
-    async def _debug_info(self, dap: dict[str, Any]) -> dict[str, Any]:
-        body = {
-            "isStarted": self.attached,
-            "hashMethod": cellfiles.HASH_METHOD,
-            "hashSeed": cellfiles.HASH_SEED,
-            "tmpFilePrefix": cellfiles.CELL_PREFIX,
-            "tmpFileSuffix": cellfiles.CELL_SUFFIX,
-            "breakpoints": [
-                {"source": path, "breakpoints": bps} for path, bps in self.breakpoints.items()
-            ],
-            "stoppedThreads": sorted(self.stopped_threads),
-            "richRendering": True,
-            "exceptionPaths": ["Python Exceptions"],
-            "copyToGlobals": True,
-        }
-        return self._response(dap, body=body)
-
-    async def _dump_cell(self, dap: dict[str, Any]) -> dict[str, Any]:
-        code = (dap.get("arguments") or {}).get("code")
-        if not isinstance(code, str):
-            raise DebuggerError("dumpCell needs arguments.code (the cell's text)")
-        path = await self._off_loop(cellfiles.write_cell, code)
-        return self._response(dap, body={"sourcePath": path})
-
-    async def _source(self, dap: dict[str, Any]) -> dict[str, Any]:
-        path = str(((dap.get("arguments") or {}).get("source") or {}).get("path", ""))
-        if path:
-            content = await self._off_loop(_read_source, path)
-            if content is not None:
-                return self._response(dap, body={"content": content})
-        if self.attached:
-            return await self._forward(dap)
-        raise DebuggerError(f"no source for {path or 'that reference'}")
-
-    async def _modules(self, dap: dict[str, Any]) -> dict[str, Any]:
-        arguments = dap.get("arguments") or {}
-        found = [
-            {"id": name, "name": name, "path": path}
-            for name, module in list(sys.modules.items())
-            if isinstance(path := getattr(module, "__file__", None), str)
-        ]
-        start = int(arguments.get("startModule", 0) or 0)
-        count = int(arguments.get("moduleCount", 0) or 0)
-        chosen = found[start : start + count] if count > 0 else found[start:]
-        return self._response(dap, body={"modules": chosen, "totalModules": len(found)})
-
-    def _namespace(self) -> dict[str, Any]:
-        shell = self.kernel.shell
-        if shell is None:
-            raise DebuggerError("the kernel's shell is not running")
-        return dict(shell.user_ns)
-
-    async def _inspect_variables(self, dap: dict[str, Any]) -> dict[str, Any]:
-        shell = self.kernel.shell
-        hidden = set(getattr(shell, "user_ns_hidden", {}) or {})
-        namespace = self._namespace()
-
-        def describe() -> list[dict[str, Any]]:
-            found = []
-            for name, value in namespace.items():
-                if name.startswith("_") or name in hidden or type(value).__name__ == "module":
-                    continue
-                try:
-                    shown = repr(value)
-                except Exception as e:
-                    shown = f"<repr failed: {type(e).__name__}>"
-                found.append(
-                    {
-                        "name": name,
-                        "value": shown if len(shown) <= 200 else shown[:197] + "...",
-                        "type": type(value).__qualname__,
-                        "evaluateName": name,
-                        "variablesReference": 0,
-                    }
-                )
-            return found
-
-        # repr() is user code: off the control loop, which must stay responsive.
-        variables = await self._off_loop(describe)
-        return self._response(dap, body={"variables": variables})
-
-    async def _rich_inspect(self, dap: dict[str, Any]) -> dict[str, Any]:
-        arguments = dap.get("arguments") or {}
-        name = str(arguments.get("variableName", ""))
-        frame_id = arguments.get("frameId")
-        if not name:
-            raise DebuggerError("richInspectVariables needs arguments.variableName")
-        if frame_id is not None and self.attached and self.stopped_threads:
-            # Formatted in the held frame by debugpy's evaluate, on the held thread; the
-            # bundle comes back through _rich_results, not through a repr of it.
-            token = uuid.uuid4().hex
-            expression = (
-                f"__import__('cokernel.debugger', fromlist=['stash_rich'])"
-                f".stash_rich({token!r}, ({name}))"
-            )
-            answer = await self._ask(
-                "evaluate", {"expression": expression, "frameId": frame_id, "context": "repl"}
-            )
-            found = _rich_results.pop(token, None)
-            if not answer.get("success") or found is None:
-                detail = answer.get("message") or (answer.get("body") or {}).get("result")
-                raise DebuggerError(f"cannot inspect {name!r} in that frame: {detail}")
-            data, metadata = found
-        else:
-            if not name.isidentifier():
-                raise DebuggerError(f"{name!r} is not a variable name")
-            namespace = self._namespace()
-            if name not in namespace:
-                raise DebuggerError(f"no variable {name!r} in the kernel's namespace")
-            shell = self.kernel.shell
-            assert shell is not None
-            data, metadata = await self._off_loop(shell.display_formatter.format, namespace[name])
-        return self._response(dap, body={"data": data, "metadata": metadata})
-
-    async def _copy_to_globals(self, dap: dict[str, Any]) -> dict[str, Any]:
-        arguments = dap.get("arguments") or {}
-        source = str(arguments.get("srcVariableName", ""))
-        target = str(arguments.get("dstVariableName", ""))
-        frame_id = arguments.get("srcFrameId")
-        if not source or not target.isidentifier() or frame_id is None:
-            raise DebuggerError(
-                "copyToGlobals needs srcVariableName, srcFrameId and an identifier as "
-                "dstVariableName"
-            )
-        expression = f"globals().__setitem__({target!r}, ({source}))"
-        answer = await self._ask(
-            "evaluate", {"expression": expression, "frameId": frame_id, "context": "repl"}
-        )
-        if not answer.get("success"):
-            raise DebuggerError(f"cannot copy {source!r}: {answer.get('message')}")
-        return self._response(dap)
 
     # -- interrupts while held ------------------------------------------------------------
     def interrupt(self, shell: CokernelShell) -> bool:
@@ -688,16 +535,6 @@ class Debugger:
         return self._standin
 
 
-def _read_source(path: str) -> str | None:
-    """The text of ``path``, from the file or (a cell never dumped) from linecache."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except (OSError, UnicodeDecodeError):
-        lines = linecache.getlines(path)
-        return "".join(lines) if lines else None
-
-
 async def _after(previous: Pending[Any], fn: Callable[..., Any], *args: Any) -> Any:
     try:
         await previous
@@ -714,11 +551,11 @@ _OWN_COMMANDS: dict[str, Callable[[Debugger, dict[str, Any]], Any]] = {
     "attach": Debugger._attach,
     "configurationDone": Debugger._configuration_done,
     "disconnect": Debugger._disconnect,
-    "debugInfo": Debugger._debug_info,
-    "dumpCell": Debugger._dump_cell,
-    "source": Debugger._source,
-    "modules": Debugger._modules,
-    "inspectVariables": Debugger._inspect_variables,
-    "richInspectVariables": Debugger._rich_inspect,
-    "copyToGlobals": Debugger._copy_to_globals,
+    "debugInfo": answers.debug_info,
+    "dumpCell": answers.dump_cell,
+    "source": answers.source,
+    "modules": answers.modules,
+    "inspectVariables": answers.inspect_variables,
+    "richInspectVariables": answers.rich_inspect,
+    "copyToGlobals": answers.copy_to_globals,
 }
