@@ -483,3 +483,55 @@ def test_kernel_exits_when_its_parent_process_dies(tmp_path: Path) -> None:
             os.kill(pid, signal.SIGKILL)
         launcher.stdin.close()
         launcher.stdout.close()
+
+
+# -- a client whose stdin socket connects late ------------------------------------------------------
+def test_an_input_request_waits_for_a_stdin_socket_that_connects_late(kernel: KernelPair) -> None:
+    # A client connects its sockets one by one (each retrying until the kernel has bound), so
+    # its stdin may join after its shell has sent a cell that calls input(). The kernel's stdin
+    # ROUTER would drop an input_request it cannot route yet, and the cell would wait for ever.
+    km, _ = kernel
+    info = km.get_connection_info()
+    session = signed_session(km)
+    identity = uuid.uuid4().hex.encode()
+    context = zmq.Context()
+    sockets: list[zmq.Socket[bytes]] = []
+
+    def connect(kind: int, channel: str) -> zmq.Socket[bytes]:
+        sock = context.socket(kind)
+        sock.linger = 0
+        if kind == zmq.DEALER:
+            sock.setsockopt(zmq.IDENTITY, identity)
+        else:
+            sock.setsockopt(zmq.SUBSCRIBE, b"")
+        sock.connect(f"{info['transport']}://{info['ip']}:{info[f'{channel}_port']}")
+        sockets.append(sock)
+        return sock
+
+    def next_on(sock: zmq.Socket[bytes], msg_type: str) -> dict[str, Any]:
+        while True:
+            assert sock.poll(int(DEFAULT_TIMEOUT * 1000)), f"no {msg_type} arrived"
+            _, parts = session.feed_identities(sock.recv_multipart())
+            msg: dict[str, Any] = session.deserialize(parts)
+            if msg["msg_type"] == msg_type:
+                return msg
+
+    try:
+        iopub = connect(zmq.SUB, "iopub")
+        next_on(iopub, "iopub_welcome")
+        shell = connect(zmq.DEALER, "shell")
+        code = "print('asking', flush=True)\nanswer = input('late? ')\nanswer"
+        cell = session.send(shell, "execute_request", {"code": code, "allow_stdin": True})
+        # The cell prints just before it asks: the input_request is on its way, unroutable.
+        stream = next_on(iopub, "stream")
+        assert stream["parent_header"]["msg_id"] == cell["header"]["msg_id"]
+        stdin = connect(zmq.DEALER, "stdin")
+        request = next_on(stdin, "input_request")
+        assert request["content"]["prompt"] == "late? "
+        session.send(stdin, "input_reply", {"value": "yes"}, parent=request)
+        reply = next_on(shell, "execute_reply")
+        assert reply["content"]["status"] == "ok", reply["content"]
+    finally:
+        for sock in sockets:
+            sock.close()
+        context.term()

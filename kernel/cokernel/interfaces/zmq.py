@@ -19,6 +19,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,6 +60,11 @@ def load_connection_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return info
 
 
+#: How long a stdin message waits for its client to connect, and how often it is retried.
+UNROUTABLE_PATIENCE = 10.0
+UNROUTABLE_RETRY_MS = 20
+
+
 class ZMQInterface:
     """Binds the sockets of one connection file and moves messages between them and a kernel."""
 
@@ -71,6 +77,8 @@ class ZMQInterface:
         self.context = zmq.Context()
         self.sockets: dict[Channel, zmq.Socket[bytes]] = {}
         self._outbox: deque[tuple[Channel, list[bytes]]] = deque()
+        # stdin messages whose client was not connected yet: (give-up time, frames).
+        self._unroutable: deque[tuple[float, list[bytes]]] = deque()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -103,6 +111,13 @@ class ZMQInterface:
             sock.setsockopt(zmq.RCVHWM, 0)
             if kind == zmq.ROUTER:
                 sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+            if channel is Channel.stdin:
+                # A client connects its sockets one by one, each retrying (100 ms apart) until
+                # the kernel has bound; its stdin may join after its shell has sent a cell.
+                # ROUTER drops what it cannot route; mandatory makes that an error, so an
+                # input_request waits for its client instead of vanishing (the cell would
+                # wait for ever).
+                sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
             if kind == zmq.XPUB:
                 sock.setsockopt(zmq.XPUB_VERBOSE, 1)  # report every subscription, for welcomes
             port = int(self.info.get(PORT_NAMES[channel], 0) or 0)
@@ -156,7 +171,7 @@ class ZMQInterface:
         poller.register(self._wake_r, zmq.POLLIN)
         try:
             while not self._closing.is_set():
-                ready = dict(poller.poll())
+                ready = dict(poller.poll(UNROUTABLE_RETRY_MS if self._unroutable else None))
                 if iopub in ready:
                     self._welcome_subscribers(iopub)
                 for channel in order:  # control first: it must never wait behind shell
@@ -166,6 +181,7 @@ class ZMQInterface:
                 if self._wake_r in ready:
                     with contextlib.suppress(BlockingIOError):
                         os.read(self._wake_r, 4096)
+                self._retry_unroutable()
                 self._flush_outbox()
         except zmq.ContextTerminated:
             pass
@@ -205,10 +221,35 @@ class ZMQInterface:
         outbox = self._outbox
         while outbox:
             channel, frames = outbox.popleft()
+            if channel is Channel.stdin and self._unroutable:  # keep stdin in order
+                self._unroutable.append((time.monotonic() + UNROUTABLE_PATIENCE, frames))
+                continue
             try:
                 self.sockets[channel].send_multipart(frames, copy=len(frames[-1]) < 65536)
             except zmq.ZMQError as e:
-                log.warning("could not send on %s: %s", channel, e)
+                if channel is Channel.stdin and e.errno == zmq.EHOSTUNREACH:
+                    self._unroutable.append((time.monotonic() + UNROUTABLE_PATIENCE, frames))
+                else:
+                    log.warning("could not send on %s: %s", channel, e)
+
+    def _retry_unroutable(self) -> None:
+        sock = self.sockets[Channel.stdin]
+        while self._unroutable:
+            give_up, frames = self._unroutable[0]
+            try:
+                sock.send_multipart(frames)
+            except zmq.ZMQError as e:
+                if e.errno != zmq.EHOSTUNREACH:
+                    log.warning("could not send on stdin: %s", e)
+                elif time.monotonic() < give_up:
+                    return  # its client has not connected yet: try again shortly
+                else:
+                    log.warning(
+                        "dropped a stdin message: its client did not connect its stdin socket "
+                        "within %g s",
+                        UNROUTABLE_PATIENCE,
+                    )
+            self._unroutable.popleft()
 
     def close(self, timeout: float = 5.0) -> None:
         """Send what is queued, then close every socket and the context."""
