@@ -77,8 +77,8 @@ class ZMQInterface:
         self.context = zmq.Context()
         self.sockets: dict[Channel, zmq.Socket[bytes]] = {}
         self._outbox: deque[tuple[Channel, list[bytes]]] = deque()
-        # stdin messages whose client was not connected yet: (give-up time, frames).
-        self._unroutable: deque[tuple[float, list[bytes]]] = deque()
+        # stdin messages not sent yet, in order: (give-up time, frames). See _send_stdin.
+        self._stdin_queue: deque[tuple[float, list[bytes]]] = deque()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -171,7 +171,7 @@ class ZMQInterface:
         poller.register(self._wake_r, zmq.POLLIN)
         try:
             while not self._closing.is_set():
-                ready = dict(poller.poll(UNROUTABLE_RETRY_MS if self._unroutable else None))
+                ready = dict(poller.poll(UNROUTABLE_RETRY_MS if self._stdin_queue else None))
                 if iopub in ready:
                     self._welcome_subscribers(iopub)
                 for channel in order:  # control first: it must never wait behind shell
@@ -181,7 +181,6 @@ class ZMQInterface:
                 if self._wake_r in ready:
                     with contextlib.suppress(BlockingIOError):
                         os.read(self._wake_r, 4096)
-                self._retry_unroutable()
                 self._flush_outbox()
         except zmq.ContextTerminated:
             pass
@@ -221,21 +220,22 @@ class ZMQInterface:
         outbox = self._outbox
         while outbox:
             channel, frames = outbox.popleft()
-            if channel is Channel.stdin and self._unroutable:  # keep stdin in order
-                self._unroutable.append((time.monotonic() + UNROUTABLE_PATIENCE, frames))
+            if channel is Channel.stdin:
+                self._stdin_queue.append((time.monotonic() + UNROUTABLE_PATIENCE, frames))
                 continue
             try:
                 self.sockets[channel].send_multipart(frames, copy=len(frames[-1]) < 65536)
             except zmq.ZMQError as e:
-                if channel is Channel.stdin and e.errno == zmq.EHOSTUNREACH:
-                    self._unroutable.append((time.monotonic() + UNROUTABLE_PATIENCE, frames))
-                else:
-                    log.warning("could not send on %s: %s", channel, e)
+                log.warning("could not send on %s: %s", channel, e)
+        self._send_stdin()
 
-    def _retry_unroutable(self) -> None:
+    def _send_stdin(self) -> None:
+        """Send queued stdin messages in order; one whose client has not connected its stdin
+        socket yet (unroutable) waits, with those behind it, and is retried every
+        UNROUTABLE_RETRY_MS until UNROUTABLE_PATIENCE has passed."""
         sock = self.sockets[Channel.stdin]
-        while self._unroutable:
-            give_up, frames = self._unroutable[0]
+        while self._stdin_queue:
+            give_up, frames = self._stdin_queue[0]
             try:
                 sock.send_multipart(frames)
             except zmq.ZMQError as e:
@@ -249,7 +249,7 @@ class ZMQInterface:
                         "within %g s",
                         UNROUTABLE_PATIENCE,
                     )
-            self._unroutable.popleft()
+            self._stdin_queue.popleft()
 
     def close(self, timeout: float = 5.0) -> None:
         """Send what is queued, then close every socket and the context."""
