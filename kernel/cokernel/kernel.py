@@ -222,20 +222,16 @@ class Kernel:
     def _adopt_queued_comms(self, thread: threading.Thread) -> list[Callable[[], None]]:
         """The comm jobs queued on the loop of ``thread`` (now parked in input()), to be run by
         it: they arrived before the wait began and would otherwise hold back the ones after."""
-        callers: list[tuple[Caller, str | None]] = [(self.shell_caller, None)]
-        for sub_id in self.subshells.ids():
-            try:
-                callers.append((self.subshells.get(sub_id).caller, sub_id))
-            except SubshellNotFound:
-                continue
-        jobs: list[Callable[[], None]] = []
-        for caller, owner in callers:
-            if caller.thread is not thread:
-                continue
-            # The comm lane holds only request jobs: _serve_async(handler, request) (see _route).
-            for _, args, pending in caller.take_waiting((Channel.shell, "comm", owner)):
-                jobs.append(functools.partial(self._serve_adopted, pending, *args))
-        return jobs
+        subshell = self.subshells.on_thread(thread)
+        caller = subshell.caller if subshell is not None else self.shell_caller
+        if caller.thread is not thread:  # not a shell's loop thread (a worker, say)
+            return []
+        owner = subshell.subshell_id if subshell is not None else None
+        # The comm lane holds only request jobs: _serve_async(handler, request) (see _route).
+        return [
+            functools.partial(self._serve_adopted, pending, *args)
+            for _, args, pending in caller.take_waiting((Channel.shell, "comm", owner))
+        ]
 
     def _serve_adopted(
         self, pending: Pending[Any], handler: Callable[[Kernel, Request], Any], request: Request

@@ -86,6 +86,11 @@ class SubshellRegistry:
         with self._lock:
             return list(self._subshells)
 
+    def on_thread(self, thread: threading.Thread) -> Subshell | None:
+        """The subshell whose loop runs on ``thread``, if any."""
+        with self._lock:
+            return next((s for s in self._subshells.values() if s.thread is thread), None)
+
     def delete(self, subshell_id: str, *, timeout: float = 1.0) -> None:
         """Stop a subshell: its running work is cancelled and its thread ends.
 
