@@ -379,6 +379,7 @@ async def execute_request(kernel: Kernel, request: Request) -> None:
             transformed_cell=transformed,
             preprocessing_exc_tuple=preprocessing_exc,
             cell_id=request.msg["metadata"].get("cellId"),
+            cell_meta=request.msg["metadata"],  # ExecutionInfo.cell_meta, as ipykernel passes it
         )
         # IPython fires these from run_cell() only, not run_cell_async(): matplotlib's inline
         # backend shows and closes a cell's figures on post_execute, %matplotlib tk/qt redraw.

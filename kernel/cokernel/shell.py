@@ -34,6 +34,7 @@ from traitlets import Unicode
 from cokernel.backends import explain_backend_mismatch
 from cokernel.caller import loop_callback_scheduler, threads_available
 from cokernel.cellfiles import cell_path
+from cokernel.compat import ShellCompat
 from cokernel.display import KernelDisplayHook, KernelDisplayPublisher
 from cokernel.gui.toolkits import check_gui
 from cokernel.request import current_request
@@ -282,7 +283,7 @@ class CellCompiler(CachingCompiler):  # type: ignore[misc]
         return cell_path(transformed_code if raw_code is None else raw_code)
 
 
-class CokernelShell(InteractiveShell):  # type: ignore[misc]
+class CokernelShell(ShellCompat, InteractiveShell):  # type: ignore[misc]
     """An InteractiveShell whose output, display and errors travel as Jupyter messages."""
 
     compiler_class = CellCompiler
