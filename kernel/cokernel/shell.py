@@ -20,6 +20,7 @@ import signal
 import sys
 import threading
 import types
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
 from warnings import warn
@@ -67,25 +68,28 @@ class _Stepper:
 
     def send(self, value: Any) -> Any:
         __tracebackhide__ = True  # IPython hides frames that define it
-        self._cell.stepping = True
+        cell = self._cell
+        cell.stepping = True
         try:
-            return self._coro.send(value)
+            if cell.context is None:
+                return self._coro.send(value)
+            return cell.context.run(self._coro.send, value)
         finally:
-            self._cell.stepping = False
+            cell.stepping = False
 
     def throw(self, *exc: Any) -> Any:
         __tracebackhide__ = True  # hidden from tracebacks
-        self._cell.stepping = True
+        cell = self._cell
+        cell.stepping = True
         try:
-            return self._coro.throw(*exc)
+            if cell.context is None:
+                return self._coro.throw(*exc)
+            return cell.context.run(self._coro.throw, *exc)
         finally:
-            self._cell.stepping = False
+            cell.stepping = False
 
     def close(self) -> None:
         self._coro.close()
-
-
-_STEPPER_CODES = frozenset({_Stepper.send.__code__, _Stepper.throw.__code__})
 
 
 class CellRun:
@@ -105,6 +109,8 @@ class CellRun:
         # Called after an interrupt is posted to the cell's (non-main) thread: a thread blocked
         # in a lock wait only sees the exception once something wakes it (input() sets this).
         self.wake: Callable[[], None] | None = None
+        # The context the cell's code runs in: its shell's, shared by the shell's cells.
+        self.context: ShellContext | None = None
 
     def take_number(self, numbering: threading.Lock) -> None:
         """Hold the shell's numbering lock until IPython has given this cell its number.
@@ -136,7 +142,9 @@ class CellRun:
             # statement groups) only set stop_reason: no signal was sent, so honour it here.
             if self.stop_reason is not None:
                 raise self.exception()
-            return fn(*args)
+            if self.context is None:
+                return fn(*args)
+            return self.context.run(fn, *args)
         finally:
             self.stepping = False
 
@@ -256,6 +264,71 @@ current_cell: contextvars.ContextVar[CellRun | None] = contextvars.ContextVar(
     "cokernel_current_cell", default=None
 )
 
+# The kernel's per-request context variables: never carried from one cell to the next.
+_KERNEL_VARS: tuple[contextvars.ContextVar[Any], ...] = (
+    current_request,
+    current_cell,
+    current_namespace,
+)
+
+
+# -- the context cells share (docs/subshells.md, "Context") -------------------------------------
+_UNSET = object()
+
+
+class ShellContext:
+    """The :class:`contextvars.Context` that the cells of one shell run in, one after another.
+
+    A cell's code (each step of an async cell, the whole of a sync one) runs inside it, so what
+    one cell sets (``decimal.getcontext().prec``, a ``ContextVar``) is there for the next, as in
+    a plain Python session. The kernel's own per-request variables (the request, the cell, the
+    subshell namespace) are copied in from the caller's context at every entry, so tasks
+    interleaving on one loop each see their own.
+
+    A context can be entered by one thread at a time: only its owner (the shell's loop thread,
+    the first to run in it) enters it. Another thread running through it gets a snapshot copy
+    (its changes stay its own); a cell run from inside a cell just runs in it.
+    """
+
+    __slots__ = ("__weakref__", "_context", "_entered", "_owner")
+
+    def __init__(
+        self, context: contextvars.Context | None = None, owner: threading.Thread | None = None
+    ) -> None:
+        self._context = context
+        self._owner = owner
+        self._entered = False
+
+    def snapshot(self) -> ShellContext:
+        """A context of its own that starts as a copy of this one (for a thread-mode cell)."""
+        base = self._context
+        return ShellContext(base.copy() if base is not None else None)
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        __tracebackhide__ = True  # hidden from tracebacks
+        here = threading.current_thread()
+        if self._owner is None:
+            self._owner = here
+        context = self._context
+        if context is None:
+            context = self._context = contextvars.copy_context()
+        mine = here is self._owner
+        if mine and self._entered:
+            return fn(*args)  # a cell run by a cell (run_cell): already inside
+        if not mine:
+            context = context.copy()
+        for var in _KERNEL_VARS:
+            value = var.get(None)
+            if context.get(var, _UNSET) is not value:
+                context.run(var.set, value)
+        if not mine:
+            return context.run(fn, *args)
+        self._entered = True
+        try:
+            return context.run(fn, *args)
+        finally:
+            self._entered = False
+
 
 def _current_cell_number() -> int | None:
     cell = current_cell.get()
@@ -304,6 +377,7 @@ class CokernelShell(ShellCompat, InteractiveShell):  # type: ignore[misc]
         self.numbering = threading.Lock()  # see CellRun.take_number
         self.events.register("pre_execute", _release_numbering)
         self.history_batcher = HistoryBatcher(self.history_manager)
+        self._init_contexts()
         # A kernel has no terminal: `!cmd` output is captured and printed to the cell.
         self.system = self.system_piped
         self.readline_use = False
@@ -335,6 +409,31 @@ class CokernelShell(ShellCompat, InteractiveShell):  # type: ignore[misc]
         wanted, _backend = pylabtools.find_gui_and_backend(gui, self.pylab_gui_select)
         check_gui(wanted, self.gui_host)
         return super().enable_matplotlib(gui)
+
+    # -- the context cells share (docs/subshells.md, "Context") --------------------------------
+    def _init_contexts(self) -> None:
+        # One shared context per shell, keyed by the shell's loop thread (the main shell's is
+        # the thread the shell is made on).
+        self.loop_thread = threading.current_thread()
+        self._contexts: weakref.WeakKeyDictionary[threading.Thread, ShellContext] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._contexts_lock = threading.Lock()
+
+    def cell_context(self, owner: threading.Thread | None = None) -> ShellContext:
+        """The context a cell of the shell whose loop runs on ``owner`` (default: the main
+        shell's) runs in: the shell's own when the cell runs on that thread, else (a
+        thread-mode cell) a snapshot of it taken now."""
+        owner = owner or self.loop_thread
+        with self._contexts_lock:
+            shared = self._contexts.get(owner)
+            if shared is None:
+                shared = self._contexts[owner] = ShellContext(owner=owner)
+        return shared if threading.current_thread() is owner else shared.snapshot()
+
+    def context_here(self) -> ShellContext | None:
+        """The shared context of the shell whose loop runs on this thread, if it has one."""
+        return self._contexts.get(threading.current_thread())
 
     # -- errors and payloads ---------------------------------------------------------------
     def _showtraceback(
@@ -456,12 +555,19 @@ class CokernelShell(ShellCompat, InteractiveShell):  # type: ignore[misc]
 _KERNEL_DIR = __file__.rsplit("/", 1)[0]
 
 
+# A signal landing in these frames (the stepping flag is already set, the cell's code has not
+# begun) must not raise there: it would surface in the loop's machinery (see on_sigint).
+_STEPPER_CODES = frozenset(
+    {_Stepper.send.__code__, _Stepper.throw.__code__, ShellContext.run.__code__}
+)
+
 _WRAPPER_CODES = frozenset(
     {
         _Stepper.send.__code__,
         _Stepper.throw.__code__,
         CellRun.run_sync.__code__,
         CellRun.run_async.__code__,
+        ShellContext.run.__code__,
     }
 )
 
