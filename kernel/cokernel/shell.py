@@ -302,7 +302,15 @@ class ShellContext:
     def snapshot(self) -> ShellContext:
         """A context of its own that starts as a copy of this one (for a thread-mode cell)."""
         base = self._context
-        return ShellContext(base.copy() if base is not None else None)
+        if base is None:
+            return ShellContext()
+        copy = base.copy()
+        decimal = sys.modules.get("decimal")
+        if decimal is not None:
+            # decimal keeps a mutable object in its context variable: the copy gets its own, so
+            # a thread cell's `getcontext().prec = 3` does not change the shell's under it.
+            copy.run(lambda: decimal.setcontext(decimal.getcontext().copy()))
+        return ShellContext(copy)
 
     def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         __tracebackhide__ = True  # hidden from tracebacks

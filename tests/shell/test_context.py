@@ -76,9 +76,9 @@ def test_task_mode_cells_share_the_context_and_each_keeps_its_own_output() -> No
 def test_a_thread_mode_cell_starts_from_a_copy_of_the_shell_context() -> None:
     async def body(fe: Frontend) -> None:
         await stdout(fe, "decimal.getcontext().prec = 5\nv.set('main')")
-        code = "# cokernel: thread\nprint(seen())\nv.set('thread')"
+        code = "# cokernel: thread\nprint(seen())\nv.set('thread')\ndecimal.getcontext().prec = 3"
         assert await stdout(fe, code) == "0.14286 main\n"
-        assert await stdout(fe, "print(v.get())") == "main\n"
+        assert await stdout(fe, "print(seen())") == "0.14286 main\n"
 
     with_kernel(body)
 
