@@ -27,6 +27,7 @@ from warnings import warn
 
 import anyio
 from IPython.core import page
+from IPython.core.async_helpers import _asyncio_runner, _trio_runner
 from IPython.core.compilerop import CachingCompiler
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets import Any as AnyTrait
@@ -386,6 +387,7 @@ class CokernelShell(ShellCompat, InteractiveShell):  # type: ignore[misc]
         self.events.register("pre_execute", _release_numbering)
         self.history_batcher = HistoryBatcher(self.history_manager)
         self._init_contexts()
+        self._init_loop_runner()
         # A kernel has no terminal: `!cmd` output is captured and printed to the cell.
         self.system = self.system_piped
         self.readline_use = False
@@ -401,22 +403,69 @@ class CokernelShell(ShellCompat, InteractiveShell):  # type: ignore[misc]
         self.register_magic_function(self._gui_magic, magic_kind="line", magic_name="gui")
 
     def _gui_magic(self, line: str = "") -> None:
-        """%gui [tk|qt]: check that this kernel runs the toolkit's event loop (docs/gui.md)."""
+        """%gui [tk|qt|asyncio]: check that this kernel runs the loop (docs/gui.md)."""
         self.enable_gui(line.strip() or None)
 
     def enable_gui(self, gui: str | None = None) -> None:
-        """``%gui NAME``: a no-op for the host's own toolkit (its loop already runs); any
-        other toolkit raises :class:`~cokernel.gui.GuiUnavailable` saying which kernel to use."""
-        check_gui(gui, self.gui_host)
+        """``%gui NAME``: a no-op for the host's own toolkit (its loop already runs) and for
+        the kernel's own async backend; any other raises :class:`~cokernel.gui.GuiUnavailable`
+        saying which kernel to use."""
+        check_gui(gui, self.gui_host, self.backend)
 
     def enable_matplotlib(self, gui: str | None = None) -> Any:
         """``%matplotlib``: as IPython's, but a backend whose toolkit this kernel cannot run is
         refused *before* matplotlib switches to it (IPython checks the loop only afterwards)."""
         from IPython.core import pylabtools
 
-        wanted, _backend = pylabtools.find_gui_and_backend(gui, self.pylab_gui_select)
-        check_gui(wanted, self.gui_host)
+        wanted, backend = pylabtools.find_gui_and_backend(gui, self.pylab_gui_select)
+        check_gui(wanted, self.gui_host, self.backend)
+        if str(backend).lower() in ("nbagg", "notebook"):
+            from cokernel.gui.figures import prepare_nbagg
+
+            prepare_nbagg()
         return super().enable_matplotlib(gui)
+
+    # -- %autoawait with the other async library (docs/compatibility.md) --------------------
+    def _init_loop_runner(self) -> None:
+        # IPython defaults to its asyncio runner; on a trio kernel trio is the native one, so
+        # that %autoawait reports it and `%autoawait asyncio` is a real change.
+        if self.backend == "trio":
+            self.loop_runner = _trio_runner
+        self.observe(self._on_loop_runner_set, names=["loop_runner"])
+
+    def _native_runner(self) -> Any:
+        return _trio_runner if self.backend == "trio" else _asyncio_runner
+
+    def _foreign_loop_runner(self) -> Callable[[Any], Any] | None:
+        """How a top-level-await cell runs when ``%autoawait`` chose another library than the
+        kernel's backend (None: on the kernel's own loop, the normal case).
+
+        asyncio and trio run on a fresh loop on a worker thread while the cell waits (the
+        same nested run as ``asyncio.run``/``trio.run`` in a cell); any other runner (curio, a
+        user's callable) is called as IPython would."""
+        runner = self.loop_runner
+        if runner is self._native_runner():
+            return None
+        if runner is _asyncio_runner:
+            import asyncio
+
+            return asyncio.run  # cokernel's: on a worker thread when a loop runs here
+        return runner  # type: ignore[no-any-return]
+
+    def _on_loop_runner_set(self, change: Any) -> None:
+        runner = change["new"]
+        if runner is self._native_runner():
+            return
+        library = {_asyncio_runner: "asyncio", _trio_runner: "trio"}.get(runner)
+        if library is None:
+            return
+        print(
+            f"cokernel: this kernel's loop runs {self.backend}; cells with top-level await now "
+            f"run on {library} in a loop of their own on a worker thread, and the kernel's loop "
+            f"waits for them as for a blocking cell. For {library} "
+            f"as the kernel's loop: `cokernel install --name cokernel-{library} --backend "
+            f"{library}`; `%autoawait {self.backend}` switches back."
+        )
 
     # -- the context cells share (docs/subshells.md, "Context") --------------------------------
     def _init_contexts(self) -> None:
@@ -514,7 +563,13 @@ class CokernelShell(ShellCompat, InteractiveShell):  # type: ignore[misc]
             try:
                 if async_:
                     coro = eval(code_obj, global_ns, local_ns)
-                    if cell is None:
+                    foreign = self._foreign_loop_runner()
+                    if foreign is not None:  # %autoawait with the other async library
+                        if cell is None:
+                            foreign(coro)
+                        else:
+                            cell.run_sync(foreign, coro)
+                    elif cell is None:
                         await coro
                     else:
                         await cell.run_async(coro)
