@@ -19,6 +19,7 @@ and what is not is in docs/compatibility.md.
 from __future__ import annotations
 
 import sys
+import threading
 import weakref
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -65,7 +66,7 @@ def adopt_parent(
         _left[current.msg_id] = current
     sys.stdout.flush()  # what was printed before the switch keeps its parent
     if known is not None:  # back to a request switched away from: its own object again
-        current_request.set(known)
+        _make_current(known)
         return known
     msg: Message = {
         "header": dict(header),
@@ -86,8 +87,20 @@ def adopt_parent(
         kind = Channel.shell
     request = Request(kind, identities, msg)
     request.served = True  # never answered by the kernel: only output is parented to it
-    current_request.set(request)
+    _make_current(request)
     return request
+
+
+def _make_current(request: Request) -> None:
+    current_request.set(request)
+    # A cell's code runs statement by statement in its shell's context, and the kernel sets
+    # the cell's own request at each entry: the choice is kept on the cell so it lasts for
+    # the rest of the cell (and no further).
+    from cokernel.shell import current_cell
+
+    cell = current_cell.get()
+    if cell is not None:
+        cell.parent = request
 
 
 class IOPubSocket:
@@ -192,6 +205,54 @@ class KernelCompat:
     @property
     def _parent_ident(self) -> Mapping[str, bytes]:
         return _ParentIdents()
+
+    @property
+    def shell_handlers(self) -> dict[str, Any]:
+        """ipykernel's table of shell handlers, by msg_type (jupyter-ui-poll swaps an entry in
+        and back). cokernel routes by :mod:`cokernel.dispatch`: changes here have no effect."""
+        table: dict[str, Any] | None = self.__dict__.get("_shell_handlers")
+        if table is None:
+            from cokernel import handlers
+
+            names = ("execute_request", "comm_open", "comm_msg", "comm_close")
+            table = self.__dict__["_shell_handlers"] = {n: getattr(handlers, n) for n in names}
+        return table
+
+    def do_one_iteration(self) -> Any:
+        """ipykernel handles one queued message here (jupyter-ui-poll calls it).
+
+        cokernel needs no help to handle messages while a cell *awaits*: on the kernel's loop
+        this returns an awaitable that lets the loop run once, so ``await poll()`` of
+        jupyter-ui-poll's async mode serves comms. Called from another thread (its sync mode,
+        while the cell blocks the shell's thread), it cannot: the shell's comm lane runs on the
+        blocked loop. It then says so once per cell on stderr instead of spinning silently.
+        """
+        here = threading.current_thread()
+        on_a_shell_loop = (self.shell is not None and here is self.shell.loop_thread) or (
+            self.subshells.on_thread(here) is not None  # type: ignore[attr-defined]
+        )
+        if not on_a_shell_loop:
+            self._say_sync_poll_cannot_serve()
+            return None
+        import anyio
+
+        return anyio.sleep(0.001)
+
+    def _say_sync_poll_cannot_serve(self) -> None:
+        from cokernel.shell import current_cell
+
+        cell = current_cell.get()
+        if cell is None or getattr(cell, "_said_sync_poll", False):
+            return
+        cell._said_sync_poll = True  # type: ignore[attr-defined]
+        print(
+            "cokernel: a synchronous UI poll (jupyter-ui-poll's `with ui_events() as poll`) "
+            "cannot serve widget messages here, because the cell blocks the thread whose loop "
+            "handles them. Make the cell async instead: `async with ui_events() as poll: "
+            "await poll(10)`, or simply `await anyio.sleep(0.05)` in the loop (cokernel serves "
+            "comms while a cell awaits).",
+            file=sys.stderr,
+        )
 
     def send_response(
         self,

@@ -112,6 +112,8 @@ class CellRun:
         self.wake: Callable[[], None] | None = None
         # The context the cell's code runs in: its shell's, shared by the shell's cells.
         self.context: ShellContext | None = None
+        # The request its output goes to when the cell chose one (set_parent), else None.
+        self.parent: Any = None
 
     def take_number(self, numbering: threading.Lock) -> None:
         """Hold the shell's numbering lock until IPython has given this cell its number.
@@ -328,6 +330,10 @@ class ShellContext:
             context = context.copy()
         for var in _KERNEL_VARS:
             value = var.get(None)
+            if var is current_request:
+                cell = current_cell.get(None)
+                if cell is not None and cell.parent is not None:
+                    value = cell.parent  # the cell chose another parent (set_parent)
             if context.get(var, _UNSET) is not value:
                 context.run(var.set, value)
         if not mine:

@@ -268,3 +268,72 @@ def test_set_parent_sends_later_output_to_the_other_request(wire: Wire) -> None:
         ),
         what="the output sent to the first cell",
     )
+
+
+def _comm_opens(execution: Any, model: str) -> list[str]:
+    return [
+        m["content"]["comm_id"]
+        for m in execution.of_type("comm_open")
+        if m["content"]["data"].get("state", {}).get("_model_name") == model
+    ]
+
+
+def test_jupyter_ui_poll_async_mode_serves_widget_messages_while_the_cell_polls(
+    wire: Wire,
+) -> None:
+    made = wire.run(
+        "import ipywidgets as w\nfrom IPython.display import display\n"
+        "box = w.IntText(value=0)\ndisplay(box)"
+    )
+    assert made.status == "ok", made.content
+    [box] = _comm_opens(made, "IntTextModel")
+    polling = wire.execute(
+        "from jupyter_ui_poll import ui_events\n"
+        "print('polling', flush=True)\n"
+        "async with ui_events() as poll:\n"
+        "    while box.value != 3:\n"
+        "        await poll(10)\n"
+        "print('got', box.value)"
+    )
+    wire.wait_for(
+        lambda r: r.parent_id == polling and r.msg_type == "stream",
+        what="the polling cell's first print",
+    )
+    wire.send(
+        "comm_msg",
+        {"comm_id": box, "data": {"method": "update", "state": {"value": 3}, "buffer_paths": []}},
+    )
+    done = wire.result(polling)
+    assert done.status == "ok", done.content
+    assert done.stdout == "polling\ngot 3\n"
+
+
+def test_jupyter_ui_poll_sync_mode_says_why_it_cannot_serve(wire: Wire) -> None:
+    done = wire.run(
+        "from jupyter_ui_poll import ui_events\nwith ui_events() as poll:\n    poll(2)\n    poll(2)"
+    )
+    assert done.status == "ok", done.content
+    [said] = [
+        m["content"]["text"] for m in done.of_type("stream") if m["content"]["name"] == "stderr"
+    ]
+    assert "async with ui_events() as poll" in said
+
+
+def test_ipympl_canvas_answers_a_draw_request_with_an_image(wire: Wire) -> None:
+    made = wire.run(
+        "%matplotlib widget\nimport matplotlib.pyplot as plt\nfig = plt.figure()\nplt.plot([1, 3, 2])"
+    )
+    assert made.status == "ok", made.content
+    [canvas] = _comm_opens(made, "MPLCanvasModel")
+    asked = wire.send(
+        "comm_msg",
+        {"comm_id": canvas, "data": {"method": "custom", "content": {"type": "draw"}}},
+    )
+    wire.status(asked, "idle")
+    images = [
+        r.msg
+        for r in wire.find(lambda r: r.parent_id == asked and r.msg_type == "comm_msg")
+        if r.msg["buffers"]
+    ]
+    assert images, wire.describe()
+    assert len(bytes(images[0]["buffers"][0])) > 1000  # the figure's pixels
