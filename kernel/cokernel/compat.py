@@ -18,6 +18,7 @@ and what is not is in docs/compatibility.md.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import weakref
@@ -164,6 +165,11 @@ class KernelCompat:
 
     #: ipykernel aborts queued cells with this flag; cokernel's abort works per lane.
     _aborting = False
+
+    @property
+    def log(self) -> logging.Logger:
+        """The kernel's logger (ipykernel's ``kernel.log``); lines go to the kernel's stderr."""
+        return logging.getLogger("cokernel")
 
     @property
     def iopub_socket(self) -> IOPubSocket:

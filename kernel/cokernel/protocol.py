@@ -140,6 +140,11 @@ class Session:
         self._counter = itertools.count(1)
         self._replay_window = replay_window
 
+    @property
+    def session(self) -> str:
+        """The session id, under jupyter_client's attribute name (``kernel.session.session``)."""
+        return self.session_id
+
     # -- building ---------------------------------------------------------------------------
     def header(self, msg_type: str, *, subshell_id: str | None = None) -> dict[str, Any]:
         header: dict[str, Any] = {

@@ -243,6 +243,9 @@ def test_kernel_and_shell_parent_api(wire: Wire) -> None:
         "assert isinstance(k._parent_ident['shell'], bytes)\n"
         "assert k.execution_count == ip.execution_count\n"
         "assert k.shell is ip\n"
+        "assert isinstance(k.session.session, str) and k.session.session\n"
+        "assert k.iopub_socket is k.iopub_socket\n"
+        "k.log.debug('a line in the kernel log')\n"
         "print(p['header']['msg_id'])"
     )
     assert done.status == "ok", done.content
