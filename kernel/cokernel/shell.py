@@ -267,12 +267,8 @@ current_cell: contextvars.ContextVar[CellRun | None] = contextvars.ContextVar(
     "cokernel_current_cell", default=None
 )
 
-# The kernel's per-request context variables: never carried from one cell to the next.
-_KERNEL_VARS: tuple[contextvars.ContextVar[Any], ...] = (
-    current_request,
-    current_cell,
-    current_namespace,
-)
+# The kernel's per-request context variables (current_request, current_cell and
+# current_namespace) are never carried from one cell to the next: ShellContext.run sets them.
 
 
 # -- the context cells share (docs/subshells.md, "Context") -------------------------------------
@@ -299,7 +295,7 @@ class ShellContext:
         self, context: contextvars.Context | None = None, owner: threading.Thread | None = None
     ) -> None:
         self._context = context
-        self._owner = owner
+        self._owner: int | None = owner.ident if owner is not None else None
         self._entered = False
 
     def snapshot(self) -> ShellContext:
@@ -317,25 +313,28 @@ class ShellContext:
 
     def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         __tracebackhide__ = True  # hidden from tracebacks
-        here = threading.current_thread()
+        here = threading.get_ident()
         if self._owner is None:
             self._owner = here
         context = self._context
         if context is None:
             context = self._context = contextvars.copy_context()
-        mine = here is self._owner
+        mine = here == self._owner
         if mine and self._entered:
             return fn(*args)  # a cell run by a cell (run_cell): already inside
         if not mine:
             context = context.copy()
-        for var in _KERNEL_VARS:
-            value = var.get(None)
-            if var is current_request:
-                cell = current_cell.get(None)
-                if cell is not None and cell.parent is not None:
-                    value = cell.parent  # the cell chose another parent (set_parent)
-            if context.get(var, _UNSET) is not value:
-                context.run(var.set, value)
+        cell = current_cell.get(None)
+        request = current_request.get(None)
+        if cell is not None and cell.parent is not None:
+            request = cell.parent  # the cell chose another parent (set_parent)
+        namespace = current_namespace.get(None)
+        if context.get(current_request, _UNSET) is not request:
+            context.run(current_request.set, request)
+        if context.get(current_cell, _UNSET) is not cell:
+            context.run(current_cell.set, cell)
+        if context.get(current_namespace, _UNSET) is not namespace:
+            context.run(current_namespace.set, namespace)
         if not mine:
             return context.run(fn, *args)
         self._entered = True
@@ -670,8 +669,10 @@ def _drop_kernel_tail(exc: BaseException) -> None:
 
 def _knock_again(cell: CellRun, delay: float = 0.01) -> None:
     def knock() -> None:
-        if cell.stepping and not cell.done.is_set():
-            signal.pthread_kill(cell.thread.ident or 0, signal.SIGINT)
+        # Stepping again: signal again. Suspended at an await by now (the step the signal
+        # hit has ended): cancel, or the interrupt would be lost while the cell waits.
+        if not cell.done.is_set():
+            cell.stop(cell.stop_reason or "interrupt")
 
     timer = threading.Timer(delay, knock)
     timer.daemon = True
