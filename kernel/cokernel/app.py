@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 import time
 
@@ -48,9 +47,14 @@ def _exit_soon(grace: float) -> None:
 
 def run_kernel(connection_file: str, options: KernelOptions) -> int:
     """Run a kernel on this (main) thread until it is shut down; returns the exit code."""
+    if options.capture_fds is None:  # this process is the kernel's own: capture fds 1 and 2
+        options.capture_fds = True
+    # The kernel's log goes to the terminal it was started from, never into a cell: a stream on
+    # a copy of fd 2 made before fd 2 is captured (cokernel.fdcapture).
+    log_stream = open(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
     logging.basicConfig(
         level=options.log_level,
-        stream=sys.__stderr__,
+        stream=log_stream,
         format="[cokernel %(levelname)s] %(message)s",
     )
     set_default_matplotlib_backend()  # inline figures, unless MPLBACKEND says otherwise

@@ -34,6 +34,7 @@ from cokernel.comms import KernelCommManager
 from cokernel.comms import install as install_comms
 from cokernel.debugger import Debugger
 from cokernel.dispatch import DirectiveError, RunMode, cell_directives, route
+from cokernel.fdcapture import FdCapture
 from cokernel.options import KernelOptions
 from cokernel.parking import Parking
 from cokernel.protocol import Channel, Message, Session, reply_type
@@ -77,6 +78,7 @@ class Kernel:
             self.control_caller = Caller("cokernel-control", backend=options.backend)
         self.shell: CokernelShell | None = None
         self.streams: StreamRouter | None = None
+        self.fd_capture: FdCapture | None = None
         self.parking = Parking(adopt=self._adopt_queued_comms)
         self.stdin = StdinBridge(self._send_input_request, self.parking)
         self.comm_manager = KernelCommManager(self._report_handler_error)
@@ -148,6 +150,25 @@ class Kernel:
 
     def _fallback_parent(self) -> Request | None:
         return self.last_execute
+
+    def _fd_output(self, name: str, text: str) -> None:
+        """Text written to fd 1 or 2 (cokernel.fdcapture): its writer is unknown, so it goes to
+        the latest cell still running (on any shell), else where stray output goes."""
+        if self.streams is None:
+            return
+        parent: Request | None = None
+        if self.shell is not None:
+            running = [
+                c for c in list(self.shell.running_cells) if c.request and not c.request.silent
+            ]
+            if running:
+                parent = max(running, key=lambda c: c.order).request
+        self.streams.write_to(parent or self._fallback_parent(), name, text)
+
+    def drain_fd_output(self) -> None:
+        """Forward everything written to fds 1 and 2 so far (before a cell's reply)."""
+        if self.fd_capture is not None:
+            self.fd_capture.drain()
 
     def _report_handler_error(self) -> None:
         """Show the exception being handled in the current request's output (comm callbacks)."""
@@ -406,8 +427,19 @@ class Kernel:
         saved_sigint = signal.getsignal(signal.SIGINT)
         self.streams = StreamRouter(self.publish, self._fallback_parent, threaded=self.threads)
         self._saved_streams = (sys.stdout, sys.stderr)
-        sys.stdout = OutStream("stdout", self.streams)
-        sys.stderr = OutStream("stderr", self.streams)
+        if self.options.capture_fds and self.threads:
+            self.fd_capture = FdCapture(self._fd_output)
+            self.fd_capture.start()
+        fds = self.fd_capture
+        for name, fd in (("stdout", 1), ("stderr", 2)):
+            stream = OutStream(
+                name,
+                self.streams,
+                fileno=fd if fds is not None else None,
+                before_write=fds.drain_if_due if fds is not None else None,
+                before_flush=fds.drain if fds is not None else None,
+            )
+            setattr(sys, name, stream)
         self.shell = self._make_shell()
         self.stdin.install()
         backends.install()
@@ -438,6 +470,8 @@ class Kernel:
         finally:
             self.subshells.delete_all()
             self.control_caller.stop()
+            if self.fd_capture is not None:
+                self.fd_capture.stop()
             if self.streams is not None:
                 self.streams.close()
             sys.stdout, sys.stderr = self._saved_streams

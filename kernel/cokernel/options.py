@@ -40,6 +40,10 @@ class KernelOptions:
     kernel_name: str = "cokernel"
     subshell_namespace: Literal["shared", "own"] = "shared"
     qt_binding: QtBinding = "PySide6"
+    # Capture file descriptors 1 and 2 (os.system, subprocesses, C libraries, forked children)
+    # into the running cell. None: only where the kernel owns its process (``cokernel start``);
+    # an embedding host (the callback interface) keeps its descriptors unless it sets True.
+    capture_fds: bool | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_args(self) -> list[str]:
@@ -50,7 +54,7 @@ class KernelOptions:
             if f.name == "extra":
                 continue
             value = getattr(self, f.name)
-            if value == getattr(defaults, f.name):
+            if value == getattr(defaults, f.name) or value is None:
                 continue
             if isinstance(value, bool):
                 args.append(f"--{f.name}" if value else f"--no-{f.name}")
@@ -91,6 +95,8 @@ def apply_option(options: KernelOptions, name: str, raw: str | None) -> None:
             raise OptionError(f"--host must be one of {', '.join(HOSTS)} or none, not {raw!r}")
     elif key == "use_uvloop":
         options.use_uvloop = (not negated) if raw is None else _parse_bool(name, raw)
+    elif key == "capture_fds":
+        options.capture_fds = (not negated) if raw is None else _parse_bool(name, raw)
     elif key == "timeout":
         if raw is None or raw.lower() in ("", "none", "0"):
             options.timeout = None
@@ -122,7 +128,7 @@ def apply_option(options: KernelOptions, name: str, raw: str | None) -> None:
     else:
         raise OptionError(
             f"unknown kernel option --{name}; known: --backend, --[no-]use-uvloop, --host, "
-            "--timeout, --log-level, --kernel-name, --subshell-namespace, --qt-binding"
+            "--[no-]capture-fds, --timeout, --log-level, --kernel-name, --subshell-namespace, --qt-binding"
         )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import bdb
 import contextvars
 import ctypes
+import itertools
 import signal
 import sys
 import threading
@@ -87,11 +88,16 @@ class _Stepper:
 _STEPPER_CODES = frozenset({_Stepper.send.__code__, _Stepper.throw.__code__})
 
 
+_cell_order = itertools.count()
+
+
 class CellRun:
     """One execution of one cell: where it runs, whether it is stepping, how to stop it."""
 
     def __init__(self, timeout: float | None = None) -> None:
         self.thread = threading.current_thread()
+        self.request = current_request.get()  # the execute_request it runs for
+        self.order = next(_cell_order)  # later cells have higher numbers
         self.timeout = timeout
         self.stepping = False
         self.stop_reason: str | None = None  # "interrupt" | "timeout"
