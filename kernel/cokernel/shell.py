@@ -34,7 +34,7 @@ from traitlets import Unicode
 
 from cokernel.backends import explain_backend_mismatch
 from cokernel.caller import loop_callback_scheduler, threads_available
-from cokernel.cellfiles import cell_path
+from cokernel.cellfiles import blank_lines_before_cell_magic, cell_path
 from cokernel.display import KernelDisplayHook, KernelDisplayPublisher
 from cokernel.gui.toolkits import check_gui
 from cokernel.request import current_request
@@ -340,6 +340,24 @@ class CokernelShell(InteractiveShell):  # type: ignore[misc]
         wanted, _backend = pylabtools.find_gui_and_backend(gui, self.pylab_gui_select)
         check_gui(wanted, self.gui_host)
         return super().enable_matplotlib(gui)
+
+    # -- line numbers while the debugger is attached ---------------------------------------
+    def keep_cell_line_numbers(self, keep: bool) -> None:
+        """Compile cells with their leading blank lines (``keep``), or as IPython does.
+
+        The debugger turns this on while it is attached: a breakpoint's line is a line of the
+        cell's file, which holds the cell's whole text (see
+        :func:`cokernel.cellfiles.blank_lines_before_cell_magic`).
+        """
+        from IPython.core.inputtransformer2 import leading_empty_lines
+
+        manager = self.input_transformer_manager
+        swap = {leading_empty_lines: blank_lines_before_cell_magic}
+        if not keep:
+            swap = {new: old for old, new in swap.items()}
+        # A new list, swapped in one assignment: a cell compiling on another thread sees
+        # either the old or the new one.
+        manager.cleanup_transforms = [swap.get(t, t) for t in manager.cleanup_transforms]
 
     # -- errors and payloads ---------------------------------------------------------------
     def _showtraceback(
