@@ -28,7 +28,7 @@ from typing import Any
 import anyio
 from IPython.core.completer import ProvisionalCompleterWarning
 
-from cokernel import backends, handlers
+from cokernel import backends, handlers, pdbsupport
 from cokernel.caller import Caller, Pending, threads_available
 from cokernel.comms import KernelCommManager
 from cokernel.comms import install as install_comms
@@ -428,8 +428,7 @@ class Kernel:
         self.streams = StreamRouter(self.publish, self._fallback_parent, threaded=self.threads)
         self._saved_streams = (sys.stdout, sys.stderr)
         if self.options.capture_fds and self.threads:
-            self.fd_capture = FdCapture(self._fd_output)
-            self.fd_capture.start()
+            self.fd_capture = FdCapture(self._fd_output)  # started last: see below
         fds = self.fd_capture
         for name, fd in (("stdout", 1), ("stderr", 2)):
             stream = OutStream(
@@ -442,6 +441,7 @@ class Kernel:
             setattr(sys, name, stream)
         self.shell = self._make_shell()
         self.stdin.install()
+        pdbsupport.install()
         backends.install()
         # IPython makes ProvisionalCompleterWarning an error outside provisionalcompleter(),
         # whose catch_warnings() is not thread-safe: a complete_request in one worker thread and
@@ -464,6 +464,10 @@ class Kernel:
             self.control_caller.start_thread()
         else:
             self.shell_caller.call_soon(self.streams.flush_periodically)
+        if self.fd_capture is not None:
+            # Started after the rest of the set-up, right before the try: whatever fails
+            # before it prints its traceback to the real fd 2, not into a pipe nobody reads.
+            self.fd_capture.start()
         self.started.set()
         try:
             await self.shell_caller.serve()
@@ -476,6 +480,7 @@ class Kernel:
                 self.streams.close()
             sys.stdout, sys.stderr = self._saved_streams
             builtins.input, getpass.getpass = saved_input, saved_getpass
+            pdbsupport.uninstall()
             if sigint_installed:
                 signal.signal(signal.SIGINT, saved_sigint)
             if self.shell is not None:
