@@ -47,8 +47,11 @@ def _exit_soon(grace: float) -> None:
 
 def run_kernel(connection_file: str, options: KernelOptions) -> int:
     """Run a kernel on this (main) thread until it is shut down; returns the exit code."""
-    if options.capture_fds is None:  # this process is the kernel's own: capture fds 1 and 2
+    # This process is the kernel's own: capture fds 1 and 2, apply the IPython profile.
+    if options.capture_fds is None:
         options.capture_fds = True
+    if options.profile is None:
+        options.profile = "default"
     # The kernel's log goes to the terminal it was started from, never into a cell: a stream on
     # a copy of fd 2 made before fd 2 is captured (cokernel.fdcapture).
     log_stream = open(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
@@ -61,6 +64,7 @@ def run_kernel(connection_file: str, options: KernelOptions) -> int:
     info = load_connection_file(connection_file)
     interface = ZMQInterface(info)
     kernel = Kernel(options, interface.session, interface.send, connection_info=info)
+    kernel.connection_file = os.path.abspath(connection_file)  # for %connect_info, %qtconsole
     interface.start(kernel)
     _watch_parent(kernel)
     try:

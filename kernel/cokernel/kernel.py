@@ -27,14 +27,17 @@ from typing import Any
 
 import anyio
 from IPython.core.completer import ProvisionalCompleterWarning
+from IPython.core.profiledir import ProfileDir
+from traitlets.config import Config
 
-from cokernel import backends, handlers, pdbsupport
+from cokernel import backends, handlers, pdbsupport, profile
 from cokernel.caller import Caller, Pending, threads_available
 from cokernel.comms import KernelCommManager
 from cokernel.comms import install as install_comms
 from cokernel.debugger import Debugger
 from cokernel.dispatch import DirectiveError, RunMode, cell_directives, route
 from cokernel.fdcapture import FdCapture
+from cokernel.magics import KernelMagics
 from cokernel.options import KernelOptions
 from cokernel.parking import Parking
 from cokernel.protocol import Channel, Message, Session, reply_type
@@ -69,6 +72,9 @@ class Kernel:
         self.session = session
         self._send = send
         self.connection_info = connection_info or {}
+        self.connection_file: str | None = None
+        self._profile_dir: ProfileDir | None = None
+        self._ipython_config: Config | None = None
         # Without threads (Pyodide) control shares the shell's loop, and thread-mode handlers
         # run as tasks there: see docs/jupyterlite.md.
         self.threads = threads_available()
@@ -368,13 +374,20 @@ class Kernel:
 
     # -- lifecycle --------------------------------------------------------------------------
     def _make_shell(self) -> CokernelShell:
+        settings: dict[str, Any] = {}
+        if self.options.profile is not None:  # IPython's config files (cokernel.profile)
+            self._profile_dir = profile.profile_dir(self.options.profile)
+            self._ipython_config = profile.load_config(self._profile_dir)
+            settings = {"config": self._ipython_config, "profile_dir": self._profile_dir}
         shell: CokernelShell = CokernelShell.instance(
             publish_msg=self.publish,
             flush_streams=lambda: self.streams.flush() if self.streams else None,
             backend=self.options.backend,
             gui_host=self.options.host,
+            **settings,
         )
         shell.kernel = self
+        KernelMagics(shell).register()
         shell.register_magic_function(
             self._subshell_magic, magic_kind="line", magic_name="subshell"
         )
@@ -450,6 +463,8 @@ class Kernel:
         # every list they save and restore.
         warnings.filterwarnings("ignore", category=ProvisionalCompleterWarning)
         install_comms(self.comm_manager, self._publish_comm)
+        # Extensions, startup files, exec_lines: on the fully set-up kernel, before any request.
+        profile.apply(self.shell, self._profile_dir, self._ipython_config)
         self.backend_detail = _describe_backend(self.options.backend, self.options.host)
         sigint_installed = handle_sigint and threading.current_thread() is threading.main_thread()
         if sigint_installed:
