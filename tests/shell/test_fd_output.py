@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import anyio
 import pytest
 
+from cokernel_harness.frontend import Frontend
 from conftest import KernelPair
 from helpers import Execution, Wire
 
@@ -121,3 +123,27 @@ def test_the_kernels_own_log_stays_out_of_cells(launch_kernel: Callable[..., Ker
         item.msg["content"]["text"] for item in wire.log if item.msg_type == "stream"
     )
     assert "[cokernel" not in everything, everything
+
+
+def test_a_megabyte_from_a_subprocess_arrives_whole_and_in_order(wire: Wire) -> None:
+    # Far more than a pipe holds: the reader forwards while the child writes.
+    execution = wire.run("import subprocess\nsubprocess.run(['seq', '1', '200000'])", timeout=60)
+
+    assert text_of(execution, "stdout") == "".join(f"{i}\n" for i in range(1, 200_001))
+
+
+@pytest.mark.timeout(60)
+def test_fd_output_of_a_subshell_cell_goes_to_that_cell() -> None:
+    async def body(fe: Frontend) -> None:
+        await fe.run("main_cell = 1")  # the main shell's latest cell: where stray output goes
+        reply = await fe.request("control", "create_subshell_request", {})
+        run = await fe.run(
+            "import os\nos.system('echo from-the-subshell')", subshell_id=reply["subshell_id"]
+        )
+        assert run.stdout == "from-the-subshell\n"
+
+    async def main() -> None:
+        async with Frontend.launch("cokernel") as fe:
+            await body(fe)
+
+    anyio.run(main)
