@@ -37,6 +37,12 @@ def kernel_pdb_class() -> type:
 
             _interrupted = False
 
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                # pdb's "continue" would put its own SIGINT handler in the kernel's place (to
+                # break into the debugger on Ctrl-C), and every later interrupt would go to it.
+                kwargs["nosigint"] = True
+                super().__init__(*args, **kwargs)
+
             def _cmdloop(self) -> None:
                 # pdb's own loop answers KeyboardInterrupt with another prompt.
                 try:

@@ -173,6 +173,10 @@ def test_pdb_in_a_cell_steps_and_continues(wire: Wire) -> None:
     assert result.status == "ok", result.content
     assert "42\n" in result.stdout
     assert result.stdout.endswith("after 1\n")
+    # pdb's "continue" left the kernel's SIGINT handling alone: interrupts still end cells.
+    sleeper = start_cell(wire, "import time\ntime.sleep(100)")
+    wire.send("interrupt_request", channel="control")
+    assert_stopped_with(wire.result(sleeper), "KeyboardInterrupt")
 
 
 def test_interrupt_request_is_answered_on_control(wire: Wire) -> None:
