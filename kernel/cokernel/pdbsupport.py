@@ -100,6 +100,8 @@ class _PatchingLoader(importlib.abc.Loader):
     def exec_module(self, module: types.ModuleType) -> None:
         self._loader.exec_module(module)
         _patch(module)
+        if _hook in sys.meta_path:  # its work is done: no more look-ups pass through it
+            sys.meta_path.remove(_hook)
 
 
 class _PdbImportHook(importlib.abc.MetaPathFinder):
