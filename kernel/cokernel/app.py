@@ -9,6 +9,7 @@ import time
 
 import psutil
 
+from cokernel import profile
 from cokernel.gui.figures import set_default_backend as set_default_matplotlib_backend
 from cokernel.interfaces.zmq import ZMQInterface, load_connection_file
 from cokernel.kernel import Kernel, run_until_shutdown
@@ -52,6 +53,7 @@ def run_kernel(connection_file: str, options: KernelOptions) -> int:
         options.capture_fds = True
     if options.profile is None:
         options.profile = "default"
+    profile.set_environment()  # TERM, PAGER=cat & co., as ipykernel's shell sets them
     # The kernel's log goes to the terminal it was started from, never into a cell: a stream on
     # a copy of fd 2 made before fd 2 is captured (cokernel.fdcapture).
     log_stream = open(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115

@@ -35,6 +35,23 @@ from traitlets.config.loader import JSONFileConfigLoader, PyFileConfigLoader
 
 log = logging.getLogger("cokernel.profile")
 
+#: What ipykernel's shell puts in the environment: cells' commands (``!ls``, ``%clear``, git)
+#: see a colour terminal, and never start a pager (no one could page through it).
+KERNEL_ENVIRONMENT = {
+    "TERM": "xterm-color",
+    "CLICOLOR": "1",
+    "FORCE_COLOR": "1",
+    "CLICOLOR_FORCE": "1",
+    "PAGER": "cat",
+    "GIT_PAGER": "cat",
+}
+
+
+def set_environment() -> None:
+    """Set :data:`KERNEL_ENVIRONMENT` in ``os.environ`` (where the kernel owns its process)."""
+    os.environ.update(KERNEL_ENVIRONMENT)
+
+
 CONFIG_FILES = ("ipython_config", "ipython_kernel_config")
 
 
