@@ -211,7 +211,10 @@ class Kernel:
         if mode is RunMode.thread and not self.threads:
             mode = RunMode.task
         caller = self.control_caller if channel is Channel.control else self.shell_caller
-        if channel is Channel.shell and request.subshell_id is not None:
+        # A comm message goes to its comm's owner, whatever it was addressed to: JupyterLab
+        # sends a comm's close on the comm's subshell and deletes that subshell at once, and
+        # the deletion may arrive first; the close must still reach the comm.
+        if channel is Channel.shell and request.subshell_id is not None and lane != "comm":
             try:
                 caller = self.subshells.get(request.subshell_id).caller
             except SubshellNotFound as e:
