@@ -126,8 +126,9 @@ class OutStream(io.TextIOBase):
     :mod:`cokernel.fdcapture`) :meth:`fileno` returns it, so ``faulthandler.enable()`` and
     ``subprocess.run(..., stdout=sys.stdout)`` work and their output reaches the cell;
     ``before_write`` is called before each write and ``before_flush`` before each flush (they
-    forward what was written to the descriptors so far, keeping the order). In a process forked from the kernel the stream
-    writes straight to fd 1 or 2, as the kernel's threads and locks do not exist there.
+    forward what was written to the descriptors so far, keeping the order). In a process forked
+    from the kernel the stream writes straight to fd 1 or 2, as the kernel's threads and locks
+    do not exist there.
     """
 
     def __init__(
