@@ -46,8 +46,25 @@ def _exit_soon(grace: float) -> None:
     threading.Thread(target=hard_exit, name="cokernel-exit", daemon=True).start()
 
 
+def _reopen_closed_std_fds() -> None:
+    """Put /dev/null on fds 0, 1 and 2 if the launcher closed them.
+
+    Otherwise the next file or socket opened would take the number, and anything writing to
+    "stdout" (a subprocess, the fd capture) would write into it.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
 def run_kernel(connection_file: str, options: KernelOptions) -> int:
     """Run a kernel on this (main) thread until it is shut down; returns the exit code."""
+    _reopen_closed_std_fds()
     # This process is the kernel's own: capture fds 1 and 2, apply the IPython profile.
     if options.capture_fds is None:
         options.capture_fds = True

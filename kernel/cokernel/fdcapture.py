@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import io
 import logging
 import os
 import select
@@ -75,14 +76,19 @@ class FdCapture:
         self._last_drain = 0.0
         self.active = False
 
-    def start(self) -> None:
-        """Redirect fds 1 and 2 and start the reader thread."""
+    def start(self) -> bool:
+        """Redirect fds 1 and 2 and start the reader thread; False (logged) if that fails, as
+        when the kernel was started with fd 1 or 2 closed: it then runs without capturing."""
         for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
             with contextlib.suppress(Exception):
                 if stream is not None:
                     stream.flush()
-        for fd, name in ((1, "stdout"), (2, "stderr")):
-            original = os.dup(fd)
+        try:
+            originals = [(fd, name, os.dup(fd)) for fd, name in ((1, "stdout"), (2, "stderr"))]
+        except OSError as e:
+            log.warning("not capturing fds 1 and 2: %s (was the kernel started without them?)", e)
+            return False
+        for fd, name, original in originals:
             read_end, write_end = os.pipe()
             os.set_blocking(read_end, False)
             os.dup2(write_end, fd)  # inheritable: subprocesses and children write here
@@ -97,6 +103,16 @@ class FdCapture:
         self.active = True
         self._thread = threading.Thread(target=self._run, name="cokernel-fd-reader", daemon=True)
         self._thread.start()
+        return True
+
+    def fileno(self, fd: int) -> int:
+        """``fd`` while it is captured (``sys.stdout.fileno()``); else io.UnsupportedOperation."""
+        if not self.active:
+            raise io.UnsupportedOperation(
+                "fileno: this kernel does not capture file descriptors 1 and 2 "
+                "(see KernelOptions.capture_fds)"
+            )
+        return fd
 
     def original_fd(self, fd: int) -> int | None:
         """The duplicate of what ``fd`` (1 or 2) was before the capture."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import builtins
+import functools
 import getpass
 import inspect
 import logging
@@ -445,7 +446,7 @@ class Kernel:
             stream = OutStream(
                 name,
                 self.streams,
-                fileno=fd if fds is not None else None,
+                fileno=functools.partial(fds.fileno, fd) if fds is not None else None,
                 before_write=fds.drain_if_due if fds is not None else None,
                 before_flush=fds.drain if fds is not None else None,
             )

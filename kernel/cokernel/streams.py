@@ -122,8 +122,8 @@ class StreamRouter:
 class OutStream(io.TextIOBase):
     """A text stream (``sys.stdout`` or ``sys.stderr``) that writes into a :class:`StreamRouter`.
 
-    With ``fileno`` (1 or 2, when the kernel captures its file descriptors: see
-    :mod:`cokernel.fdcapture`) :meth:`fileno` returns it, so ``faulthandler.enable()`` and
+    With ``fileno`` (giving 1 or 2 while the kernel captures its file descriptors: see
+    :mod:`cokernel.fdcapture`) :meth:`fileno` returns what it gives, so ``faulthandler.enable()`` and
     ``subprocess.run(..., stdout=sys.stdout)`` work and their output reaches the cell;
     ``before_write`` is called before each write and ``before_flush`` before each flush (they
     forward what was written to the descriptors so far, keeping the order). In a process forked
@@ -137,7 +137,7 @@ class OutStream(io.TextIOBase):
         router: StreamRouter,
         *,
         echo: Any = None,
-        fileno: int | None = None,
+        fileno: Callable[[], int] | None = None,
         before_write: Callable[[], None] | None = None,
         before_flush: Callable[[], None] | None = None,
     ) -> None:
@@ -170,7 +170,7 @@ class OutStream(io.TextIOBase):
                 "fileno: this kernel does not capture file descriptors 1 and 2 "
                 "(see KernelOptions.capture_fds)"
             )
-        return self._fileno
+        return self._fileno()
 
     def write(self, text: str) -> int:
         if not isinstance(text, str):

@@ -7,20 +7,29 @@ descriptors (cokernel.fdcapture) when it owns its process, which is the case for
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import anyio
 import pytest
+from jupyter_client.kernelspec import KernelSpecManager
 
 from cokernel_harness.frontend import Frontend
 from conftest import KernelPair
-from helpers import Execution, Wire
+from helpers import KERNEL_NAME, Execution, Wire, start_kernel, stop_kernel
 
 
 def text_of(execution: Execution, name: str) -> str:
     return "".join(
         m["content"]["text"] for m in execution.of_type("stream") if m["content"]["name"] == name
     )
+
+
+def stream_texts(wire: Wire) -> str:
+    """Every stream text the client received, from any cell or none."""
+    return "".join(item.msg["content"]["text"] for item in wire.log if item.msg_type == "stream")
 
 
 def all_streams(execution: Execution) -> str:
@@ -147,3 +156,30 @@ def test_fd_output_of_a_subshell_cell_goes_to_that_cell() -> None:
             await body(fe)
 
     anyio.run(main)
+
+
+def test_a_kernel_started_without_a_stdout_still_forwards_fd_output(
+    tmp_path: Path, isolated_env: Path
+) -> None:
+    # A launcher may start the kernel with fd 1 closed: the first file or socket the kernel
+    # opened would take its number (the kernel's log, say) and be captured with it.
+    spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME).to_dict()
+    python_argv = [sys.executable, *spec["argv"][1:]]
+    spec["argv"] = ["sh", "-c", 'exec "$0" "$@" >&-', *python_argv]
+    (tmp_path / "kernels" / "no-stdout").mkdir(parents=True)
+    (tmp_path / "kernels" / "no-stdout" / "kernel.json").write_text(json.dumps(spec))
+    km, kc = start_kernel(
+        "no-stdout", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(tmp_path / "kernels")])
+    )
+    try:
+        wire = Wire(kc)
+        execution = wire.run(
+            "import logging, os\n"
+            "logging.getLogger('cokernel').warning('a log line')\n"
+            "os.system('echo still-here')"
+        )
+        assert execution.stdout == "still-here\n"
+        assert stream_texts(wire) == "still-here\n", "the kernel's log went into a cell"
+        assert wire.run("1 + 1").status == "ok"
+    finally:
+        stop_kernel(km, kc)
