@@ -34,6 +34,7 @@ from cokernel import backends, handlers, pdbsupport, profile
 from cokernel.caller import Caller, Pending, threads_available
 from cokernel.comms import KernelCommManager
 from cokernel.comms import install as install_comms
+from cokernel.compat import KernelCompat
 from cokernel.debugger import Debugger
 from cokernel.dispatch import DirectiveError, RunMode, cell_directives, route
 from cokernel.fdcapture import FdCapture
@@ -56,8 +57,12 @@ _OUTPUT_TYPES = frozenset(
 )
 
 
-class Kernel:
-    """One kernel: a shell on the main thread's loop, a control loop on its own thread."""
+class Kernel(KernelCompat):
+    """One kernel: a shell on the main thread's loop, a control loop on its own thread.
+
+    Also offers the ipykernel attributes libraries use (``get_parent``, ``iopub_socket``...):
+    see :mod:`cokernel.compat`.
+    """
 
     def __init__(
         self,
