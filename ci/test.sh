@@ -41,7 +41,7 @@ for axis in $AXES; do
     COKERNEL_TEST_BACKEND=asyncio .venv/bin/python -m pytest -q -p no:cacheprovider "$@" || status=$?
   else
     COKERNEL_TEST_BACKEND="$axis" .venv/bin/python -m pytest -q -p no:cacheprovider \
-      tests/kernel tests/shell tests/scenarios "$@" || status=$?
+      tests/kernel tests/shell tests/scenarios tests/differential "$@" || status=$?
   fi
 done
 exit "$status"
