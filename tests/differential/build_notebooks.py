@@ -612,7 +612,7 @@ CORPUS: list[Notebook] = [
             ),
             code(
                 "iopub-send",
-                "kernel.session.send(kernel.iopub_socket, 'display_data',\n"
+                "_ = kernel.session.send(kernel.iopub_socket, 'display_data',\n"
                 "    content={'data': {'text/plain': 'sent on iopub'}, 'metadata': {}},\n"
                 "    parent=kernel.get_parent())",
             ),

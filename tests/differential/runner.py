@@ -27,10 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionComplete
+from nbclient.output_widget import OutputWidget
 
 NOTEBOOKS = Path(__file__).parent / "notebooks"
 CELL_TIMEOUT = 60
@@ -244,6 +246,32 @@ class DifferentialClient(NotebookClient):  # type: ignore[misc]
         self._before: dict[str, Json] = {}
         self._started = 0.0
         self.seconds: dict[str, float] = {}
+        self._side: BlockingKernelClient | None = None
+        self.widget_registry["@jupyter-widgets/output"]["OutputModel"] = self._output_widget
+
+    # nbclient's Output widget mimic sends its state updates with a plain (not awaited) send on
+    # the shell socket of the client that executes the cells, while a coroutine of that client
+    # waits in ``poll`` on the same socket for the execute_reply. The send can consume the edge
+    # of the socket's edge-triggered file descriptor, and the poll then sleeps until its timeout
+    # (nbclient's cell timeout: the cell "takes" 60 s; with no timeout it would never end). A
+    # client-side race (pyzmq's asyncio poller and jupyter_client), not a kernel's: so the mimic
+    # and the simulated slider send on a second connection's shell socket, which nothing polls.
+    def side_client(self) -> BlockingKernelClient:
+        if self._side is None:
+            assert self.km is not None
+            self._side = self.km.blocking_client()
+            self._side.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
+        return self._side
+
+    def stop_side_client(self) -> None:
+        if self._side is not None:
+            self._side.stop_channels()
+            self._side = None
+
+    def _output_widget(
+        self, comm_id: str, state: dict[str, Any], kc: Any, executor: Any
+    ) -> OutputWidget:
+        return OutputWidget(comm_id, state, self.side_client(), executor)
 
     def _output_states(self) -> dict[str, Json]:
         return {
@@ -293,8 +321,9 @@ class DifferentialClient(NotebookClient):  # type: ignore[misc]
             "comm_id": matching[-1],
             "data": {"method": "update", "state": update["state"], "buffer_paths": []},
         }
-        msg = self.kc.session.msg("comm_msg", content)
-        self.kc.shell_channel.send(msg)
+        side = self.side_client()
+        msg = side.session.msg("comm_msg", content)
+        side.shell_channel.send(msg)
         msg_id = msg["header"]["msg_id"]
         # Outputs of the comm_msg are children of it; nbclient itself only reads outputs of the
         # execute_request, so feed them through its own message processing, until idle.
@@ -421,6 +450,8 @@ async def run_notebook(
         await client.async_execute(env=env, cleanup_kc=True)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
+    finally:
+        client.stop_side_client()
     seconds = loop.time() - started
 
     names = _ModelNames()

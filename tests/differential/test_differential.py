@@ -57,7 +57,11 @@ def corpus_runs(isolated_env: Path, tmp_path_factory: pytest.TempPathFactory) ->
             json.dumps(
                 {
                     kernel: {
-                        name: {"error": result.error, "seconds": result.seconds}
+                        name: {
+                            "error": result.error,
+                            "seconds": result.seconds,
+                            "cell_seconds": result.cell_seconds,
+                        }
                         | {cell_id: cell.view() for cell_id, cell in result.cells.items()}
                         for name, result in results.items()
                     }
