@@ -7,6 +7,7 @@ import os
 import sys
 import threading
 import time
+from typing import TextIO
 
 import psutil
 
@@ -46,13 +47,27 @@ def _exit_soon(grace: float) -> None:
     threading.Thread(target=hard_exit, name="cokernel-exit", daemon=True).start()
 
 
+def _configure_log(level: str, stream: TextIO | None) -> None:
+    """The kernel's own loggers (``cokernel.*``, and traitlets') write to the terminal it was
+    started from.
+
+    The root logger is left as a fresh interpreter has it, as ipykernel does: a cell's
+    ``logging.warning(...)`` then configures it on first use with the stream that is
+    ``sys.stderr`` at that moment, the cell's, so the message shows in the notebook.
+    """
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("[cokernel %(levelname)s] %(message)s"))
+    # traitlets' logger carries IPython's configuration warnings.
+    for name in ("cokernel", "traitlets"):
+        own = logging.getLogger(name)
+        own.addHandler(handler)
+        own.setLevel(level)
+        own.propagate = False
+
+
 def run_kernel(connection_file: str, options: KernelOptions) -> int:
     """Run a kernel on this (main) thread until it is shut down; returns the exit code."""
-    logging.basicConfig(
-        level=options.log_level,
-        stream=sys.__stderr__,
-        format="[cokernel %(levelname)s] %(message)s",
-    )
+    _configure_log(options.log_level, sys.__stderr__)
     set_default_matplotlib_backend()  # inline figures, unless MPLBACKEND says otherwise
     info = load_connection_file(connection_file)
     interface = ZMQInterface(info)

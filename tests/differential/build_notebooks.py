@@ -571,6 +571,19 @@ CORPUS: list[Notebook] = [
             ),
             code("asyncio-run", "asyncio.run(square(5))"),
             code("autoawait", "%autoawait"),
+            code(
+                "thread-print",
+                "import threading\n"
+                "worker = threading.Thread(target=print, args=('from a thread',))\n"
+                "worker.start()\n"
+                "worker.join()",
+            ),
+            code(
+                "executor-map",
+                "from concurrent.futures import ThreadPoolExecutor\n"
+                "with ThreadPoolExecutor(2) as pool:\n"
+                "    list(pool.map(lambda n: n * n, range(5)))",
+            ),
         ],
     ),
     Notebook(
@@ -586,12 +599,46 @@ CORPUS: list[Notebook] = [
                 "old()",
             ),
             code("category", "warnings.warn('careful', RuntimeWarning)"),
+            code("logging", "import logging\nlogging.warning('logged at warning')"),
+            code("logging-info", "logging.info('not shown at the default level')"),
             code(
                 "as-error",
                 "with warnings.catch_warnings():\n"
                 "    warnings.simplefilter('error')\n"
                 "    warnings.warn('now an error')",
                 raises=True,
+            ),
+        ],
+    ),
+    Notebook(
+        "history_vars",
+        "Out, _, __, _i and In",
+        [
+            code("first", "40 + 2"),
+            code("underscore", "_ + 1"),
+            code("double-underscore", "__"),
+            code("last-input", "_i"),
+            code("out-dict", "sorted(Out)"),
+            code("in-list", "In[1]"),
+        ],
+    ),
+    Notebook(
+        "progress",
+        "tqdm progress bars, text and widget",
+        [
+            code(
+                "text-bar",
+                "import sys\n"
+                "from tqdm import tqdm\n"
+                "for _ in tqdm(range(3), file=sys.stdout, ascii=True, mininterval=0,\n"
+                "              bar_format='{l_bar}{bar:10}| {n_fmt}/{total_fmt}'):\n"
+                "    pass",
+            ),
+            code(
+                "widget-bar",
+                "from tqdm.notebook import tqdm as notebook_tqdm\n"
+                "for _ in notebook_tqdm(range(3), bar_format='{n_fmt}/{total_fmt}'):\n"
+                "    pass",
             ),
         ],
     ),
