@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import importlib
 import itertools
 import json
@@ -22,7 +23,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -505,6 +506,31 @@ async def run_corpus(
 
     results = await asyncio.gather(*(one(path) for path in paths))
     return {result.name: result for result in results}
+
+
+def reference_key(paths: Sequence[Path]) -> str:
+    """What ipykernel's results depend on: the notebooks, this runner, ipykernel and Python."""
+    import ipykernel
+
+    digest = hashlib.sha256()
+    for part in [Path(__file__), *paths]:
+        digest.update(part.name.encode() + b"\0" + part.read_bytes() + b"\0")
+    digest.update(f"{ipykernel.__version__} {sys.version} {sys.prefix}".encode())
+    return digest.hexdigest()[:24]
+
+
+def save_results(results: dict[str, NotebookResult], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({name: asdict(result) for name, result in results.items()}))
+
+
+def load_results(path: Path) -> dict[str, NotebookResult]:
+    raw = json.loads(path.read_text())
+    results = {}
+    for name, data in raw.items():
+        data["cells"] = {key: CellResult(**cell) for key, cell in data["cells"].items()}
+        results[name] = NotebookResult(**data)
+    return results
 
 
 def corpus_paths() -> list[Path]:

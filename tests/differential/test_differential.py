@@ -6,6 +6,10 @@ session (ipykernel's results do not depend on the cokernel backend under test). 
 ``COKERNEL_TEST_BACKEND``; ipykernel is the one installed in this interpreter's prefix, through a
 kernelspec written for this session (see ``runner.ipykernel_spec_manager``).
 
+``DIFFERENTIAL_IPYKERNEL_CACHE=dir`` keeps ipykernel's results in ``dir``, keyed by the
+notebooks, the runner, ipykernel's and Python's versions: ci/test.sh sets it so the second
+backend axis reuses the first one's reference run.
+
 ``DIFFERENTIAL_DUMP=path.json`` writes every cell's normalized view on both kernels to a file.
 
 A cell whose normalized outputs differ must be listed in ``intended.toml`` for this backend, and
@@ -27,7 +31,10 @@ from differential.runner import (
     NotebookResult,
     corpus_paths,
     ipykernel_spec_manager,
+    load_results,
+    reference_key,
     run_corpus,
+    save_results,
 )
 from helpers import KERNEL_NAME
 
@@ -42,13 +49,21 @@ def corpus_runs(isolated_env: Path, tmp_path_factory: pytest.TempPathFactory) ->
     root = tmp_path_factory.mktemp("differential")
     specs = ipykernel_spec_manager(root / "ipykernel-spec")
 
-    async def both() -> Runs:
-        return await asyncio.gather(
-            run_corpus(PATHS, KERNEL_NAME, root / "cokernel"),
-            run_corpus(
-                PATHS, "python3", root / "ipykernel", kernel_spec_manager=specs, reference=True
-            ),
+    cache_dir = os.environ.get("DIFFERENTIAL_IPYKERNEL_CACHE")
+    cached = Path(cache_dir) / f"ipykernel-{reference_key(PATHS)}.json" if cache_dir else None
+
+    async def reference() -> dict[str, NotebookResult]:
+        if cached is not None and cached.exists():
+            return load_results(cached)
+        results = await run_corpus(
+            PATHS, "python3", root / "ipykernel", kernel_spec_manager=specs, reference=True
         )
+        if cached is not None and all(result.error is None for result in results.values()):
+            save_results(results, cached)
+        return results
+
+    async def both() -> Runs:
+        return await asyncio.gather(run_corpus(PATHS, KERNEL_NAME, root / "cokernel"), reference())
 
     runs = asyncio.run(both())
     dump = os.environ.get("DIFFERENTIAL_DUMP")
