@@ -28,6 +28,7 @@ import pytest
 
 from differential import build_notebooks, intended
 from differential.runner import (
+    CellResult,
     NotebookResult,
     corpus_paths,
     ipykernel_spec_manager,
@@ -99,19 +100,22 @@ def _diff(a: object, b: object, a_name: str, b_name: str) -> str:
     )
 
 
-@pytest.mark.timeout(600)
-@pytest.mark.parametrize("notebook", [path.stem for path in PATHS])
-def test_notebook_matches_ipykernel(notebook: str, corpus_runs: Runs) -> None:
-    cokernel, ipykernel = corpus_runs[0][notebook], corpus_runs[1][notebook]
-    assert ipykernel.error is None, f"ipykernel could not run {notebook}: {ipykernel.error}"
-    assert cokernel.error is None, f"cokernel could not run {notebook}: {cokernel.error}"
+def compare(
+    notebook: str,
+    cokernel: NotebookResult,
+    ipykernel: NotebookResult,
+    entries: list[intended.Difference],
+    backend: str,
+) -> list[str]:
+    """Every way the notebook's cells break the rule "differ only as intended.toml says"."""
     listed = {
         key: entry
-        for key, entry in intended.for_backend(intended.load(), BACKEND).items()
+        for key, entry in intended.for_backend(entries, backend).items()
         if key[0] == notebook
     }
     problems = []
-    assert list(cokernel.cells) == list(ipykernel.cells)
+    if list(cokernel.cells) != list(ipykernel.cells):
+        return [f"{notebook}: the kernels ran different cells: {cokernel.cells} {ipykernel.cells}"]
     for cell_id, theirs in ipykernel.cells.items():
         ours = cokernel.cells[cell_id].view()
         entry = listed.pop((notebook, cell_id), None)
@@ -127,7 +131,7 @@ def test_notebook_matches_ipykernel(notebook: str, corpus_runs: Runs) -> None:
                 f"{notebook}/{cell_id} differs from ipykernel (- ipykernel, + cokernel):\n"
                 + _diff(ours, theirs.view(), "cokernel", "ipykernel")
                 + "\nIf intended, list it in intended.toml:\n"
-                + intended.toml_entry(notebook, cell_id, ours, (BACKEND,))
+                + intended.toml_entry(notebook, cell_id, ours, (backend,))
             )
         elif intended.pin_view(ours) != entry.cokernel:
             problems.append(
@@ -137,7 +141,44 @@ def test_notebook_matches_ipykernel(notebook: str, corpus_runs: Runs) -> None:
             )
     for key in listed:
         problems.append(f"intended.toml lists {key}, a cell the notebook does not have")
+    return problems
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("notebook", [path.stem for path in PATHS])
+def test_notebook_matches_ipykernel(notebook: str, corpus_runs: Runs) -> None:
+    cokernel, ipykernel = corpus_runs[0][notebook], corpus_runs[1][notebook]
+    assert ipykernel.error is None, f"ipykernel could not run {notebook}: {ipykernel.error}"
+    assert cokernel.error is None, f"cokernel could not run {notebook}: {cokernel.error}"
+    problems = compare(notebook, cokernel, ipykernel, intended.load(), BACKEND)
     assert not problems, "\n\n".join(problems)
+
+
+def _result(**cells: list[dict[str, object]]) -> NotebookResult:
+    return NotebookResult(
+        "nb", "k", {key: CellResult(key, "", outputs) for key, outputs in cells.items()}, 0.0
+    )
+
+
+def _entry(cell: str, pinned: list[dict[str, object]]) -> intended.Difference:
+    return intended.Difference("nb", cell, intended.BACKENDS, "what", "why", {"outputs": pinned})
+
+
+def test_compare_fails_on_unlisted_stale_and_unpinned_differences() -> None:
+    """The rule itself: the checks above can fail, in each of the ways they claim."""
+    one = [{"output_type": "stream", "name": "stdout", "text": "1\n"}]
+    two = [{"output_type": "stream", "name": "stdout", "text": "2\n"}]
+    same, differ = _result(a=one, b=one), _result(a=one, b=two)
+    assert compare("nb", same, same, [], "asyncio") == []
+    [unlisted] = compare("nb", differ, same, [], "asyncio")
+    assert "nb/b differs from ipykernel" in unlisted
+    assert compare("nb", differ, same, [_entry("b", two)], "trio") == []
+    [stale] = compare("nb", same, same, [_entry("b", two)], "asyncio")
+    assert "now matches ipykernel" in stale
+    [unpinned] = compare("nb", differ, same, [_entry("b", one)], "asyncio")
+    assert "no longer shows what intended.toml pins" in unpinned
+    [unknown] = compare("nb", same, same, [_entry("c", one)], "asyncio")
+    assert "a cell the notebook does not have" in unknown
 
 
 def test_intended_list_is_rendered_in_docs() -> None:
