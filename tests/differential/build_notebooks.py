@@ -9,9 +9,10 @@ runner (``tests/differential/runner.py``):
   (a ``comm_msg`` "update" on shell), and collects the outputs the kernel produces in response.
 - ``"differential": {"fd_spill": true}``: the cell writes to file descriptors 1/2 only (directly,
   through a subprocess or a forked child). ipykernel forwards such writes from a reader thread and
-  can attribute them to the next cell when the cell ends first; on ipykernel's side only, the
-  runner moves stream outputs at the head of the next cell back into this one. The next cell
-  must show no stream output of its own.
+  can attribute them to a later cell when the cell ends first; on ipykernel's side only, the
+  runner moves the stream outputs of the cells after it (up to the next ``fd_spill`` cell) back
+  into it. Those cells must show no stream output of their own, and the notebook must not end
+  right after an ``fd_spill`` cell (a write that arrives after the last cell is lost).
 - tags ``raises-exception``: the cell is expected to fail (nbclient's own convention).
 
 Notebook metadata ``"differential": {"ipython_dir": {relative path: text}}`` writes files into the
@@ -337,6 +338,9 @@ CORPUS: list[Notebook] = [
             ),
             code("fd-write", "written = os.write(1, b'written to fd 1\\n')", fd_spill=True),
             code("fd-write-count", "written"),
+            # Results only, so that a late fd write of the cells above still has a cell to land in.
+            code("end", "'end of the notebook'"),
+            code("end-2", "'really the end'"),
         ],
     ),
     Notebook(

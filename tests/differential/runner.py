@@ -17,7 +17,6 @@ import asyncio
 import copy
 import hashlib
 import importlib
-import itertools
 import json
 import os
 import re
@@ -343,18 +342,25 @@ class DifferentialClient(NotebookClient):  # type: ignore[misc]
 
 
 def _take_back_spilled_fd_output(cells: list[Any]) -> None:
-    """Move stream outputs at the head of the cell after an ``fd_spill`` cell back into it.
+    """Move stream outputs of the cells after an ``fd_spill`` cell back into it.
 
     ipykernel reads file descriptors 1 and 2 in a thread and sends what it reads with the parent
     of whatever request is current when it reads: a write at the very end of a cell (the output
-    of ``os.system``, a forked child's print) can land in the next cell. The corpus puts a cell
-    without stream output after each such cell, so anything streamed there came from before.
+    of ``os.system``, a forked child's print) can land in a later cell, on a loaded machine even
+    one or two cells later. The corpus follows each such cell with cells that show no stream
+    output of their own, up to the next ``fd_spill`` cell, so anything streamed there came from
+    before.
     """
-    for cell, following in itertools.pairwise(cells):
-        if not cell.metadata.get("differential", {}).get("fd_spill"):
+    spill_target = None
+    for cell in cells:
+        if cell.metadata.get("differential", {}).get("fd_spill"):
+            spill_target = cell
             continue
-        while following.outputs and following.outputs[0]["output_type"] == "stream":
-            cell.outputs.append(following.outputs.pop(0))
+        if spill_target is None:
+            continue
+        streams = [output for output in cell.outputs if output["output_type"] == "stream"]
+        spill_target.outputs.extend(streams)
+        cell.outputs = [output for output in cell.outputs if output["output_type"] != "stream"]
 
 
 def ipykernel_spec_manager(directory: Path) -> KernelSpecManager:

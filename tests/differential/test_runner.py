@@ -106,6 +106,12 @@ def test_spilled_fd_output_goes_back_to_the_cell_that_wrote_it() -> None:
         v4.new_output("stream", name="stdout", text="x\n"),
         v4.new_output("execute_result", data={"text/plain": "0"}, execution_count=2),
     ]
-    _take_back_spilled_fd_output([writer, after])
-    assert [o["output_type"] for o in writer.outputs] == ["stream"]
+    later = v4.new_code_cell("1")
+    later.outputs = [v4.new_output("stream", name="stderr", text="late\n")]
+    next_writer = v4.new_code_cell("os.write(1, b'y')", metadata=writer.metadata)
+    next_writer.outputs = [v4.new_output("stream", name="stdout", text="y")]
+    _take_back_spilled_fd_output([writer, after, later, next_writer])
+    assert [o["text"] for o in writer.outputs] == ["x\n", "late\n"]
     assert [o["output_type"] for o in after.outputs] == ["execute_result"]
+    assert later.outputs == []
+    assert [o["text"] for o in next_writer.outputs] == ["y"]
