@@ -11,8 +11,10 @@ runner (``tests/differential/runner.py``):
   through a subprocess or a forked child). ipykernel forwards such writes from a reader thread and
   can attribute them to a later cell when the cell ends first; on ipykernel's side only, the
   runner moves the stream outputs of the cells after it (up to the next ``fd_spill`` cell) back
-  into it. Those cells must show no stream output of their own, and the notebook must not end
-  right after an ``fd_spill`` cell (a write that arrives after the last cell is lost).
+  into it. Those cells must show no stream output of their own. ipykernel can also lose such a
+  write (its reader thread buffers it, and the buffer is sent with the cell's parent after the
+  cell's idle, which nbclient drops): ``fd_spill`` may then be ``{stream name: text}``, what
+  the cell writes, and the runner uses it for ipykernel's side when none of it arrived.
 - tags ``raises-exception``: the cell is expected to fail (nbclient's own convention).
 
 Notebook metadata ``"differential": {"ipython_dir": {relative path: text}}`` writes files into the
@@ -290,14 +292,14 @@ CORPUS: list[Notebook] = [
             code(
                 "os-system",
                 "import os\nstatus = os.system('echo from os.system')",
-                fd_spill=True,
+                fd_spill={"stdout": "from os.system\n"},
             ),
             code("os-system-status", "status"),
             code(
                 "subprocess-run",
                 "import subprocess, sys\n"
                 "done = subprocess.run([sys.executable, '-c', \"print('from subprocess.run')\"])",
-                fd_spill=True,
+                fd_spill={"stdout": "from subprocess.run\n"},
             ),
             code("subprocess-run-status", "done.returncode"),
             code(
@@ -315,7 +317,7 @@ CORPUS: list[Notebook] = [
                 "p = ctx.Process(target=child_print)\n"
                 "p.start()\n"
                 "p.join()",
-                fd_spill=True,
+                fd_spill={"stdout": "from a child process\n"},
             ),
             code("multiprocessing-print-status", "p.exitcode"),
             code(
@@ -336,7 +338,11 @@ CORPUS: list[Notebook] = [
                 "faulthandler",
                 "import faulthandler\nfaulthandler.enable()\nfaulthandler.is_enabled()",
             ),
-            code("fd-write", "written = os.write(1, b'written to fd 1\\n')", fd_spill=True),
+            code(
+                "fd-write",
+                "written = os.write(1, b'written to fd 1\\n')",
+                fd_spill={"stdout": "written to fd 1\n"},
+            ),
             code("fd-write-count", "written"),
             # Results only, so that a late fd write of the cells above still has a cell to land in.
             code("end", "'end of the notebook'"),

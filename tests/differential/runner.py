@@ -363,6 +363,25 @@ def _take_back_spilled_fd_output(cells: list[Any]) -> None:
         cell.outputs = [output for output in cell.outputs if output["output_type"] != "stream"]
 
 
+def _fill_in_lost_fd_output(cells: list[Any]) -> None:
+    """An ``fd_spill`` cell that declares what it writes, and of which nothing arrived, gets it.
+
+    ipykernel's reader thread puts what it reads into the stream's buffer, which is flushed
+    every 0.2 s with the parent it was written under: when that flush comes after the cell's
+    idle, nbclient (which reads one cell's messages at a time) drops it.
+    """
+    for cell in cells:
+        declared = cell.metadata.get("differential", {}).get("fd_spill")
+        if not isinstance(declared, dict):
+            continue
+        if any(output["output_type"] == "stream" for output in cell.outputs):
+            continue
+        cell.outputs.extend(
+            nbformat.v4.new_output("stream", name=name, text=text)
+            for name, text in declared.items()
+        )
+
+
 def ipykernel_spec_manager(directory: Path) -> KernelSpecManager:
     """A kernelspec "python3" for the ipykernel installed next to this interpreter, only.
 
@@ -472,6 +491,7 @@ async def run_notebook(
     code_cells = [cell for cell in client.nb.cells if cell.cell_type == "code"]
     if reference:
         _take_back_spilled_fd_output(code_cells)
+        _fill_in_lost_fd_output(code_cells)
     cells: dict[str, CellResult] = {}
     for index, cell in enumerate(code_cells):
         cell_id = cell.get("id", str(index))

@@ -11,6 +11,7 @@ from nbformat import v4
 import cokernel
 from differential.runner import (
     KERNEL_DIRS,
+    _fill_in_lost_fd_output,
     _take_back_spilled_fd_output,
     normalize_outputs,
     normalize_text,
@@ -115,3 +116,13 @@ def test_spilled_fd_output_goes_back_to_the_cell_that_wrote_it() -> None:
     assert [o["output_type"] for o in after.outputs] == ["execute_result"]
     assert later.outputs == []
     assert [o["text"] for o in next_writer.outputs] == ["y"]
+
+
+def test_declared_fd_output_stands_in_only_for_output_that_never_arrived() -> None:
+    declared = {"differential": {"fd_spill": {"stdout": "x\n"}}}
+    lost = v4.new_code_cell("os.write(1, b'x\\n')", metadata=declared)
+    arrived = v4.new_code_cell("os.write(1, b'x\\n')", metadata=declared)
+    arrived.outputs = [v4.new_output("stream", name="stdout", text="x\nmore\n")]
+    _fill_in_lost_fd_output([lost, arrived])
+    assert [(o["name"], o["text"]) for o in lost.outputs] == [("stdout", "x\n")]
+    assert [o["text"] for o in arrived.outputs] == ["x\nmore\n"]
