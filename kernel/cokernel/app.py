@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 import time
+from typing import TextIO
 
 import psutil
 
@@ -62,6 +63,24 @@ def _reopen_closed_std_fds() -> None:
                 os.close(null)
 
 
+def _configure_log(level: str, stream: TextIO | None) -> None:
+    """The kernel's own loggers (``cokernel.*``, and traitlets') write to the terminal it was
+    started from.
+
+    The root logger is left as a fresh interpreter has it, as ipykernel does: a cell's
+    ``logging.warning(...)`` then configures it on first use with the stream that is
+    ``sys.stderr`` at that moment, the cell's, so the message shows in the notebook.
+    """
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("[cokernel %(levelname)s] %(message)s"))
+    # traitlets' logger carries IPython's configuration warnings.
+    for name in ("cokernel", "traitlets"):
+        own = logging.getLogger(name)
+        own.addHandler(handler)
+        own.setLevel(level)
+        own.propagate = False
+
+
 def run_kernel(connection_file: str, options: KernelOptions) -> int:
     """Run a kernel on this (main) thread until it is shut down; returns the exit code."""
     _reopen_closed_std_fds()
@@ -74,11 +93,7 @@ def run_kernel(connection_file: str, options: KernelOptions) -> int:
     # The kernel's log goes to the terminal it was started from, never into a cell: a stream on
     # a copy of fd 2 made before fd 2 is captured (cokernel.fdcapture).
     log_stream = open(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
-    logging.basicConfig(
-        level=options.log_level,
-        stream=log_stream,
-        format="[cokernel %(levelname)s] %(message)s",
-    )
+    _configure_log(options.log_level, log_stream)
     set_default_matplotlib_backend()  # inline figures, unless MPLBACKEND says otherwise
     info = load_connection_file(connection_file)
     interface = ZMQInterface(info)
