@@ -34,6 +34,10 @@ echo "== mypy --strict"
 # conftest also points IPYTHONDIR and the runtime dir at temporary folders).
 export JUPYTER_PLATFORM_DIRS=1
 AXES=${AXES:-"asyncio trio"}
+# The differential corpus (tests/differential) runs ipykernel once: later axes reuse its results.
+DIFFERENTIAL_IPYKERNEL_CACHE=$(mktemp -d)
+export DIFFERENTIAL_IPYKERNEL_CACHE
+trap 'rm -rf "$DIFFERENTIAL_IPYKERNEL_CACHE"' EXIT
 status=0
 for axis in $AXES; do
   echo "== pytest (backend: $axis)"
@@ -41,7 +45,7 @@ for axis in $AXES; do
     COKERNEL_TEST_BACKEND=asyncio .venv/bin/python -m pytest -q -p no:cacheprovider "$@" || status=$?
   else
     COKERNEL_TEST_BACKEND="$axis" .venv/bin/python -m pytest -q -p no:cacheprovider \
-      tests/kernel tests/shell tests/scenarios "$@" || status=$?
+      tests/kernel tests/shell tests/scenarios tests/differential "$@" || status=$?
   fi
 done
 exit "$status"

@@ -401,6 +401,9 @@ async def execute_request(kernel: Kernel, request: Request) -> None:
         if not silent:
             shell.events.trigger("post_run_cell", result)
     finally:
+        # What the cell wrote to fds 1 and 2 is its output (not the next cell's): forwarded
+        # while the cell still counts as running, so it goes to this cell.
+        kernel.drain_fd_output()
         cell.number_taken()  # were it not (the cell was empty)
         cell.finish()
         shell.running_cells.discard(cell)

@@ -27,16 +27,19 @@ from typing import Any
 
 import anyio
 from IPython.core.completer import ProvisionalCompleterWarning
+from IPython.core.profiledir import ProfileDir
+from traitlets.config import Config
 
-from cokernel import backends, handlers
+from cokernel import backends, handlers, pdbsupport, profile
 from cokernel.caller import Caller, Pending, threads_available
 from cokernel.comms import KernelCommManager
 from cokernel.comms import install as install_comms
 from cokernel.compat import KernelCompat
 from cokernel.debugger import Debugger
 from cokernel.dispatch import DirectiveError, RunMode, cell_directives, route
+from cokernel.fdcapture import FdCapture
+from cokernel.magics import KernelMagics
 from cokernel.options import KernelOptions
-from cokernel.parking import Parking
 from cokernel.protocol import Channel, Message, Session, reply_type
 from cokernel.request import Request, current_request, propagate_context_to_threads
 from cokernel.shell import CokernelShell, on_sigint
@@ -73,6 +76,9 @@ class Kernel(KernelCompat):
         self.session = session
         self._send = send
         self.connection_info = connection_info or {}
+        self.connection_file: str | None = None
+        self._profile_dir: ProfileDir | None = None
+        self._ipython_config: Config | None = None
         # Without threads (Pyodide) control shares the shell's loop, and thread-mode handlers
         # run as tasks there: see docs/jupyterlite.md.
         self.threads = threads_available()
@@ -82,9 +88,9 @@ class Kernel(KernelCompat):
             self.control_caller = Caller("cokernel-control", backend=options.backend)
         self.shell: CokernelShell | None = None
         self.streams: StreamRouter | None = None
-        self.parking = Parking(adopt=self._adopt_queued_comms)
-        self.stdin = StdinBridge(self._send_input_request, self.parking)
-        self.comm_manager = KernelCommManager(self._report_handler_error)
+        self.fd_capture: FdCapture | None = None
+        self.stdin = StdinBridge(self._send_input_request)
+        self.comm_manager = KernelCommManager(self._report_handler_error, self._comm_home)
         self.subshells = SubshellRegistry(
             options.backend, own_namespace_by_default=options.subshell_namespace == "own"
         )
@@ -154,6 +160,25 @@ class Kernel(KernelCompat):
     def _fallback_parent(self) -> Request | None:
         return self.last_execute
 
+    def _fd_output(self, name: str, text: str) -> None:
+        """Text written to fd 1 or 2 (cokernel.fdcapture): its writer is unknown, so it goes to
+        the latest cell still running (on any shell), else where stray output goes."""
+        if self.streams is None:
+            return
+        parent: Request | None = None
+        if self.shell is not None:
+            running = [
+                c for c in list(self.shell.running_cells) if c.request and not c.request.silent
+            ]
+            if running:
+                parent = max(running, key=lambda c: c.order).request
+        self.streams.write_to(parent or self._fallback_parent(), name, text)
+
+    def drain_fd_output(self) -> None:
+        """Forward everything written to fds 1 and 2 so far (before a cell's reply)."""
+        if self.fd_capture is not None:
+            self.fd_capture.drain()
+
     def _report_handler_error(self) -> None:
         """Show the exception being handled in the current request's output (comm callbacks)."""
         if self.shell is not None:
@@ -192,7 +217,10 @@ class Kernel(KernelCompat):
         if mode is RunMode.thread and not self.threads:
             mode = RunMode.task
         caller = self.control_caller if channel is Channel.control else self.shell_caller
-        if channel is Channel.shell and request.subshell_id is not None:
+        # A comm message goes to its comm's owner, whatever it was addressed to: JupyterLab
+        # sends a comm's close on the comm's subshell and deletes that subshell at once, and
+        # the deletion may arrive first; the close must still reach the comm.
+        if channel is Channel.shell and request.subshell_id is not None and lane != "comm":
             try:
                 caller = self.subshells.get(request.subshell_id).caller
             except SubshellNotFound as e:
@@ -211,40 +239,38 @@ class Kernel(KernelCompat):
         elif mode is RunMode.task:
             pending = caller.call_soon(self._serve_async, handler, request)
         elif lane == "comm":
-            # A thread parked in input() serves its own comm messages (cokernel.parking).
-            serve = functools.partial(self._serve_sync, handler, request)
-            if self.parking.submit(caller.thread, lane_key, serve):
-                return
-            # While the debugger holds the thread at a breakpoint, a stand-in serves the lane.
-            pending = self.debugger.queue_comm(
-                caller, lane_key, self._serve_async, handler, request
+            # A comm's messages run where the comm lives (its owner shell's loop), whichever
+            # subshell the frontend sent them on (JupyterLab sends them on subshells); lent to
+            # a stand-in while that loop's thread is stuck in user code (cokernel.lending).
+            caller, owner = self._comm_route(request, caller)
+            pending = caller.queue_lendable(
+                (channel, lane, owner), self._serve_sync, handler, request
             )
-            pending.add_done_callback(lambda p: self.parking.landed(lane_key))
         else:
             pending = caller.queue_call(lane_key, self._serve_async, handler, request)
         pending.add_done_callback(lambda p: self._answer_unserved(request, p))
 
-    def _adopt_queued_comms(self, thread: threading.Thread) -> list[Callable[[], None]]:
-        """The comm jobs queued on the loop of ``thread`` (now parked in input()), to be run by
-        it: they arrived before the wait began and would otherwise hold back the ones after."""
-        subshell = self.subshells.on_thread(thread)
-        caller = subshell.caller if subshell is not None else self.shell_caller
-        if caller.thread is not thread:  # not a shell's loop thread (a worker, say)
-            return []
-        owner = subshell.subshell_id if subshell is not None else None
-        # The comm lane holds only request jobs: _serve_async(handler, request) (see _route).
-        return [
-            functools.partial(self._serve_adopted, pending, *args)
-            for _, args, pending in caller.take_waiting((Channel.shell, "comm", owner))
-        ]
-
-    def _serve_adopted(
-        self, pending: Pending[Any], handler: Callable[[Kernel, Request], Any], request: Request
-    ) -> None:
+    def _comm_route(self, request: Request, addressed: Caller) -> tuple[Caller, str | None]:
+        """The Caller and subshell id (None: main) of the shell that owns ``request``'s comm."""
+        if request.channel is not Channel.shell:
+            return addressed, request.subshell_id
+        owner = self.comm_manager.owner_of(request.msg)
+        if owner is None:
+            return self.shell_caller, None
         try:
-            self._serve_sync(handler, request)
-        finally:
-            pending.set_result(None)
+            return self.subshells.get(owner).caller, owner
+        except SubshellNotFound:  # its shell was deleted: the comm now lives on the main shell
+            return self.shell_caller, None
+
+    def _comm_home(self) -> str | None:
+        """The shell (None: main) that owns a comm or comm target made by the running code:
+        the shell a cell runs on, or for code run by a comm message, that comm's owner."""
+        request = current_request.get()
+        if request is None or request.channel is not Channel.shell:
+            return None
+        if request.msg_type.startswith("comm_"):
+            return self.comm_manager.owner_of(request.msg, route=False)
+        return request.subshell_id
 
     def _answer_unserved(self, request: Request, pending: Pending[Any]) -> None:
         """A request whose job was cancelled before it started (its subshell was deleted, the
@@ -352,13 +378,20 @@ class Kernel(KernelCompat):
 
     # -- lifecycle --------------------------------------------------------------------------
     def _make_shell(self) -> CokernelShell:
+        settings: dict[str, Any] = {}
+        if self.options.profile is not None:  # IPython's config files (cokernel.profile)
+            self._profile_dir = profile.profile_dir(self.options.profile)
+            self._ipython_config = profile.load_config(self._profile_dir)
+            settings = {"config": self._ipython_config, "profile_dir": self._profile_dir}
         shell: CokernelShell = CokernelShell.instance(
             publish_msg=self.publish,
             flush_streams=lambda: self.streams.flush() if self.streams else None,
             backend=self.options.backend,
             gui_host=self.options.host,
+            **settings,
         )
         shell.kernel = self
+        KernelMagics(shell).register()
         shell.register_magic_function(
             self._subshell_magic, magic_kind="line", magic_name="subshell"
         )
@@ -411,10 +444,21 @@ class Kernel(KernelCompat):
         saved_sigint = signal.getsignal(signal.SIGINT)
         self.streams = StreamRouter(self.publish, self._fallback_parent, threaded=self.threads)
         self._saved_streams = (sys.stdout, sys.stderr)
-        sys.stdout = OutStream("stdout", self.streams)
-        sys.stderr = OutStream("stderr", self.streams)
+        if self.options.capture_fds and self.threads:
+            self.fd_capture = FdCapture(self._fd_output)  # started last: see below
+        fds = self.fd_capture
+        for name, fd in (("stdout", 1), ("stderr", 2)):
+            stream = OutStream(
+                name,
+                self.streams,
+                fileno=functools.partial(fds.fileno, fd) if fds is not None else None,
+                before_write=fds.drain_if_due if fds is not None else None,
+                before_flush=fds.drain if fds is not None else None,
+            )
+            setattr(sys, name, stream)
         self.shell = self._make_shell()
         self.stdin.install()
+        pdbsupport.install()
         backends.install()
         # IPython makes ProvisionalCompleterWarning an error outside provisionalcompleter(),
         # whose catch_warnings() is not thread-safe: a complete_request in one worker thread and
@@ -423,6 +467,8 @@ class Kernel(KernelCompat):
         # every list they save and restore.
         warnings.filterwarnings("ignore", category=ProvisionalCompleterWarning)
         install_comms(self.comm_manager, self._publish_comm)
+        # Extensions, startup files, exec_lines: on the fully set-up kernel, before any request.
+        profile.apply(self.shell, self._profile_dir, self._ipython_config)
         self.backend_detail = _describe_backend(self.options.backend, self.options.host)
         sigint_installed = handle_sigint and threading.current_thread() is threading.main_thread()
         if sigint_installed:
@@ -437,16 +483,23 @@ class Kernel(KernelCompat):
             self.control_caller.start_thread()
         else:
             self.shell_caller.call_soon(self.streams.flush_periodically)
+        if self.fd_capture is not None:
+            # Started after the rest of the set-up, right before the try: whatever fails
+            # before it prints its traceback to the real fd 2, not into a pipe nobody reads.
+            self.fd_capture.start()
         self.started.set()
         try:
             await self.shell_caller.serve()
         finally:
             self.subshells.delete_all()
             self.control_caller.stop()
+            if self.fd_capture is not None:
+                self.fd_capture.stop()
             if self.streams is not None:
                 self.streams.close()
             sys.stdout, sys.stderr = self._saved_streams
             builtins.input, getpass.getpass = saved_input, saved_getpass
+            pdbsupport.uninstall()
             if sigint_installed:
                 signal.signal(signal.SIGINT, saved_sigint)
             if self.shell is not None:

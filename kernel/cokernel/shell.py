@@ -16,6 +16,7 @@ from __future__ import annotations
 import bdb
 import contextvars
 import ctypes
+import itertools
 import signal
 import sys
 import threading
@@ -34,8 +35,8 @@ from traitlets import Any as AnyTrait
 from traitlets import Unicode
 
 from cokernel.backends import explain_backend_mismatch
-from cokernel.caller import loop_callback_scheduler, threads_available
-from cokernel.cellfiles import cell_path
+from cokernel.caller import Caller, loop_callback_scheduler, threads_available
+from cokernel.cellfiles import blank_lines_before_cell_magic, cell_path
 from cokernel.compat import ShellCompat
 from cokernel.display import KernelDisplayHook, KernelDisplayPublisher
 from cokernel.gui.toolkits import check_gui
@@ -70,27 +71,34 @@ class _Stepper:
     def send(self, value: Any) -> Any:
         __tracebackhide__ = True  # IPython hides frames that define it
         cell = self._cell
-        cell.stepping = True
+        cell.enter_user_code()
         try:
+            cell.stepping = True
             if cell.context is None:
                 return self._coro.send(value)
             return cell.context.run(self._coro.send, value)
         finally:
             cell.stepping = False
+            cell.leave_user_code()
 
     def throw(self, *exc: Any) -> Any:
         __tracebackhide__ = True  # hidden from tracebacks
         cell = self._cell
-        cell.stepping = True
+        cell.enter_user_code()
         try:
+            cell.stepping = True
             if cell.context is None:
                 return self._coro.throw(*exc)
             return cell.context.run(self._coro.throw, *exc)
         finally:
             cell.stepping = False
+            cell.leave_user_code()
 
     def close(self) -> None:
         self._coro.close()
+
+
+_cell_order = itertools.count()
 
 
 class CellRun:
@@ -98,6 +106,8 @@ class CellRun:
 
     def __init__(self, timeout: float | None = None) -> None:
         self.thread = threading.current_thread()
+        self.request = current_request.get()  # the execute_request it runs for
+        self.order = next(_cell_order)  # later cells have higher numbers
         self.timeout = timeout
         self.stepping = False
         self.stop_reason: str | None = None  # "interrupt" | "timeout"
@@ -110,10 +120,22 @@ class CellRun:
         # Called after an interrupt is posted to the cell's (non-main) thread: a thread blocked
         # in a lock wait only sees the exception once something wakes it (input() sets this).
         self.wake: Callable[[], None] | None = None
+        # The Lender of the loop this cell runs on (None in a thread-mode cell's worker): told
+        # when the cell's code runs, so that the loop's comm lane is lent while it blocks.
+        caller = Caller.current()
+        self._lender = caller.lender if caller is not None else None
         # The context the cell's code runs in: its shell's, shared by the shell's cells.
         self.context: ShellContext | None = None
         # The request its output goes to when the cell chose one (set_parent), else None.
         self.parent: Any = None
+
+    def enter_user_code(self) -> None:
+        if self._lender is not None:
+            self._lender.enter()
+
+    def leave_user_code(self) -> None:
+        if self._lender is not None:
+            self._lender.leave()
 
     def take_number(self, numbering: threading.Lock) -> None:
         """Hold the shell's numbering lock until IPython has given this cell its number.
@@ -139,8 +161,9 @@ class CellRun:
 
     def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
         __tracebackhide__ = True  # hidden from tracebacks
-        self.stepping = True
+        self.enter_user_code()
         try:
+            self.stepping = True
             # An interrupt that came while the cell was not stepping (compiling, or between two
             # statement groups) only set stop_reason: no signal was sent, so honour it here.
             if self.stop_reason is not None:
@@ -150,6 +173,7 @@ class CellRun:
             return self.context.run(fn, *args)
         finally:
             self.stepping = False
+            self.leave_user_code()
 
     async def run_async(self, coro: Coroutine[Any, Any, Any]) -> Any:
         __tracebackhide__ = True  # hidden from tracebacks
@@ -429,6 +453,24 @@ class CokernelShell(ShellCompat, InteractiveShell):  # type: ignore[misc]
 
             prepare_nbagg()
         return super().enable_matplotlib(gui)
+
+    # -- line numbers while the debugger is attached ---------------------------------------
+    def keep_cell_line_numbers(self, keep: bool) -> None:
+        """Compile cells with their leading blank lines (``keep``), or as IPython does.
+
+        The debugger turns this on while it is attached: a breakpoint's line is a line of the
+        cell's file, which holds the cell's whole text (see
+        :func:`cokernel.cellfiles.blank_lines_before_cell_magic`).
+        """
+        from IPython.core.inputtransformer2 import leading_empty_lines
+
+        manager = self.input_transformer_manager
+        swap = {leading_empty_lines: blank_lines_before_cell_magic}
+        if not keep:
+            swap = {new: old for old, new in swap.items()}
+        # A new list, swapped in one assignment: a cell compiling on another thread sees
+        # either the old or the new one.
+        manager.cleanup_transforms = [swap.get(t, t) for t in manager.cleanup_transforms]
 
     # -- %autoawait with the other async library (docs/compatibility.md) --------------------
     def _init_loop_runner(self) -> None:
