@@ -37,6 +37,7 @@ from cokernel.dispatch import DirectiveError, RunMode, cell_directives, route
 from cokernel.options import KernelOptions
 from cokernel.parking import Parking
 from cokernel.protocol import Channel, Message, Session, reply_type
+from cokernel.recorder import MessageRecorder, record_path
 from cokernel.request import Request, current_request, propagate_context_to_threads
 from cokernel.shell import CokernelShell, on_sigint
 from cokernel.stdin import StdinBridge
@@ -90,6 +91,13 @@ class Kernel:
         self.started = threading.Event()
         self.backend_detail: str = options.backend
         self.debugger = Debugger(self)  # debugpy itself is imported on the first initialize
+        self.recorder: MessageRecorder | None = None
+        path = record_path(options.record)
+        if path is not None:
+            try:
+                self.recorder = MessageRecorder(path)
+            except OSError as e:
+                log.error("cannot record messages to %s: %s", path, e)
 
     # -- outgoing ---------------------------------------------------------------------------
     def publish(
@@ -159,6 +167,8 @@ class Kernel:
     # -- incoming ---------------------------------------------------------------------------
     def receive(self, channel: Channel, identities: list[bytes], msg: Message) -> None:
         """Accept one verified message from an interface thread; never raises."""
+        if self.recorder is not None:
+            self.recorder.record(channel, msg)
         try:
             self._route(Request(channel, identities, msg))
         except Exception:
@@ -452,6 +462,8 @@ class Kernel:
                 self.shell.atexit_operations()
             # The singleton goes, so a later kernel in this process gets a fresh shell.
             CokernelShell.clear_instance()
+            if self.recorder is not None:
+                self.recorder.close()
 
     def request_shutdown(self, restart: bool) -> None:
         """Stop serving: interrupt running cells, end both loops (thread-safe)."""

@@ -30,6 +30,9 @@ class KernelOptions:
     ``timeout`` is the default execution timeout of a cell in seconds (``None``: no limit); a
     cell may set its own through its metadata (``{"cokernel": {"timeout": 5}}``) or a first-line
     comment (``# cokernel: timeout=5``).
+
+    ``record`` names a JSON-lines file that gets one line per received message (see
+    :mod:`cokernel.recorder`; ``$COKERNEL_RECORD`` does the same when the option is unset).
     """
 
     backend: Backend = "asyncio"
@@ -40,6 +43,7 @@ class KernelOptions:
     kernel_name: str = "cokernel"
     subshell_namespace: Literal["shared", "own"] = "shared"
     qt_binding: QtBinding = "PySide6"
+    record: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_args(self) -> list[str]:
@@ -115,6 +119,10 @@ def apply_option(options: KernelOptions, name: str, raw: str | None) -> None:
         if not match:
             raise OptionError(f"--qt-binding must be one of {', '.join(QT_BINDINGS)}, not {raw!r}")
         options.qt_binding = match[0]  # type: ignore[assignment]
+    elif key == "record":
+        if not raw:
+            raise OptionError("--record needs a file path")
+        options.record = raw
     elif key == "kernel_name":
         if not raw:
             raise OptionError("--kernel-name needs a value")
@@ -122,7 +130,7 @@ def apply_option(options: KernelOptions, name: str, raw: str | None) -> None:
     else:
         raise OptionError(
             f"unknown kernel option --{name}; known: --backend, --[no-]use-uvloop, --host, "
-            "--timeout, --log-level, --kernel-name, --subshell-namespace, --qt-binding"
+            "--timeout, --log-level, --kernel-name, --subshell-namespace, --qt-binding, --record"
         )
 
 
@@ -147,6 +155,7 @@ def parse_kernel_args(args: list[str], options: KernelOptions | None = None) -> 
                 "kernel_name",
                 "subshell_namespace",
                 "qt_binding",
+                "record",
             )
             if takes_value:
                 if i + 1 >= len(args):
