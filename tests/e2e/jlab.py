@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -22,7 +23,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,7 @@ class LabServer:
     token: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    settings_dir: Path
 
     def url(self, path: str) -> str:
         sep = "&" if "?" in path else "?"
@@ -113,6 +115,13 @@ class LabServer:
         with urllib.request.urlopen(request, timeout=10) as response:
             body = response.read()
         return json.loads(body) if body else None
+
+    def shut_down_kernels(self) -> None:
+        """Delete every session and kernel of the server (what closing the notebooks does)."""
+        for session in self.api("/api/sessions"):
+            self.api(f"/api/sessions/{session['id']}", method="DELETE")
+        for kernel in self.api("/api/kernels"):
+            self.api(f"/api/kernels/{kernel['id']}", method="DELETE")
 
     def log_tail(self, lines: int = 40) -> str:
         text = self.log_path.read_text(encoding="utf-8", errors="replace")
@@ -189,7 +198,9 @@ def lab_server(
         process = subprocess.Popen(
             argv, env=server_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-    server = LabServer(root, f"http://127.0.0.1:{port}", token, process, log_path)
+    server = LabServer(
+        root, f"http://127.0.0.1:{port}", token, process, log_path, dirs["JUPYTERLAB_SETTINGS_DIR"]
+    )
     try:
         _wait_until_serving(server)
         yield server
@@ -249,6 +260,16 @@ class Notebook:
     """An open notebook in JupyterLab, driven from the keyboard."""
 
     page: Page
+    backend: str = "asyncio"
+    shots: Path | None = None
+    _step: int = 0
+
+    def step(self, name: str) -> None:
+        """Save a screenshot of the page as ``NN-name.png`` (when a folder was given)."""
+        if self.shots is None:
+            return
+        self._step += 1
+        self.page.screenshot(path=str(self.shots / f"{self._step:02d}-{name}.png"))
 
     @property
     def panel(self) -> Locator:
@@ -266,8 +287,6 @@ class Notebook:
 
     def toolbar_button(self, command: str) -> Locator:
         return self.panel.locator(f'.jp-NotebookPanel-toolbar [data-command="{command}"]').first
-
-    backend: str = "asyncio"
 
     def wait_kernel_idle(self, timeout: float = 60_000) -> None:
         """The status bar says "<kernel> | Idle": the kernel runs and its connection is up.
@@ -306,15 +325,32 @@ class Notebook:
         expect(self.cell(index).locator(".jp-InputPrompt")).to_have_text("[*]:", timeout=timeout)
 
 
-_EXECUTED = __import__("re").compile(r"^\[\d+\]:$")
+_EXECUTED = re.compile(r"^\[\d+\]:$")
+# open_notebook(comms=...) in the e2e suite: a fresh page on a new notebook (tests/e2e/conftest.py).
+OpenNotebook = Callable[..., Notebook]
+
+
+def open_notebook_in(
+    page: Page,
+    server: LabServer,
+    name: str,
+    backend: str,
+    workspace: str | None = None,
+    shots: Path | None = None,
+) -> Notebook:
+    """Write ``name`` bound to cokernel on ``backend``, open it in ``page`` (in a workspace of
+    its own when named, so nothing of another test is restored) and wait for an idle kernel."""
+    write_notebook(server.root / name, kernel_name(backend))
+    where = f"/lab/workspaces/{workspace}/tree/{name}" if workspace else f"/lab/tree/{name}"
+    page.goto(server.url(where))
+    notebook = Notebook(page, backend, shots)
+    expect(notebook.panel).to_be_visible(timeout=60_000)
+    notebook.wait_kernel_idle()
+    notebook.step("opened")
+    return notebook
 
 
 def open_notebook(context: BrowserContext, server: LabServer, name: str, backend: str) -> Notebook:
-    """Write ``name`` bound to cokernel on ``backend``, open it and wait for an idle kernel."""
-    write_notebook(server.root / name, kernel_name(backend))
+    """:func:`open_notebook_in` the context's first page."""
     page = context.pages[0] if context.pages else context.new_page()
-    page.goto(server.url(f"/lab/tree/{name}"))
-    notebook = Notebook(page, backend)
-    expect(notebook.panel).to_be_visible(timeout=60_000)
-    notebook.wait_kernel_idle()
-    return notebook
+    return open_notebook_in(page, server, name, backend)

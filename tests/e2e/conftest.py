@@ -1,0 +1,128 @@
+"""Fixtures of the end-to-end suite: one JupyterLab server and one headless Chromium per run.
+
+Every test here is marked ``e2e`` and runs once per backend (kernelspecs ``co-asyncio`` and
+``co-trio``; ``COKERNEL_E2E_BACKENDS=trio`` narrows it). Each test opens its notebook in a
+workspace of its own (nothing restored from another test), and afterwards every kernel and
+session of the server is shut down.
+
+Screenshots: :meth:`Notebook.step` saves one per step, and a failing test saves the page as
+``failure.png``, under ``e2e-output/<test>/`` (``COKERNEL_E2E_OUTPUT`` moves it), together with
+the page's console log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import re
+import shutil
+from collections.abc import Generator, Iterator
+from pathlib import Path
+
+import pytest
+
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="the e2e extra is not installed: bash ci/install-e2e.sh"
+)
+pytest.importorskip("jupyterlab", reason="the e2e extra is not installed: bash ci/install-e2e.sh")
+
+import jlab  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+OUTPUT = Path(os.environ.get("COKERNEL_E2E_OUTPUT", REPO / "e2e-output"))
+_workspaces = itertools.count()
+_FAILED = pytest.StashKey[bool]()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed:
+        item.stash[_FAILED] = True
+    return report
+
+
+def _backends() -> list[str]:
+    chosen = os.environ.get("COKERNEL_E2E_BACKENDS", " ".join(jlab.BACKENDS)).split()
+    return [b for b in jlab.BACKENDS if b in chosen]
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[jlab.LabServer]:
+    if not Path(jlab.CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {jlab.CHROMIUM}: bash ci/install-e2e.sh")
+    with jlab.lab_server(tmp_path_factory.mktemp("lab")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def browser(
+    lab: jlab.LabServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[playwright_api.BrowserContext]:
+    with playwright_api.sync_playwright() as playwright:
+        context = jlab.launch_browser(playwright, tmp_path_factory.mktemp("chromium-profile"))
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@pytest.fixture(params=_backends())
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def open_notebook(
+    request: pytest.FixtureRequest,
+    lab: jlab.LabServer,
+    browser: playwright_api.BrowserContext,
+    backend: str,
+) -> Iterator[jlab.OpenNotebook]:
+    """``open_notebook(comms="perComm")``: a fresh page with a new notebook on ``backend``."""
+    folder = OUTPUT / re.sub(r"[^\w.-]+", "_", request.node.name).strip("_")
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    opened: list[jlab.Notebook] = []
+    console: list[str] = []
+
+    def open_one(comms: str = jlab.COMMS_SETTINGS[0]) -> jlab.Notebook:
+        jlab.write_user_settings(lab.settings_dir, comms)
+        page = browser.new_page()
+        page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
+        workspace = f"t{next(_workspaces)}"
+        name = f"{workspace}-{backend}.ipynb"
+        notebook = jlab.open_notebook_in(page, lab, name, backend, workspace, folder)
+        opened.append(notebook)
+        return notebook
+
+    try:
+        yield open_one
+    finally:
+        failed = request.node.stash.get(_FAILED, False)
+        for notebook in opened:
+            with contextlib.suppress(Exception):
+                if failed:
+                    notebook.page.screenshot(path=str(folder / "failure.png"))
+            with contextlib.suppress(Exception):
+                notebook.page.close()
+        (folder / "console.log").write_text("\n".join(console), encoding="utf-8")
+        if failed:
+            (folder / "jupyter-server.log").write_text(lab.log_tail(200), encoding="utf-8")
+        lab.shut_down_kernels()
+
+
+@pytest.fixture
+def notebook(open_notebook: jlab.OpenNotebook) -> jlab.Notebook:
+    """A notebook on the default comms setting."""
+    return open_notebook()
