@@ -31,7 +31,7 @@ import jlab  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 OUTPUT = Path(os.environ.get("COKERNEL_E2E_OUTPUT", REPO / "e2e-output"))
-_workspaces = itertools.count()
+_notebooks = itertools.count()
 _FAILED = pytest.StashKey[bool]()
 
 
@@ -77,6 +77,13 @@ def browser(
             context.close()
 
 
+@pytest.fixture(scope="session")
+def lab_app(lab: jlab.LabServer, browser: playwright_api.BrowserContext) -> Iterator[jlab.LabApp]:
+    app = jlab.LabApp(browser, lab)
+    yield app
+    app.discard()
+
+
 @pytest.fixture(params=_backends())
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -84,25 +91,19 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def open_notebook(
-    request: pytest.FixtureRequest,
-    lab: jlab.LabServer,
-    browser: playwright_api.BrowserContext,
-    backend: str,
+    request: pytest.FixtureRequest, lab: jlab.LabServer, lab_app: jlab.LabApp, backend: str
 ) -> Iterator[jlab.OpenNotebook]:
-    """``open_notebook(comms="perComm")``: a fresh page with a new notebook on ``backend``."""
+    """``open_notebook(comms="perComm", fresh=False)``: a new notebook on ``backend``, in the
+    session's JupyterLab page (loaded anew for another comms setting, or when ``fresh``)."""
     folder = OUTPUT / re.sub(r"[^\w.-]+", "_", request.node.name).strip("_")
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     opened: list[jlab.Notebook] = []
-    console: list[str] = []
+    lab_app.console.clear()
 
-    def open_one(comms: str = jlab.COMMS_SETTINGS[0]) -> jlab.Notebook:
-        jlab.write_user_settings(lab.settings_dir, comms)
-        page = browser.new_page()
-        page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
-        workspace = f"t{next(_workspaces)}"
-        name = f"{workspace}-{backend}.ipynb"
-        notebook = jlab.open_notebook_in(page, lab, name, backend, workspace, folder)
+    def open_one(comms: str = jlab.COMMS_SETTINGS[0], fresh: bool = False) -> jlab.Notebook:
+        name = f"t{next(_notebooks)}-{backend}.ipynb"
+        notebook = lab_app.open(name, backend, comms, fresh=fresh, shots=folder)
         opened.append(notebook)
         return notebook
 
@@ -110,15 +111,19 @@ def open_notebook(
         yield open_one
     finally:
         failed = request.node.stash.get(_FAILED, False)
-        for notebook in opened:
+        if failed and opened:
             with contextlib.suppress(Exception):
-                if failed:
-                    notebook.page.screenshot(path=str(folder / "failure.png"))
-            with contextlib.suppress(Exception):
-                notebook.page.close()
-        (folder / "console.log").write_text("\n".join(console), encoding="utf-8")
+                opened[-1].page.screenshot(path=str(folder / "failure.png"))
+        (folder / "console.log").write_text("\n".join(lab_app.console), encoding="utf-8")
         if failed:
             (folder / "jupyter-server.log").write_text(lab.log_tail(200), encoding="utf-8")
+            lab_app.discard()
+        else:
+            try:
+                lab_app.close_all()
+            except Exception:
+                lab_app.discard()
+                raise
         lab.shut_down_kernels()
 
 

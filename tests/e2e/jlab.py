@@ -106,11 +106,14 @@ class LabServer:
         sep = "&" if "?" in path else "?"
         return f"{self.base_url}{path}{sep}token={self.token}"
 
-    def api(self, path: str, method: str = "GET") -> Any:
+    def api(self, path: str, method: str = "GET", body: Any = None) -> Any:
+        headers = {"Authorization": f"token {self.token}"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
         request = urllib.request.Request(
-            f"{self.base_url}{path}",
-            method=method,
-            headers={"Authorization": f"token {self.token}"},
+            f"{self.base_url}{path}", data=data, method=method, headers=headers
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             body = response.read()
@@ -193,6 +196,12 @@ def lab_server(
         "--LabApp.news_url=",
         "--ServerApp.open_browser=False",
         "--allow-root",
+        # Kernels on ipc sockets: with tcp, jupyter_client picks each port by binding and
+        # releasing it, and on a busy machine another process's outgoing connection can take
+        # it before the kernel binds (the kernel then dies with "Address already in use").
+        "--KernelManager.transport=ipc",
+        # window.jupyterapp: the suite opens and closes notebooks through it (see LabApp).
+        "--LabApp.expose_app_in_browser=True",
     ]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -326,8 +335,80 @@ class Notebook:
 
 
 _EXECUTED = re.compile(r"^\[\d+\]:$")
-# open_notebook(comms=...) in the e2e suite: a fresh page on a new notebook (tests/e2e/conftest.py).
+# open_notebook(comms=...) in the e2e suite: a new notebook (tests/e2e/conftest.py).
 OpenNotebook = Callable[..., Notebook]
+
+
+class LabApp:
+    """One JupyterLab page that opens each test's notebook without loading the app again.
+
+    Loading JupyterLab costs more than anything a test does, so the page stays and notebooks
+    are opened in it (``docmanager:open``, through the app the server exposes to the page) and
+    closed after each test. The page is loaded anew for another comms setting (JupyterLab reads
+    it when it starts), when a test asks for it, and after a failure.
+    """
+
+    def __init__(self, context: BrowserContext, server: LabServer) -> None:
+        self.context = context
+        self.server = server
+        self.page: Page | None = None
+        self.comms: str | None = None
+        self.console: list[str] = []
+        self._loads = 0
+
+    def _load(self, comms: str) -> Page:
+        if self.page is not None:
+            self.page.close()
+        write_user_settings(self.server.settings_dir, comms)
+        page = self.context.new_page()
+        page.on("console", lambda msg: self.console.append(f"{msg.type}: {msg.text}"))
+        self._loads += 1
+        page.goto(self.server.url(f"/lab/workspaces/e2e{self._loads}?reset"))
+        page.wait_for_function("() => window.jupyterapp !== undefined", timeout=60_000)
+        page.evaluate("async () => { await window.jupyterapp.restored; }")
+        self.page, self.comms = page, comms
+        return page
+
+    def open(
+        self, name: str, backend: str, comms: str, *, fresh: bool, shots: Path | None
+    ) -> Notebook:
+        """Open a new notebook ``name`` on ``backend``; its kernel starts while it opens."""
+        page = self.page
+        if page is None or fresh or comms != self.comms:
+            page = self._load(comms)
+        write_notebook(self.server.root / name, kernel_name(backend))
+        session = {"path": name, "name": name, "type": "notebook"}
+        self.server.api(
+            "/api/sessions", "POST", {**session, "kernel": {"name": kernel_name(backend)}}
+        )
+        page.evaluate(
+            "async (path) => {"
+            " await window.jupyterapp.commands.execute('docmanager:open', {path}); }",
+            name,
+        )
+        notebook = Notebook(page, backend, shots)
+        expect(page.locator(".jp-NotebookPanel")).to_have_count(1, timeout=30_000)
+        expect(notebook.panel).to_be_visible(timeout=60_000)
+        notebook.wait_kernel_idle()
+        notebook.step("opened")
+        return notebook
+
+    def close_all(self) -> None:
+        """Close every document without saving (the tests' notebooks are throwaway)."""
+        if self.page is None:
+            return
+        self.page.evaluate(
+            "() => { for (const w of Array.from(window.jupyterapp.shell.widgets('main'))) {"
+            " if (w.context) { w.context.model.dirty = false; } w.close(); } }"
+        )
+        expect(self.page.locator(".jp-NotebookPanel")).to_have_count(0, timeout=30_000)
+
+    def discard(self) -> None:
+        """Drop the page (after a failure: whatever state it was left in goes with it)."""
+        if self.page is not None:
+            with contextlib.suppress(Exception):
+                self.page.close()
+        self.page, self.comms = None, None
 
 
 def open_notebook_in(
