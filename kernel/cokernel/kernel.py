@@ -41,6 +41,7 @@ from cokernel.fdcapture import FdCapture
 from cokernel.magics import KernelMagics
 from cokernel.options import KernelOptions
 from cokernel.protocol import Channel, Message, Session, reply_type
+from cokernel.recorder import MessageRecorder, record_path
 from cokernel.request import Request, current_request, propagate_context_to_threads
 from cokernel.shell import CokernelShell, on_sigint
 from cokernel.stdin import StdinBridge
@@ -101,6 +102,13 @@ class Kernel(KernelCompat):
         self.started = threading.Event()
         self.backend_detail: str = options.backend
         self.debugger = Debugger(self)  # debugpy itself is imported on the first initialize
+        self.recorder: MessageRecorder | None = None
+        path = record_path(options.record)
+        if path is not None:
+            try:
+                self.recorder = MessageRecorder(path)
+            except OSError as e:
+                log.error("cannot record messages to %s: %s", path, e)
 
     # -- outgoing ---------------------------------------------------------------------------
     def publish(
@@ -189,6 +197,8 @@ class Kernel(KernelCompat):
     # -- incoming ---------------------------------------------------------------------------
     def receive(self, channel: Channel, identities: list[bytes], msg: Message) -> None:
         """Accept one verified message from an interface thread; never raises."""
+        if self.recorder is not None:
+            self.recorder.record(channel, msg)
         try:
             self._route(Request(channel, identities, msg))
         except Exception:
@@ -510,6 +520,8 @@ class Kernel(KernelCompat):
                 self.shell.atexit_operations()
             # The singleton goes, so a later kernel in this process gets a fresh shell.
             CokernelShell.clear_instance()
+            if self.recorder is not None:
+                self.recorder.close()
 
     def request_shutdown(self, restart: bool) -> None:
         """Stop serving: interrupt running cells, end both loops (thread-safe)."""

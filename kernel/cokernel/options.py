@@ -31,6 +31,9 @@ class KernelOptions:
     ``timeout`` is the default execution timeout of a cell in seconds (``None``: no limit); a
     cell may set its own through its metadata (``{"cokernel": {"timeout": 5}}``) or a first-line
     comment (``# cokernel: timeout=5``).
+
+    ``record`` names a JSON-lines file that gets one line per received message (see
+    :mod:`cokernel.recorder`; ``$COKERNEL_RECORD`` does the same when the option is unset).
     """
 
     backend: Backend = "asyncio"
@@ -48,6 +51,7 @@ class KernelOptions:
     # The IPython profile whose config files and startup files apply (cokernel.profile). None:
     # "default" where the kernel owns its process, none in an embedding host's process.
     profile: str | None = None
+    record: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_args(self) -> list[str]:
@@ -129,6 +133,10 @@ def apply_option(options: KernelOptions, name: str, raw: str | None) -> None:
         if not raw or os.sep in raw or raw in (".", ".."):
             raise OptionError(f"--profile needs an IPython profile name, not {raw!r}")
         options.profile = raw
+    elif key == "record":
+        if not raw:
+            raise OptionError("--record needs a file path")
+        options.record = raw
     elif key == "kernel_name":
         if not raw:
             raise OptionError("--kernel-name needs a value")
@@ -136,7 +144,7 @@ def apply_option(options: KernelOptions, name: str, raw: str | None) -> None:
     else:
         raise OptionError(
             f"unknown kernel option --{name}; known: --backend, --[no-]use-uvloop, --host, "
-            "--[no-]capture-fds, --profile, --timeout, --log-level, --kernel-name, --subshell-namespace, --qt-binding"
+            "--[no-]capture-fds, --profile, --timeout, --log-level, --kernel-name, --subshell-namespace, --qt-binding, --record"
         )
 
 
@@ -162,6 +170,7 @@ def parse_kernel_args(args: list[str], options: KernelOptions | None = None) -> 
                 "subshell_namespace",
                 "qt_binding",
                 "profile",
+                "record",
             )
             if takes_value:
                 if i + 1 >= len(args):
