@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cokernel_harness.frontend import Frontend, WaitTimeout
+from cokernel_harness.profiles import FrontendProfile
 from cokernel_harness.transport import Received
 
 WIDGET_TARGET = "jupyter.widget"
@@ -97,11 +98,14 @@ class Widgets:
     """The widget manager of one simulated page, over a :class:`Frontend`.
 
     It reads the Frontend's log lazily (every call catches up), so it can be created at any
-    time and sees every widget opened since the Frontend connected.
+    time and sees every widget opened since the Frontend connected. Where its messages go
+    (main shell or subshells) is the Frontend's :attr:`~Frontend.profile`; ``profile`` sets it.
     """
 
-    def __init__(self, fe: Frontend) -> None:
+    def __init__(self, fe: Frontend, *, profile: str | FrontendProfile | None = None) -> None:
         self.fe = fe
+        if profile is not None:
+            fe.profile = profile
         self.models: dict[str, WidgetModel] = {}
         self._seen = 0
 
@@ -187,8 +191,14 @@ class Widgets:
         timeout: float = 30.0,
         what: str = "a widget",
         start: int = 0,
+        settled: bool = True,
     ) -> WidgetModel:
-        """The first widget opened (from log index ``start``) whose model matches."""
+        """The first widget opened (from log index ``start``) whose model matches.
+
+        With ``settled`` it returns once the page's profile has the widget's subshell too (as
+        a page has by the time a user touches the widget): what the page sends then goes
+        where a real page's would.
+        """
 
         def opened(message: Received) -> bool:
             if message.msg_type != "comm_open" or message.content.get("target_name") != (
@@ -200,7 +210,15 @@ class Widgets:
             return model is not None and predicate(model)
 
         message = await self.fe.wait_for(opened, timeout=timeout, what=what, start=start)
-        return self.get(str(message.content["comm_id"]))
+        model = self.get(str(message.content["comm_id"]))
+        if settled:
+            await self.fe.comm_ready(model.comm_id, timeout=timeout)
+        return model
+
+    @property
+    def subshells(self) -> dict[str, str | None]:
+        """The subshell each open widget's messages go on now (None: the main shell)."""
+        return {c: self.fe.comms.subshell_of(c) for c, m in self.sync().items() if not m.closed}
 
     async def wait_for_state(
         self,
