@@ -28,12 +28,14 @@ from cokernel_scenarios.subshells import (
     SubshellParallel,
 )
 from cokernel_scenarios.widget_await import WidgetAwait
+from cokernel_scenarios.widget_while_blocked import WidgetWhileBlocked
 
 # In the order a report lists them: protocol liveness first, lifecycle last.
 SCENARIOS: tuple[type[Scenario], ...] = (
     ControlWhileBlocked,
     CompletionWhileBlocked,
     WidgetAwait,
+    WidgetWhileBlocked,
     CommFlood,
     InputWhileComms,
     InterruptBusy,
