@@ -292,6 +292,7 @@ class Frontend:
         *,
         comm_id: str | None = None,
         subshell_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> str:
         """Open a comm to ``target_name`` in the kernel; its id.
 
@@ -307,6 +308,7 @@ class Frontend:
             "comm_open",
             {"comm_id": comm_id, "target_name": target_name, "data": data or {}},
             subshell_id=subshell_id,
+            metadata=metadata,
         )
         self.comms.opened(comm_id, target_name)
         return comm_id
