@@ -183,9 +183,12 @@ class Wire:
         channel: str = "shell",
         metadata: Msg | None = None,
         parent: Msg | None = None,
+        subshell_id: str | None = None,
     ) -> str:
-        """Send one message on ``channel``; returns its msg_id."""
+        """Send one message on ``channel`` (to ``subshell_id``, if given); returns its msg_id."""
         msg = self.kc.session.msg(msg_type, content or {}, parent=parent, metadata=metadata)
+        if subshell_id is not None:
+            msg["header"]["subshell_id"] = subshell_id
         self._channels[channel].send(msg)
         return str(msg["header"]["msg_id"])
 
@@ -199,6 +202,7 @@ class Wire:
         allow_stdin: bool = False,
         stop_on_error: bool = True,
         metadata: Msg | None = None,
+        subshell_id: str | None = None,
     ) -> str:
         """Send an execute_request; returns its msg_id."""
         content = {
@@ -209,7 +213,9 @@ class Wire:
             "allow_stdin": allow_stdin,
             "stop_on_error": stop_on_error,
         }
-        return self.send("execute_request", content, channel=channel, metadata=metadata)
+        return self.send(
+            "execute_request", content, channel=channel, metadata=metadata, subshell_id=subshell_id
+        )
 
     def answer_input(self, input_request: Msg, value: str) -> str:
         """Send the input_reply to ``input_request`` on the stdin channel."""

@@ -31,8 +31,12 @@ import aiologic
 import anyio
 import sniffio
 
+from cokernel.lending import Borrowed, Lender, make_call_soon_thread_aware
+
 T = TypeVar("T")
 log = logging.getLogger("cokernel.caller")
+
+_this_thread = threading.local()  # .caller: the Caller whose loop runs on this thread
 
 
 class PendingCancelled(Exception):
@@ -191,6 +195,21 @@ class Caller:
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_threads, thread_name_prefix=f"{name}-worker"
         )
+        self._borrowed = Borrowed(backend)
+        #: Lendable lanes (see :mod:`cokernel.lending`): served on this loop, or lent while its
+        #: thread is stuck in user code.
+        self.lender = Lender(
+            name,
+            self.call_threadsafe,
+            _run_then_settle,
+            self._borrowed,
+            threads=threads_available(),
+        )
+
+    @staticmethod
+    def current() -> Caller | None:
+        """The Caller whose loop runs on the calling thread, if any."""
+        return getattr(_this_thread, "caller", None)
 
     # -- lifecycle --------------------------------------------------------------------------
     def start_thread(self, *, daemon: bool = True, timeout: float = 10.0) -> Caller:
@@ -219,8 +238,15 @@ class Caller:
         if self.thread is None:
             self.thread = threading.current_thread()
         self._stop_event = anyio.Event()
+        outer, _this_thread.caller = getattr(_this_thread, "caller", None), self
+        undo_call_soon: Callable[[], None] | None = None
         try:
             self._threadsafe = loop_callback_scheduler()
+            self._borrowed.capture_loop()
+            if sniffio.current_async_library() != "trio":
+                import asyncio
+
+                undo_call_soon = make_call_soon_thread_aware(asyncio.get_running_loop())
             if sniffio.current_async_library() == "trio":
                 import trio
 
@@ -254,6 +280,10 @@ class Caller:
                     if tasks:
                         await asyncio.wait(list(tasks), timeout=5)
         finally:
+            self.lender.close()
+            if undo_call_soon is not None:
+                undo_call_soon()
+            _this_thread.caller = outer
             # Under the backlog lock, so that no call_threadsafe() can slip into the backlog
             # between "no scheduler" and "stopped": such work would never run nor settle.
             with self._backlog_lock:
@@ -348,31 +378,15 @@ class Caller:
         _run_then_settle(pending, fn, args)
         return pending
 
-    def take_waiting(
-        self, lane: Hashable
-    ) -> list[tuple[Callable[..., Any], tuple[Any, ...], Pending[Any]]]:
-        """Remove and return ``lane``'s queued jobs as (fn, args, pending), if none has started.
+    def queue_lendable(self, lane: Hashable, fn: Callable[..., Any], *args: Any) -> Pending[Any]:
+        """Run sync ``fn(*args)`` after everything queued before it on ``lane``, one at a time.
 
-        For the loop's own thread while it is blocked in a synchronous call (the loop is not
-        running, so nothing else touches the lane): it may then run them itself, in order, and
-        settle their pendings. Returns ``[]`` when the lane is empty or its head job is running.
+        On this loop whenever it can take the job; while the loop's thread is stuck in user code
+        (see :mod:`cokernel.lending`), on the thread that parked in a wait, or on a stand-in.
         """
-        if not self.in_loop_thread():
-            raise RuntimeError("take_waiting() is for the loop's own thread")
-        queue = self._lanes.get(lane)
-        if not queue or any(job.started for job in queue):
-            return []
-        # The lane's drain task may already be scheduled: it finds its queue empty and ends,
-        # and later jobs start a new queue (and task) of their own.
-        del self._lanes[lane]
-        jobs = [(job.fn, job.args, job.pending) for job in queue if not job.pending.done()]
-        queue.clear()
-        return jobs
-
-    def lane_depth(self, lane: Hashable) -> int:
-        """How many jobs wait (not counting the running one) on ``lane``; loop thread only."""
-        queue = self._lanes.get(lane)
-        return max(len(queue) - 1, 0) if queue else 0
+        pending: Pending[Any] = Pending()
+        self.lender.submit(lane, fn, args, pending)
+        return pending
 
     # -- inside the loop --------------------------------------------------------------------
     def _spawn(self, job: _Job) -> None:

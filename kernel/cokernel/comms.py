@@ -49,9 +49,50 @@ class KernelComm(BaseComm):  # type: ignore[misc]
 class KernelCommManager(CommManager):  # type: ignore[misc]
     """The comm registry; reports handler errors to the frontend instead of only logging."""
 
-    def __init__(self, report_error: Callable[[], None]) -> None:
+    def __init__(
+        self, report_error: Callable[[], None], home: Callable[[], str | None] = lambda: None
+    ) -> None:
         super().__init__()
         self._report_error = report_error
+        # Which shell (None: the main shell, else a subshell id) each comm and comm target
+        # belongs to: its messages are served on that shell's loop, whichever subshell the
+        # frontend sends them on. ``home()`` names the shell of the code running now.
+        self._home = home
+        self._owners: dict[str, str | None] = {}
+        self._target_owners: dict[str, str | None] = {}
+
+    def register_target(self, target_name: str, f: Callable[..., Any] | str) -> None:
+        self._target_owners[target_name] = self._home()
+        super().register_target(target_name, f)
+
+    def register_comm(self, comm: BaseComm) -> str:
+        self._owners.setdefault(comm.comm_id, self._home())
+        return str(super().register_comm(comm))
+
+    def unregister_comm(self, comm: BaseComm) -> None:
+        self._owners.pop(comm.comm_id, None)
+        super().unregister_comm(comm)
+
+    def owner_of(self, msg: Mapping[str, Any], *, route: bool = True) -> str | None:
+        """The shell that owns the comm of an incoming comm message (None: the main shell).
+
+        With ``route`` (the kernel routing the message, in arrival order) a ``comm_open`` from
+        the frontend takes its target's owner at once, so that the messages behind it, routed
+        before it has run, follow it to the same shell.
+        """
+        content = msg.get("content") or {}
+        comm_id = content.get("comm_id")
+        if not isinstance(comm_id, str):
+            return None
+        if comm_id in self._owners:
+            return self._owners[comm_id]
+        if msg.get("header", {}).get("msg_type") != "comm_open":
+            return None
+        target = content.get("target_name")
+        owner = self._target_owners.get(target) if isinstance(target, str) else None
+        if route:
+            self._owners[comm_id] = owner
+        return owner
 
     def handle_open(self, msg: Mapping[str, Any]) -> None:
         content = msg["content"]
@@ -86,7 +127,9 @@ class KernelCommManager(CommManager):  # type: ignore[misc]
             self._report_error()
 
     def handle_close(self, msg: Mapping[str, Any]) -> None:
-        found = self.comms.pop(msg["content"].get("comm_id"), None)
+        comm_id = msg["content"].get("comm_id")
+        found = self.comms.pop(comm_id, None)
+        self._owners.pop(comm_id, None)
         if found is None:
             return
         found._closed = True

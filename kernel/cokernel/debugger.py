@@ -16,8 +16,9 @@ What stays alive while a cell is held at a breakpoint (docs/debugger.md):
 
 - control requests, other shells' cells: debugpy is attached with ``stopAllThreadsOnSuspend``
   off, so a breakpoint holds only the thread that hit it;
-- comms of the held shell: :meth:`Debugger.queue_comm` serves them on a stand-in thread while
-  the shell's own thread is held (that thread runs nothing then, so they never run at once);
+- comms of the held shell: a held thread is in user code that does not come back to its loop,
+  so the loop's comm lane is lent to a stand-in (:mod:`cokernel.lending`), as for any cell
+  blocked in synchronous code;
 - interrupts: the held threads are resumed first, then interrupted (:meth:`Debugger.interrupt`);
 - shutdown: :meth:`Debugger.close` detaches debugpy, which releases every held thread.
 """
@@ -25,21 +26,20 @@ What stays alive while a cell is held at a breakpoint (docs/debugger.md):
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import itertools
 import logging
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from cokernel import debugger_answers as answers
-from cokernel.caller import Caller, Pending, threads_available
+from cokernel.caller import Pending, threads_available
 from cokernel.dap import (
     PYDEVD_SUSPENDED,
     AdapterConnection,
@@ -88,8 +88,6 @@ class Debugger:
         self.exception_breakpoints: dict[str, Any] = {}  # the last setExceptionBreakpoints
         self.stopped_threads: set[int] = set()
         self._parent: Request | None = None
-        self._standin: Caller | None = None
-        self._lane_tails: dict[Hashable, tuple[Pending[Any], bool]] = {}
         self._guard_installed = False
         self._redeliveries = 0
 
@@ -281,7 +279,7 @@ class Debugger:
             "justMyCode": True,
             **given,
             # A breakpoint holds only the thread that hit it: the kernel's other shells and
-            # the comm stand-in keep running (see the module docstring).
+            # the comm stand-ins keep running (see the module docstring).
             "stopAllThreadsOnSuspend": False,
             "steppingResumesAllThreads": False,
             "redirectOutput": False,
@@ -341,8 +339,6 @@ class Debugger:
                 log.warning("debugpy did not confirm the disconnect", exc_info=True)
             self._connection = connection
             self._drop_connection()
-        if self._standin is not None:
-            self._standin.stop()
 
     # -- from debugpy (on the reader thread) --------------------------------------------------
     def _on_message(self, connection: AdapterConnection, message: dict[str, Any] | None) -> None:
@@ -501,49 +497,6 @@ class Debugger:
             for c in list(shell.running_cells)
         ):
             signal.pthread_kill(main.ident, signal.SIGINT)
-
-    # -- comms while a shell is held --------------------------------------------------------
-    def queue_comm(
-        self, caller: Caller, lane: Hashable, fn: Callable[..., Any], *args: Any
-    ) -> Pending[Any]:
-        """Queue a comm message in ``lane`` of ``caller``, or on the stand-in thread while
-        debugpy holds ``caller``'s thread.
-
-        Order within the lane is kept both ways: a message goes to the stand-in only when
-        nothing of the lane is still waiting on the held thread, and back on the shell's own
-        thread it first waits for what the stand-in still runs. Called from the interface's
-        receiving thread only.
-        """
-        tail = self._lane_tails.get(lane)
-        thread = caller.thread
-        held = self._connection is not None and thread is not None and held_by_debugger(thread)
-        if held and (tail is None or tail[1] or tail[0].done()):
-            pending = self._standin_caller().queue_call(lane, fn, *args)
-            self._lane_tails[lane] = (pending, True)
-            return pending
-        if tail is not None and tail[1] and not tail[0].done():
-            pending = caller.queue_call(lane, _after, tail[0], fn, *args)
-        else:
-            pending = caller.queue_call(lane, fn, *args)
-        self._lane_tails[lane] = (pending, False)
-        return pending
-
-    def _standin_caller(self) -> Caller:
-        if self._standin is None:
-            self._standin = Caller("cokernel-standin", backend=self.kernel.options.backend)
-            self._standin.start_thread()
-        return self._standin
-
-
-async def _after(previous: Pending[Any], fn: Callable[..., Any], *args: Any) -> Any:
-    try:
-        await previous
-    except Exception:
-        pass
-    result = fn(*args)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
 
 
 _OWN_COMMANDS: dict[str, Callable[[Debugger, dict[str, Any]], Any]] = {

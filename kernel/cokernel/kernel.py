@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import builtins
-import functools
 import getpass
 import inspect
 import logging
@@ -35,7 +34,6 @@ from cokernel.comms import install as install_comms
 from cokernel.debugger import Debugger
 from cokernel.dispatch import DirectiveError, RunMode, cell_directives, route
 from cokernel.options import KernelOptions
-from cokernel.parking import Parking
 from cokernel.protocol import Channel, Message, Session, reply_type
 from cokernel.request import Request, current_request, propagate_context_to_threads
 from cokernel.shell import CokernelShell, on_sigint
@@ -77,9 +75,8 @@ class Kernel:
             self.control_caller = Caller("cokernel-control", backend=options.backend)
         self.shell: CokernelShell | None = None
         self.streams: StreamRouter | None = None
-        self.parking = Parking(adopt=self._adopt_queued_comms)
-        self.stdin = StdinBridge(self._send_input_request, self.parking)
-        self.comm_manager = KernelCommManager(self._report_handler_error)
+        self.stdin = StdinBridge(self._send_input_request)
+        self.comm_manager = KernelCommManager(self._report_handler_error, self._comm_home)
         self.subshells = SubshellRegistry(
             options.backend, own_namespace_by_default=options.subshell_namespace == "own"
         )
@@ -206,40 +203,38 @@ class Kernel:
         elif mode is RunMode.task:
             pending = caller.call_soon(self._serve_async, handler, request)
         elif lane == "comm":
-            # A thread parked in input() serves its own comm messages (cokernel.parking).
-            serve = functools.partial(self._serve_sync, handler, request)
-            if self.parking.submit(caller.thread, lane_key, serve):
-                return
-            # While the debugger holds the thread at a breakpoint, a stand-in serves the lane.
-            pending = self.debugger.queue_comm(
-                caller, lane_key, self._serve_async, handler, request
+            # A comm's messages run where the comm lives (its owner shell's loop), whichever
+            # subshell the frontend sent them on (JupyterLab sends them on subshells); lent to
+            # a stand-in while that loop's thread is stuck in user code (cokernel.lending).
+            caller, owner = self._comm_route(request, caller)
+            pending = caller.queue_lendable(
+                (channel, lane, owner), self._serve_sync, handler, request
             )
-            pending.add_done_callback(lambda p: self.parking.landed(lane_key))
         else:
             pending = caller.queue_call(lane_key, self._serve_async, handler, request)
         pending.add_done_callback(lambda p: self._answer_unserved(request, p))
 
-    def _adopt_queued_comms(self, thread: threading.Thread) -> list[Callable[[], None]]:
-        """The comm jobs queued on the loop of ``thread`` (now parked in input()), to be run by
-        it: they arrived before the wait began and would otherwise hold back the ones after."""
-        subshell = self.subshells.on_thread(thread)
-        caller = subshell.caller if subshell is not None else self.shell_caller
-        if caller.thread is not thread:  # not a shell's loop thread (a worker, say)
-            return []
-        owner = subshell.subshell_id if subshell is not None else None
-        # The comm lane holds only request jobs: _serve_async(handler, request) (see _route).
-        return [
-            functools.partial(self._serve_adopted, pending, *args)
-            for _, args, pending in caller.take_waiting((Channel.shell, "comm", owner))
-        ]
-
-    def _serve_adopted(
-        self, pending: Pending[Any], handler: Callable[[Kernel, Request], Any], request: Request
-    ) -> None:
+    def _comm_route(self, request: Request, addressed: Caller) -> tuple[Caller, str | None]:
+        """The Caller and subshell id (None: main) of the shell that owns ``request``'s comm."""
+        if request.channel is not Channel.shell:
+            return addressed, request.subshell_id
+        owner = self.comm_manager.owner_of(request.msg)
+        if owner is None:
+            return self.shell_caller, None
         try:
-            self._serve_sync(handler, request)
-        finally:
-            pending.set_result(None)
+            return self.subshells.get(owner).caller, owner
+        except SubshellNotFound:  # its shell was deleted: the comm now lives on the main shell
+            return self.shell_caller, None
+
+    def _comm_home(self) -> str | None:
+        """The shell (None: main) that owns a comm or comm target made by the running code:
+        the shell a cell runs on, or for code run by a comm message, that comm's owner."""
+        request = current_request.get()
+        if request is None or request.channel is not Channel.shell:
+            return None
+        if request.msg_type.startswith("comm_"):
+            return self.comm_manager.owner_of(request.msg, route=False)
+        return request.subshell_id
 
     def _answer_unserved(self, request: Request, pending: Pending[Any]) -> None:
         """A request whose job was cancelled before it started (its subshell was deleted, the

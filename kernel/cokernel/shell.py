@@ -32,7 +32,7 @@ from traitlets import Any as AnyTrait
 from traitlets import Unicode
 
 from cokernel.backends import explain_backend_mismatch
-from cokernel.caller import loop_callback_scheduler, threads_available
+from cokernel.caller import Caller, loop_callback_scheduler, threads_available
 from cokernel.cellfiles import cell_path
 from cokernel.display import KernelDisplayHook, KernelDisplayPublisher
 from cokernel.gui.toolkits import check_gui
@@ -66,19 +66,25 @@ class _Stepper:
 
     def send(self, value: Any) -> Any:
         __tracebackhide__ = True  # IPython hides frames that define it
-        self._cell.stepping = True
+        cell = self._cell
+        cell.enter_user_code()
         try:
+            cell.stepping = True
             return self._coro.send(value)
         finally:
-            self._cell.stepping = False
+            cell.stepping = False
+            cell.leave_user_code()
 
     def throw(self, *exc: Any) -> Any:
         __tracebackhide__ = True  # hidden from tracebacks
-        self._cell.stepping = True
+        cell = self._cell
+        cell.enter_user_code()
         try:
+            cell.stepping = True
             return self._coro.throw(*exc)
         finally:
-            self._cell.stepping = False
+            cell.stepping = False
+            cell.leave_user_code()
 
     def close(self) -> None:
         self._coro.close()
@@ -104,6 +110,18 @@ class CellRun:
         # Called after an interrupt is posted to the cell's (non-main) thread: a thread blocked
         # in a lock wait only sees the exception once something wakes it (input() sets this).
         self.wake: Callable[[], None] | None = None
+        # The Lender of the loop this cell runs on (None in a thread-mode cell's worker): told
+        # when the cell's code runs, so that the loop's comm lane is lent while it blocks.
+        caller = Caller.current()
+        self._lender = caller.lender if caller is not None else None
+
+    def enter_user_code(self) -> None:
+        if self._lender is not None:
+            self._lender.enter()
+
+    def leave_user_code(self) -> None:
+        if self._lender is not None:
+            self._lender.leave()
 
     def take_number(self, numbering: threading.Lock) -> None:
         """Hold the shell's numbering lock until IPython has given this cell its number.
@@ -129,8 +147,9 @@ class CellRun:
 
     def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
         __tracebackhide__ = True  # hidden from tracebacks
-        self.stepping = True
+        self.enter_user_code()
         try:
+            self.stepping = True
             # An interrupt that came while the cell was not stepping (compiling, or between two
             # statement groups) only set stop_reason: no signal was sent, so honour it here.
             if self.stop_reason is not None:
@@ -138,6 +157,7 @@ class CellRun:
             return fn(*args)
         finally:
             self.stepping = False
+            self.leave_user_code()
 
     async def run_async(self, coro: Coroutine[Any, Any, Any]) -> Any:
         __tracebackhide__ = True  # hidden from tracebacks

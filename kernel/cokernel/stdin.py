@@ -3,22 +3,23 @@
 A cell that calls ``input()`` sends ``input_request`` to the frontend that sent the cell (its
 ROUTER identities) and blocks its own thread until the matching ``input_reply`` arrives. The wait
 is interruptible: an interrupt raises KeyboardInterrupt in the waiting cell, as in a terminal.
-While it waits, the thread stays *parked* (:mod:`cokernel.parking`): comm messages for its loop
-are run by it, so a widget that answers the prompt still works.
+While it waits on a shell's loop thread, the thread is *parked* (:meth:`Lender.parked
+<cokernel.lending.Lender.parked>`): the comm messages of its loop are run by it, so a widget that
+answers the prompt still works.
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import getpass
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from IPython.core.error import StdinNotImplementedError
 
-from cokernel.caller import threads_available
-from cokernel.parking import Parking
+from cokernel.caller import Caller, threads_available
 from cokernel.protocol import Message
 from cokernel.request import Request, current_request
 
@@ -28,12 +29,31 @@ SendInputRequest = Callable[[Request, str, bool, Callable[[str], None]], None]
 
 
 class _Waiter:
-    __slots__ = ("answered", "identities", "value")
+    __slots__ = ("answered", "identities", "value", "wake")
 
     def __init__(self, identities: list[bytes]) -> None:
         self.identities = identities
         self.answered = False
         self.value: str | None = None
+        self.wake: Callable[[], None] = lambda: None
+
+
+@contextlib.contextmanager
+def _plain_wait(waiter: _Waiter) -> Iterator[Callable[[Callable[[], bool]], None]]:
+    """A wait for a thread that runs no loop (a worker, a thread-mode cell): nothing to lend."""
+    cond = threading.Condition()
+
+    def wake() -> None:
+        with cond:
+            cond.notify_all()
+
+    def wait(until: Callable[[], bool]) -> None:
+        with cond:
+            while not until():
+                cond.wait()
+
+    waiter.wake = wake
+    yield wait
 
 
 class StdinBridge:
@@ -44,9 +64,8 @@ class StdinBridge:
     oldest request sent to the same client identity, else to the oldest one waiting.
     """
 
-    def __init__(self, send_request: SendInputRequest, parking: Parking | None = None) -> None:
+    def __init__(self, send_request: SendInputRequest) -> None:
         self._send_request = send_request
-        self.parking = parking or Parking()
         self._waiting: dict[str, _Waiter] = {}
         self._lock = threading.Lock()
 
@@ -73,12 +92,24 @@ class StdinBridge:
                 self._waiting[msg_id] = waiter
 
         cell = _current_cell()
+        caller = Caller.current()
+        if caller is not None:
+            waiter.wake = caller.lender.wake
+            parking = caller.lender.parked()
+        else:
+            parking = _plain_wait(waiter)
         if cell is not None:  # an interrupt on another thread must wake the wait to land
-            cell.wake = self.parking.wake
+            cell.wake = waiter.wake
         try:
-            with self.parking.parked() as wait:
+            # Parked before the request leaves: a comm message that follows it must already
+            # find the thread parked, or it would wait for the loop the prompt blocks.
+            with parking as wait:
                 self._send_request(request, str(prompt), password, register)
-                wait(lambda: waiter.answered)
+                # An interrupt also ends the wait: one that landed in a comm handler run here
+                # was that handler's, and must not be lost for the cell.
+                wait(lambda: waiter.answered or (cell is not None and cell.stop_reason is not None))
+            if not waiter.answered and cell is not None and cell.stop_reason is not None:
+                raise cell.exception()
         finally:
             if cell is not None:
                 cell.wake = None
@@ -105,7 +136,7 @@ class StdinBridge:
         value: Any = msg["content"].get("value", "")
         waiter.value = value if isinstance(value, str) else str(value)
         waiter.answered = True
-        self.parking.wake()
+        waiter.wake()
         return True
 
     def input(self, prompt: Any = "") -> str:

@@ -8,7 +8,9 @@ the one that lets the other one go on.
 from __future__ import annotations
 
 import contextvars
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,6 +20,7 @@ import anyio.lowlevel
 import pytest
 
 from cokernel.caller import Caller, Pending, PendingCancelled
+from cokernel.lending import Lender
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -420,37 +423,225 @@ def test_work_submitted_after_stop_is_cancelled_not_lost(backend: str) -> None:
             job.result(WAIT)
 
 
-# -- take_waiting -------------------------------------------------------------------------------
-def test_take_waiting_is_only_for_the_loop_thread(caller: Caller) -> None:
-    with pytest.raises(RuntimeError, match="loop's own thread"):
-        caller.take_waiting("lane")
+# -- lendable lanes (cokernel.lending) ---------------------------------------------------------
+class StuckCell:
+    """Plays a cell stuck in synchronous code on the loop's thread until :meth:`release`."""
+
+    def __init__(self, caller: Caller) -> None:
+        self.caller = caller
+        self.inside = threading.Event()
+        self.gate = threading.Event()
+        self.left = threading.Event()
+        self.job = caller.call_soon(self._run)
+
+    def _run(self) -> None:
+        lender = self.caller.lender
+        lender.enter()
+        try:
+            self.inside.set()
+            wait(self.gate)
+        finally:
+            lender.leave()
+            self.left.set()
+
+    def release(self) -> None:
+        self.gate.set()
+        self.job.result(WAIT)
 
 
-def test_the_loop_thread_takes_unstarted_lane_jobs_and_the_lane_goes_on() -> None:
-    # On asyncio the order is fixed: a job submitted from the loop lands in its lane one loop
-    # turn later, and the lane's drain task starts the turn after that; a job that yields once
-    # in between finds it queued and unstarted (trio shuffles new tasks: no fixed order to use).
-    caller = Caller("test-take", backend="asyncio").start_thread()
-    ran: list[str] = []
+def test_lendable_jobs_run_on_the_loop_when_it_is_free(caller: Caller) -> None:
+    seen = [caller.queue_lendable("comm", threading.current_thread).result(WAIT) for _ in range(3)]
+    assert seen == [caller.thread] * 3
+
+
+def test_a_loop_stuck_in_user_code_lends_its_lane_to_a_stand_in_and_takes_it_back(
+    caller: Caller,
+) -> None:
+    ran: list[tuple[int, threading.Thread]] = []
+
+    def job(n: int) -> None:
+        ran.append((n, threading.current_thread()))
+
+    first = caller.queue_lendable("comm", job, 0)  # before the cell: on the loop
+    first.result(WAIT)
+    cell = StuckCell(caller)
+    wait(cell.inside)
+    lent = [caller.queue_lendable("comm", job, n) for n in range(1, 6)]
+    for pending in lent:  # served while the loop's thread is still stuck
+        pending.result(WAIT)
+    assert not cell.left.is_set()
+    cell.release()
+    caller.queue_lendable("comm", job, 6).result(WAIT)
+    assert [n for n, _ in ran] == list(range(7))
+    threads = [thread for _, thread in ran]
+    assert threads[0] is caller.thread
+    assert threads[6] is caller.thread
+    assert all(t is not caller.thread for t in threads[1:6])
+
+
+def test_jobs_queued_for_the_loop_before_it_got_stuck_are_lent_in_order(caller: Caller) -> None:
+    ran: list[int] = []
+    gate = threading.Event()
+
+    async def block_then_stick() -> None:
+        # The lane's jobs are posted to the loop while this job holds it; then it gets stuck.
+        wait(gate)
+        caller.lender.enter()
+        try:
+            wait(done)
+        finally:
+            caller.lender.leave()
+
+    done = threading.Event()
+    stuck = caller.call_soon(block_then_stick)
+    pendings = [caller.queue_lendable("comm", ran.append, n) for n in range(5)]
+    gate.set()
+    for pending in pendings:
+        pending.result(WAIT)
+    done.set()
+    stuck.result(WAIT)
+    assert ran == list(range(5))
+
+
+def test_the_loop_does_not_go_back_while_a_lent_job_runs(caller: Caller) -> None:
+    order: list[str] = []
+    cell = StuckCell(caller)
+    wait(cell.inside)
+
+    def lent_job() -> None:
+        cell.gate.set()  # the cell ends its synchronous stretch now...
+        # ...and its thread must wait in Lender.leave until this job is over.
+        frames = sys._current_frames
+        deadline = time.monotonic() + WAIT
+        ident = caller.thread.ident if caller.thread is not None else 0
+        while not any(f.f_code is Lender.leave.__code__ for f in _stack(frames().get(ident or 0))):
+            assert time.monotonic() < deadline, "the loop's thread never waited for the job"
+            time.sleep(0.001)
+        order.append("job over")
+
+    caller.queue_lendable("comm", lent_job).result(WAIT)
+    cell.job.result(WAIT)
+    order.append("cell left")
+    assert order == ["job over", "cell left"]
+
+
+def _stack(frame: Any) -> Iterator[Any]:
+    while frame is not None:
+        yield frame
+        frame = frame.f_back
+
+
+def test_a_parked_loop_thread_runs_its_lent_jobs_itself(caller: Caller) -> None:
+    ran: list[tuple[int, threading.Thread]] = []
+    parked = threading.Event()
+    answered = threading.Event()
+
+    def cell() -> None:  # like input(): in user code, parked until its answer comes
+        lender = caller.lender
+        lender.enter()
+        try:
+            with lender.parked() as park_wait:
+                parked.set()
+                park_wait(answered.is_set)
+        finally:
+            lender.leave()
+
+    job = caller.call_soon(cell)
+    wait(parked)
+    for n in range(4):
+        caller.queue_lendable("comm", lambda n=n: ran.append((n, threading.current_thread())))
+    last = caller.queue_lendable("comm", answered.set)
+    last.result(WAIT)
+    caller.lender.wake()
+    job.result(WAIT)
+    assert [n for n, _ in ran] == [0, 1, 2, 3]
+    assert all(thread is caller.thread for _, thread in ran)
+
+
+def test_a_lent_job_sets_an_event_of_the_stuck_loop_and_its_waiter_wakes_later(
+    caller: Caller,
+) -> None:
+    made = threading.Event()
+    events: list[anyio.Event] = []
+
+    async def waiter() -> str:
+        events.append(anyio.Event())
+        made.set()
+        await events[0].wait()
+        return "woken"
+
+    woken = caller.call_soon(waiter)
+    wait(made)
+    cell = StuckCell(caller)
+    wait(cell.inside)
+    # Run by a stand-in while the loop is stuck: no error, and the waiter wakes once it runs.
+    caller.queue_lendable("comm", lambda: events[0].set()).result(WAIT)
+    assert not woken.done()
+    cell.release()
+    assert woken.result(WAIT) == "woken"
+
+
+def test_a_future_completed_from_another_thread_wakes_an_idle_asyncio_loop() -> None:
+    import asyncio
+
+    caller = Caller("test-foreign", backend="asyncio").start_thread()
     try:
+        made = threading.Event()
+        futures: list[asyncio.Future[int]] = []
 
-        async def take() -> list[Any]:
-            pending = caller.queue_call("L", ran.append, "taken")
-            await anyio.lowlevel.checkpoint()
-            taken = caller.take_waiting("L")
-            for fn, args, job in taken:  # run by this thread, as a parked thread does
-                job.set_result(fn(*args))
-            assert pending.done()
-            return taken
+        async def waiter() -> int:
+            futures.append(asyncio.get_running_loop().create_future())
+            made.set()
+            return await futures[0]
 
-        taken = caller.queue_call("A", take).result(WAIT)
-        assert len(taken) == 1
-        # The drain task scheduled for the taken queue ends quietly; the lane serves new jobs.
-        first = caller.queue_call("L", ran.append, "after")
-        second = caller.queue_call("L", ran.append, "last")
-        second.result(WAIT)
-        assert first.done()
-        assert ran == ["taken", "after", "last"]
+        result = caller.call_soon(waiter)
+        wait(made)
+        threading.Thread(target=futures[0].set_result, args=(7,)).start()
+        assert result.result(WAIT) == 7
     finally:
         caller.stop()
         assert caller.join(WAIT)
+
+
+def test_a_lent_job_may_start_an_asyncio_task_on_the_stuck_loop() -> None:
+    import asyncio
+
+    caller = Caller("test-lent-task", backend="asyncio").start_thread()
+    try:
+        ran = threading.Event()
+        cell = StuckCell(caller)
+        wait(cell.inside)
+
+        async def later() -> None:
+            ran.set()
+
+        tasks: list[Any] = []
+        caller.queue_lendable("comm", lambda: tasks.append(asyncio.create_task(later()))).result(
+            WAIT
+        )
+        cell.release()
+        wait(ran)
+    finally:
+        caller.stop()
+        assert caller.join(WAIT)
+
+
+def test_every_lendable_job_is_settled_when_the_loop_stops(backend: str) -> None:
+    caller = Caller(f"test-lend-stop-{backend}", backend=backend).start_thread()
+    cell = StuckCell(caller)
+    wait(cell.inside)
+    blocker = threading.Event()
+    pendings = [caller.queue_lendable("comm", blocker.wait, WAIT)]
+    pendings += [caller.queue_lendable("comm", lambda: "maybe") for _ in range(20)]
+    caller.stop()
+    blocker.set()
+    cell.release()
+    assert caller.join(WAIT)
+    late = caller.queue_lendable("comm", lambda: "never")
+    for pending in pendings:  # run, or cancelled: none is left hanging
+        try:
+            pending.result(WAIT)
+        except PendingCancelled:
+            pass
+    with pytest.raises(PendingCancelled):
+        late.result(WAIT)

@@ -1,0 +1,180 @@
+"""Comm messages on subshells, as JupyterLab >= 4.4 sends them, run where their comm lives.
+
+JupyterLab sends every comm message of a kernel that supports subshells on a subshell of its
+own (one per comm target by default). A widget made by a main-shell cell still belongs to the
+main shell: its handlers run on the main shell's loop when that loop can take them (idle, or a
+cell awaiting), and on a stand-in while a main-shell cell is stuck in synchronous code, with the
+main loop borrowed so that what they do to its futures and events takes effect there.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from helpers import Received, Wire
+
+pytestmark = pytest.mark.timeout(120)
+
+TRIO = os.environ.get("COKERNEL_TEST_BACKEND", "asyncio") == "trio"
+
+
+def make_subshell(wire: Wire) -> str:
+    reply = wire.reply(wire.send("create_subshell_request", {}, channel="control"))
+    assert reply.msg["content"]["status"] == "ok", reply.msg["content"]
+    return str(reply.msg["content"]["subshell_id"])
+
+
+def slider_of(wire: Wire, cell: str) -> str:
+    opened = wire.wait_for(
+        lambda r: (
+            r.channel == "iopub"
+            and r.parent_id == cell
+            and r.msg_type == "comm_open"
+            and r.msg["content"]["data"]["state"].get("_model_name") == "IntSliderModel"
+        ),
+        what="the slider's comm_open",
+    )
+    return str(opened.msg["content"]["comm_id"])
+
+
+def move(wire: Wire, comm_id: str, value: int, subshell_id: str | None) -> str:
+    """What JupyterLab sends when the user moves a slider: an update, on the comm's subshell."""
+    return wire.send(
+        "comm_msg",
+        {
+            "comm_id": comm_id,
+            "data": {"method": "update", "state": {"value": value}, "buffer_paths": []},
+        },
+        subshell_id=subshell_id,
+    )
+
+
+def text(wire: Wire, code: str) -> str:
+    execution = wire.run(code)
+    assert execution.status == "ok", execution.content
+    return str(execution.of_type("execute_result")[0]["content"]["data"]["text/plain"])
+
+
+def started(wire: Wire, cell: str) -> Received:
+    return wire.wait_for(
+        lambda r: r.channel == "iopub" and r.parent_id == cell and r.msg_type == "execute_input",
+        what="the cell starting",
+    )
+
+
+def test_a_cell_awaiting_a_slider_wakes_when_its_change_comes_on_a_subshell(wire: Wire) -> None:
+    subshell = make_subshell(wire)
+    made = wire.execute("import anyio, threading, ipywidgets as w\ns = w.IntSlider(value=3)\ns")
+    comm_id = slider_of(wire, made)
+    assert wire.result(made).status == "ok"
+    cell = wire.execute(
+        "moved = anyio.Event()\n"
+        "where = []\n"
+        "def on_change(change):\n"
+        "    where.append(threading.current_thread() is threading.main_thread())\n"
+        "    moved.set()\n"
+        "s.observe(on_change, 'value')\n"
+        "with anyio.fail_after(60):\n"
+        "    await moved.wait()\n"
+        "s.value, where"
+    )
+    started(wire, cell)
+    sent = move(wire, comm_id, 4, subshell)
+    execution = wire.result(cell)
+    assert execution.status == "ok", execution.content
+    # The observer ran on the main shell's loop, where the widget lives, not on the subshell.
+    assert execution.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "(4, [True])"
+    wire.status(sent, "idle")
+
+
+@pytest.mark.skipif(TRIO, reason="asyncio futures need the asyncio backend")
+def test_the_jupyterlab_widget_await_cells_print_got_4(wire: Wire) -> None:
+    subshell = make_subshell(wire)
+    made = wire.execute("import ipywidgets as w; s = w.IntSlider(value=3); s")
+    comm_id = slider_of(wire, made)
+    assert wire.result(made).status == "ok"
+    cell = wire.execute(
+        "import asyncio\n"
+        "fut = asyncio.get_running_loop().create_future()\n"
+        "def on_change(change):\n"
+        "    if not fut.done(): fut.set_result(change['new'])\n"
+        "s.observe(on_change, 'value')\n"
+        "print('waiting for the slider')\n"
+        "print('got', await asyncio.wait_for(fut, 20))"
+    )
+    started(wire, cell)
+    move(wire, comm_id, 4, subshell)
+    execution = wire.result(cell)
+    assert execution.status == "ok", execution.content
+    assert execution.stdout == "waiting for the slider\ngot 4\n"
+
+
+def test_a_slider_moved_while_the_main_cell_sleeps_is_handled_before_the_cell_ends(
+    wire: Wire,
+) -> None:
+    subshell = make_subshell(wire)
+    made = wire.execute(
+        "import time, threading, anyio, ipywidgets as w\ns = w.IntSlider(value=3)\nseen = []\n"
+        "s.observe(lambda change: seen.append(change['new']), 'value')\ns"
+    )
+    comm_id = slider_of(wire, made)
+    assert wire.result(made).status == "ok"
+    # Held in time.sleep until the slider's change has been handled: with comms served only
+    # after the cell, it would never end.
+    cell = wire.execute("while not seen:\n    time.sleep(0.01)\nseen")
+    started(wire, cell)
+    sent = move(wire, comm_id, 7, subshell)
+    execution = wire.result(cell)
+    assert execution.status == "ok", execution.content
+    assert execution.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "[7]"
+    wire.status(sent, "idle")
+    assert text(wire, "s.value") == "7"
+
+
+def test_an_event_set_by_a_widget_while_the_cell_sleeps_wakes_its_waiter_afterwards(
+    wire: Wire,
+) -> None:
+    subshell = make_subshell(wire)
+    made = wire.execute(
+        "import time, anyio, ipywidgets as w\ns = w.IntSlider(value=3)\n"
+        "moved, seen = anyio.Event(), []\n"
+        "def on_change(change):\n"
+        "    seen.append(change['new'])\n"
+        "    moved.set()  # an event of the main loop, set while that loop is stuck\n"
+        "s.observe(on_change, 'value')\ns"
+    )
+    comm_id = slider_of(wire, made)
+    assert wire.result(made).status == "ok"
+    cell = wire.execute(
+        "while not seen:\n    time.sleep(0.01)\n"
+        "with anyio.fail_after(20):\n    await moved.wait()\n"
+        "seen"
+    )
+    started(wire, cell)
+    move(wire, comm_id, 5, subshell)
+    execution = wire.result(cell)
+    assert execution.status == "ok", execution.content
+    assert not execution.of_type("error")
+    assert execution.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "[5]"
+
+
+def test_a_widget_a_subshell_cell_made_lives_on_that_subshell(wire: Wire) -> None:
+    subshell = make_subshell(wire)
+    made = wire.run(
+        "import threading, ipywidgets as w\n"
+        "t = w.IntSlider(value=1)\nthreads = []\n"
+        "t.observe(lambda change: threads.append(threading.current_thread().name), 'value')\n"
+        "threading.current_thread().name",
+        subshell_id=subshell,
+    )
+    assert made.status == "ok", made.content
+    home = made.of_type("execute_result")[0]["content"]["data"]["text/plain"]
+    (comm_id,) = (
+        str(m["content"]["comm_id"])
+        for m in made.of_type("comm_open")
+        if m["content"]["data"]["state"].get("_model_name") == "IntSliderModel"
+    )
+    wire.status(move(wire, comm_id, 2, None), "idle")  # sent on the main shell
+    assert text(wire, "threads") == f"[{home}]"
