@@ -362,7 +362,8 @@ for _wake_i in range(1, {count} + 1):
     _wake_slider.send({{"woke": _wake_i, "late": _wake_late}})
     if _wake_late:
         break
-_wake_slider.close()
+for _wake_widget in (_wake_slider.layout, _wake_slider.style, _wake_slider):
+    _wake_widget.close()
 """
 
 
