@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 
 from cokernel_scenarios.background_output import BackgroundOutput
+from cokernel_scenarios.comm_close import CommClose
 from cokernel_scenarios.comm_flood import CommFlood
 from cokernel_scenarios.completion_while_blocked import CompletionWhileBlocked
 from cokernel_scenarios.control_while_blocked import ControlWhileBlocked
@@ -37,6 +38,7 @@ SCENARIOS: tuple[type[Scenario], ...] = (
     WidgetAwait,
     WidgetWhileBlocked,
     CommFlood,
+    CommClose,
     InputWhileComms,
     InterruptBusy,
     InterruptSleep,

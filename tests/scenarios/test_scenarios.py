@@ -81,6 +81,15 @@ def _params(*, inprocess: bool) -> list[object]:
                         "behind the blocked cell: the scenario is unsupported there by design"
                     )
                 )
+            if scenario.name == "comm_close" and profile.uses_subshells:
+                these.append(
+                    pytest.mark.xfail(
+                        reason="known kernel race: JupyterLab sends comm_close on the comm's "
+                        "subshell and delete_subshell_request at once; when the deletion "
+                        "arrives first the kernel drops the close. Remove with the fix.",
+                        strict=False,
+                    )
+                )
             name = f"{scenario.name}-{profile.name}" if scenario.uses_comms else scenario.name
             params.append(
                 pytest.param(scenario, profile.name, loop, marks=these, id=f"{name}-{loop}")
