@@ -35,7 +35,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "jupyterlab-4.6"
 RECORDINGS = {
     JUPYTERLAB.name: "widgets-per-target.jsonl",
     JUPYTERLAB_PER_COMM.name: "widgets-per-comm.jsonl",
-    NO_SUBSHELLS.name: "widgets-disabled.jsonl",
+    NO_SUBSHELLS.name: "widgets-off.jsonl",
 }
 
 SLIDER = (
