@@ -3,13 +3,16 @@
 ::
 
     cokernel-harness conformance --kernel python3 [--json report.json] [-k interrupt]
+    cokernel-harness conformance --kernel cokernel --frontend jupyterlab -k widget
     cokernel-harness scenarios --kernel cokernel -k widget_await
     cokernel-harness scenarios --list
     cokernel-harness bench --kernel cokernel --kernel python3
 
 ``conformance`` plays every scenario and validates all traffic against the protocol;
 ``scenarios`` only plays them. Both print a table (and the full diagnosis of whatever did not
-pass) and exit non-zero when anything failed, errored or broke the protocol. ``bench`` hands
+pass) and exit non-zero when anything failed, errored or broke the protocol. Scenarios that talk
+over comms run under each ``--frontend`` profile (default: all; see
+:mod:`cokernel_harness.profiles`), and their rows say which. ``bench`` hands
 its arguments to :func:`cokernel_harness.bench.main`.
 """
 
@@ -22,6 +25,7 @@ from collections.abc import Sequence
 
 import anyio
 
+from cokernel_harness.profiles import PROFILES
 from cokernel_harness.runner import Report, ScenarioResult, run_conformance
 from cokernel_scenarios import Scenario, UnknownScenario, select
 
@@ -61,6 +65,14 @@ def _parser() -> argparse.ArgumentParser:
             action="store_true",
             help="run the scenarios on one kernel (a new one after a scenario ends or breaks it)",
         )
+        sub.add_argument(
+            "--frontend",
+            action="append",
+            choices=list(PROFILES),
+            metavar="PROFILE",
+            help="the frontend to play comm scenarios as (repeatable; default: every one of "
+            f"{', '.join(PROFILES)})",
+        )
         sub.add_argument("--list", action="store_true", help="list the scenarios and exit")
         sub.add_argument(
             "--backend",
@@ -94,7 +106,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     kernels = args.kernel or ["cokernel"]
     validate = args.command == "conformance"
     reports = anyio.run(
-        _run_all, kernels, scenarios, validate, args.share_kernel, args.quiet, backend=args.backend
+        _run_all,
+        kernels,
+        scenarios,
+        validate,
+        args.share_kernel,
+        args.quiet,
+        args.frontend or list(PROFILES),
+        backend=args.backend,
     )
     for report in reports:
         print(report.table())
@@ -119,6 +138,7 @@ async def _run_all(
     validate: bool,
     share_kernel: bool,
     quiet: bool,
+    frontends: list[str],
 ) -> list[Report]:
     reports = []
     for kernel in kernels:
@@ -126,15 +146,19 @@ async def _run_all(
         def progress(result: ScenarioResult, kernel: str = kernel) -> None:
             if not quiet:
                 print(
-                    f"[{kernel}] {result.outcome.value:11} {result.scenario} "
-                    f"({result.seconds:.2f} s)",
+                    f"[{kernel}] {result.outcome.value:11} {result.label} ({result.seconds:.2f} s)",
                     file=sys.stderr,
                     flush=True,
                 )
 
         reports.append(
             await run_conformance(
-                kernel, scenarios, share_kernel=share_kernel, validate=validate, on_result=progress
+                kernel,
+                scenarios,
+                share_kernel=share_kernel,
+                validate=validate,
+                on_result=progress,
+                frontends=frontends,
             )
         )
     return reports
