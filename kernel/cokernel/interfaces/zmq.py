@@ -60,6 +60,17 @@ def load_connection_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return info
 
 
+def write_private_file(path: str | os.PathLike[str], text: str) -> None:
+    """Create ``path`` readable and writable by its owner only (0600) and write ``text``.
+
+    The mode is set when the file is created (whatever the umask), so no other user can open it
+    even for an instant; an existing file is an error (``O_EXCL``) rather than overwritten.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
 #: How long a stdin message waits for its client to connect, and how often it is retried.
 UNROUTABLE_PATIENCE = 10.0
 UNROUTABLE_RETRY_MS = 20
@@ -87,6 +98,8 @@ class ZMQInterface:
         self._io_thread: threading.Thread | None = None
         self._hb_thread: threading.Thread | None = None
         self.kernel: Kernel | None = None
+        #: The connection file this interface wrote itself (None when the frontend gave it).
+        self.written_file: Path | None = None
         self._bind()
 
     # -- sockets ----------------------------------------------------------------------------
@@ -129,7 +142,8 @@ class ZMQInterface:
             self.sockets[channel] = sock
         write_back = self.info.pop("_write_back", None)
         if write_back:
-            Path(write_back).write_text(json.dumps(self.info, indent=2))
+            write_private_file(write_back, json.dumps(self.info, indent=2))
+            self.written_file = Path(write_back)
 
     # -- outgoing (any thread) --------------------------------------------------------------
     def send(self, channel: Channel, msg: Message, identities: list[bytes] | None) -> None:
@@ -250,6 +264,13 @@ class ZMQInterface:
                         UNROUTABLE_PATIENCE,
                     )
             self._stdin_queue.popleft()
+
+    def remove_written_file(self) -> None:
+        """Remove the connection file this interface wrote itself, if any (idempotent)."""
+        file, self.written_file = self.written_file, None
+        if file is not None:
+            with contextlib.suppress(FileNotFoundError):
+                file.unlink()
 
     def close(self, timeout: float = 5.0) -> None:
         """Send what is queued, then close every socket and the context."""
