@@ -34,6 +34,7 @@ from cokernel.comms import KernelCommManager
 from cokernel.comms import install as install_comms
 from cokernel.debugger import Debugger
 from cokernel.dispatch import DirectiveError, RunMode, cell_directives, route
+from cokernel.droplog import drop_log
 from cokernel.options import KernelOptions
 from cokernel.parking import Parking
 from cokernel.protocol import Channel, Message, Session, reply_type
@@ -166,15 +167,18 @@ class Kernel:
 
     def _route(self, request: Request) -> None:
         msg_type, channel = request.msg_type, request.channel
+        if channel is not Channel.stdin and not request.subshell_id_valid:
+            self._reject_subshell_id(request)
+            return
         if channel is Channel.stdin:
             if msg_type == "input_reply":
                 if not self.stdin.receive_reply(request.msg, request.identities):
-                    log.warning(
+                    drop_log.warning(
                         "input_reply nobody waited for (parent %s)",
                         request.msg["parent_header"].get("msg_id"),
                     )
             else:
-                log.warning("unexpected %s on stdin dropped", msg_type)
+                drop_log.warning("unexpected %s on stdin dropped", msg_type)
             return
         found = route(channel, msg_type)
         handler = getattr(handlers, msg_type, None) if found else None
@@ -194,7 +198,7 @@ class Kernel:
                 if msg_type.endswith("_request"):
                     self._error_reply(request, "SubshellNotFound", str(e))
                 else:  # comm_msg & co. are never answered: a reply would be a stray message
-                    log.warning("%s for unknown subshell dropped: %s", msg_type, e)
+                    drop_log.warning("%s for unknown subshell dropped: %s", msg_type, e)
                     self._status("busy", request)
                     self._status("idle", request)
                 return
@@ -218,6 +222,16 @@ class Kernel:
         else:
             pending = caller.queue_call(lane_key, self._serve_async, handler, request)
         pending.add_done_callback(lambda p: self._answer_unserved(request, p))
+
+    def _reject_subshell_id(self, request: Request) -> None:
+        """A header whose ``subshell_id`` is neither a string nor null names no shell at all:
+        a request is answered with an error, anything else is dropped (never run elsewhere)."""
+        value = request.header.get("subshell_id")
+        problem = f"subshell_id must be a string or null, not {type(value).__name__}"
+        if request.msg_type.endswith("_request"):
+            self._error_reply(request, "InvalidSubshellId", problem)
+        else:
+            drop_log.warning("%s dropped: %s", request.msg_type, problem)
 
     def _adopt_queued_comms(self, thread: threading.Thread) -> list[Callable[[], None]]:
         """The comm jobs queued on the loop of ``thread`` (now parked in input()), to be run by
@@ -280,7 +294,7 @@ class Kernel:
 
     def _unknown(self, request: Request) -> None:
         msg_type = request.msg_type
-        log.warning("no handler for %s on %s", msg_type, request.channel)
+        drop_log.warning("no handler for %s on %s", msg_type, request.channel)
         if msg_type.endswith("_request"):
             self._error_reply(
                 request,

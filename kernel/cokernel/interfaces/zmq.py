@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import zmq
 
+from cokernel.droplog import drop_log
 from cokernel.protocol import Channel, Message, ProtocolError, Session
 
 if TYPE_CHECKING:
@@ -212,7 +213,7 @@ class ZMQInterface:
             try:
                 identities, msg = self.session.deserialize(frames)
             except ProtocolError as e:
-                log.warning("dropped a message on %s: %s", channel, e)
+                drop_log.warning("dropped a message on %s: %s", channel, e)
                 continue
             kernel.receive(channel, identities, msg)
 
