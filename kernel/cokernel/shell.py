@@ -16,6 +16,7 @@ from __future__ import annotations
 import bdb
 import contextvars
 import ctypes
+import math
 import signal
 import sys
 import threading
@@ -25,6 +26,7 @@ from typing import Any
 from warnings import warn
 
 import anyio
+import sniffio
 from IPython.core import page
 from IPython.core.compilerop import CachingCompiler
 from IPython.core.interactiveshell import InteractiveShell
@@ -430,7 +432,15 @@ class CokernelShell(InteractiveShell):  # type: ignore[misc]
             self.CustomTB(*sys.exc_info())
         except BaseException as e:
             if isinstance(e, anyio.get_cancelled_exc_class()):
-                raise  # the kernel itself is stopping this task: not the cell's error
+                if not _loop_is_cancelling():
+                    raise  # raised by the cell's own code: IPython reports it as usual
+                # The cell's loop is being torn down under it (its subshell was deleted, the
+                # kernel is stopping). Re-raised, IPython's run_ast_nodes would catch the
+                # backend's cancellation and report it as the cell's own error; the cell was
+                # stopped, so it ends as an interrupted cell does.
+                e = KeyboardInterrupt(
+                    "the cell was stopped: its subshell was deleted or the kernel is stopping"
+                )
             if result is not None:
                 result.error_in_exec = e
             if isinstance(e, KeyboardInterrupt):
@@ -473,6 +483,21 @@ def _skip_kernel_head(exc: BaseException) -> types.TracebackType | None:
     while after is not None and after.tb_frame.f_code in _WRAPPER_CODES:
         after = after.tb_next
     return after if after is not None else head
+
+
+def _loop_is_cancelling() -> bool:
+    """Whether the running task is being cancelled from outside (its loop is stopping)."""
+    try:
+        if anyio.current_effective_deadline() == -math.inf:  # trio, and anyio cancel scopes
+            return True
+    except Exception:  # not in a task anyio knows
+        pass
+    if sniffio.current_async_library() == "asyncio":
+        import asyncio
+
+        task = asyncio.current_task()
+        return task is not None and task.cancelling() > 0
+    return False
 
 
 def _drop_kernel_tail(exc: BaseException) -> None:
