@@ -283,6 +283,22 @@ class CellCompiler(CachingCompiler):  # type: ignore[misc]
         # Named after the raw text, the way JupyterLab's debugger names the cell (cellfiles).
         return cell_path(transformed_code if raw_code is None else raw_code)
 
+    # CPython (3.11 at least) keeps the depth counter of its C <-> Python AST conversion in
+    # per-interpreter state: two threads converting at once (cells compiling on the main shell
+    # and on a subshell) corrupt it, and compile() fails with "SystemError: AST constructor
+    # recursion depth mismatch" (CPython gh-106905). The interleaving property tests hit it.
+    # Conversions are microseconds long, so the kernel's own go one at a time.
+    def ast_parse(self, source: str, filename: str = "<unknown>", symbol: str = "exec") -> Any:
+        with _AST_CONVERSION:
+            return super().ast_parse(source, filename, symbol)
+
+    def __call__(self, source: Any, filename: str, symbol: str, **kwargs: Any) -> Any:
+        with _AST_CONVERSION:
+            return super().__call__(source, filename, symbol, **kwargs)
+
+
+_AST_CONVERSION = threading.Lock()
+
 
 class CokernelShell(InteractiveShell):  # type: ignore[misc]
     """An InteractiveShell whose output, display and errors travel as Jupyter messages."""

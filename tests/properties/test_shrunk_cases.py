@@ -88,9 +88,8 @@ def test_a_queued_cell_started_as_its_subshell_is_deleted_is_stopped_not_cancell
                     lambda m, first=first: m.parent_id == first and m.msg_type == "execute_input",
                     what="the first cell running",
                 )
-                deleted = await fe.request(
-                    "control", "delete_subshell_request", {"subshell_id": sub}
-                )
+                deleting = fe.send("control", "delete_subshell_request", {"subshell_id": sub})
+                deleted = (await fe.collect(deleting)).reply
                 assert deleted["status"] == "ok", deleted
                 assert (await fe.collect(first)).reply["ename"] == "KeyboardInterrupt"
                 reply = (await fe.collect(second)).reply
