@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import zmq
+import zmq.utils.z85
 
 from cokernel.droplog import drop_log
 from cokernel.protocol import Channel, Message, ProtocolError, Session
@@ -72,6 +73,34 @@ def write_private_file(path: str | os.PathLike[str], text: str) -> None:
         f.write(text)
 
 
+def curve_keys(info: dict[str, Any]) -> tuple[bytes, bytes] | None:
+    """The CurveZMQ server keypair (public, secret) a connection file carries, or None.
+
+    JEP 145, as jupyter_client 8.9+ writes it: ``curve_publickey`` and ``curve_secretkey``, each
+    40 Z85 characters. The kernel is the Curve server on all five sockets; a client authenticates
+    the kernel by its public key. A file with only one of the two, or with keys that are not
+    Z85, is refused: serving it in plain text would silently break the frontend's requirement.
+    """
+    public, secret = info.get("curve_publickey"), info.get("curve_secretkey")
+    if public is None and secret is None:
+        return None
+    keys = []
+    for name, value in (("curve_publickey", public), ("curve_secretkey", secret)):
+        if not isinstance(value, str) or len(value) != 40:
+            raise ValueError(f"connection file: {name} must be a 40-character Z85 string")
+        try:
+            zmq.utils.z85.decode(value)
+        except (ValueError, KeyError):
+            raise ValueError(f"connection file: {name} is not Z85") from None
+        keys.append(value.encode("ascii"))
+    if not zmq.has("curve"):
+        raise RuntimeError(
+            "the connection file asks for CurveZMQ encryption, but this libzmq has no Curve "
+            "support (zmq.has('curve') is False)"
+        )
+    return keys[0], keys[1]
+
+
 #: How long a stdin message waits for its client to connect, and how often it is retried.
 UNROUTABLE_PATIENCE = 10.0
 UNROUTABLE_RETRY_MS = 20
@@ -101,6 +130,8 @@ class ZMQInterface:
         self.kernel: Kernel | None = None
         #: The connection file this interface wrote itself (None when the frontend gave it).
         self.written_file: Path | None = None
+        #: Whether the sockets are CurveZMQ servers (the connection file carried keys).
+        self.encrypted = False
         self._bind()
 
     # -- sockets ----------------------------------------------------------------------------
@@ -118,8 +149,22 @@ class ZMQInterface:
             Channel.iopub: zmq.XPUB,
             Channel.hb: zmq.ROUTER,
         }
+        curve = curve_keys(self.info)
+        transport = self.info.get("transport", "tcp")
+        if curve is None and transport == "tcp":
+            log.warning(
+                "serving plain TCP on %s: the connection file has no CurveZMQ keys "
+                "(curve_publickey/curve_secretkey), so code, outputs and secrets cross the "
+                "network unencrypted (messages are still signed). Ask the frontend for "
+                "transport encryption (jupyter_client: KernelManager.transport_encryption).",
+                self.info.get("ip", "127.0.0.1"),
+            )
+        self.encrypted = curve is not None
         for channel, kind in kinds.items():
             sock = self.context.socket(kind)
+            if curve is not None:  # before bind: every connection must complete the handshake
+                sock.curve_server = True
+                sock.curve_publickey, sock.curve_secretkey = curve
             sock.setsockopt(zmq.LINGER, 1000)
             sock.setsockopt(zmq.SNDHWM, 0)  # never drop outputs or replies for a slow client
             sock.setsockopt(zmq.RCVHWM, 0)
