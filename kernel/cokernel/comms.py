@@ -76,7 +76,8 @@ class KernelCommManager(CommManager):  # type: ignore[misc]
             log.exception("closing comm %s after a failed open", comm_id)
 
     def handle_msg(self, msg: Mapping[str, Any]) -> None:
-        found = self.comms.get(msg["content"].get("comm_id"))
+        comm_id = msg["content"].get("comm_id")
+        found = self.comms.get(comm_id) if isinstance(comm_id, str) else None
         if found is None:
             log.debug("comm_msg for unknown comm %r", msg["content"].get("comm_id"))
             return
@@ -86,7 +87,8 @@ class KernelCommManager(CommManager):  # type: ignore[misc]
             self._report_error()
 
     def handle_close(self, msg: Mapping[str, Any]) -> None:
-        found = self.comms.pop(msg["content"].get("comm_id"), None)
+        comm_id = msg["content"].get("comm_id")
+        found = self.comms.pop(comm_id, None) if isinstance(comm_id, str) else None
         if found is None:
             return
         found._closed = True

@@ -137,3 +137,28 @@ def test_drop_log_summarises_what_it_did_not_show() -> None:
         assert records[-1] == "drop 50"
     finally:
         logger.removeHandler(handler)
+
+
+def test_comm_messages_with_a_non_string_comm_id_are_ignored_without_a_handler_error(
+    tmp_path: Path,
+) -> None:
+    stderr_path = tmp_path / "kernel.stderr"
+    with stderr_path.open("w") as stderr:
+        km = KernelManager(kernel_name=KERNEL_NAME)
+        km.start_kernel(stderr=stderr)
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=STARTUP_TIMEOUT)
+        wire = Wire(kc)
+        for comm_id in (["a"], {"b": 1}, 3):
+            wire.send("comm_msg", {"comm_id": comm_id, "data": {}})
+            wire.send("comm_close", {"comm_id": comm_id, "data": {}})
+        # comm_close is served on arrival; comm_msgs in order on their lane: the last one's
+        # idle comes after every message above was served.
+        last = wire.send("comm_msg", {"comm_id": {"c": 2}, "data": {}})
+        wire.status(last, "idle")
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=False)
+    assert "handler failed" not in stderr_path.read_text()
