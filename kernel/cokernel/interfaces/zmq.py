@@ -14,6 +14,7 @@ which tells a client its subscription is live so it cannot miss the first output
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -21,8 +22,9 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import zmq
 import zmq.utils.z85
@@ -101,6 +103,28 @@ def curve_keys(info: dict[str, Any]) -> tuple[bytes, bytes] | None:
     return keys[0], keys[1]
 
 
+#: After this many messages moved (received and sent), the io thread waits for a pause in the
+#: traffic of TRIM_IDLE_MS and then asks the C allocator to give freed heap memory back to the
+#: operating system. CPython and libzmq free a burst's buffers, but glibc keeps the pages
+#: (the issue measured 46 -> 715 MiB after 100,000 comm messages, never given back).
+TRIM_AFTER = 20_000
+TRIM_IDLE_MS = 250
+
+
+def _load_malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None on other C libraries."""
+    try:
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return cast(Callable[[int], int], trim)
+
+
+malloc_trim = _load_malloc_trim()
+
+
 #: How long a stdin message waits for its client to connect, and how often it is retried.
 UNROUTABLE_PATIENCE = 10.0
 UNROUTABLE_RETRY_MS = 20
@@ -124,6 +148,7 @@ class ZMQInterface:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._wake_pending = False
+        self._moved = 0  # messages received and sent since the last malloc_trim
         self._closing = threading.Event()
         self._io_thread: threading.Thread | None = None
         self._hb_thread: threading.Thread | None = None
@@ -231,7 +256,15 @@ class ZMQInterface:
         poller.register(self._wake_r, zmq.POLLIN)
         try:
             while not self._closing.is_set():
-                ready = dict(poller.poll(UNROUTABLE_RETRY_MS if self._stdin_queue else None))
+                timeout: int | None = None
+                if self._stdin_queue:
+                    timeout = UNROUTABLE_RETRY_MS
+                elif self._moved >= TRIM_AFTER and malloc_trim is not None:
+                    timeout = TRIM_IDLE_MS
+                ready = dict(poller.poll(timeout))
+                if not ready and self._moved >= TRIM_AFTER and malloc_trim is not None:
+                    self._moved = 0  # a pause after a burst: give the freed memory back
+                    malloc_trim(0)
                 if iopub in ready:
                     self._welcome_subscribers(iopub)
                 for channel in order:  # control first: it must never wait behind shell
@@ -255,6 +288,7 @@ class ZMQInterface:
                 frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
+            self._moved += 1
             try:
                 identities, msg = self.session.deserialize(frames)
             except ProtocolError as e:
@@ -280,6 +314,7 @@ class ZMQInterface:
         outbox = self._outbox
         while outbox:
             channel, frames = outbox.popleft()
+            self._moved += 1
             if channel is Channel.stdin:
                 self._stdin_queue.append((time.monotonic() + UNROUTABLE_PATIENCE, frames))
                 continue
