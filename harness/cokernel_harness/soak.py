@@ -217,25 +217,53 @@ class _Soak:
 
     def pump(self, deadline: float, want: Any) -> None:
         """Read shell, control and iopub until ``want()`` is true or the deadline passes."""
-        poller = zmq.Poller()
-        socks = {self.kernel.sockets["shell"]: "shell", self.kernel.sockets["control"]: "control"}
-        for sock in (*socks, self.iopub):
-            poller.register(sock, zmq.POLLIN)
         while not want():
             left = deadline - time.monotonic()
             if left <= 0:
                 if not self.kernel.alive():
                     raise KernelGone("the kernel process exited")
                 raise TimeoutError("the kernel did not answer everything in time")
-            for sock, _ in poller.poll(int(min(left, 1.0) * 1000) + 1):
-                for _ in range(1000):
-                    try:
-                        frames = sock.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    _, parts = self.kernel.session.feed_identities(frames)
-                    msg = self.kernel.session.deserialize(parts)
-                    self.on_message(socks.get(sock, "iopub"), msg)
+            self.read(min(left, 1.0))
+
+    def read(self, wait: float) -> int:
+        """Read what arrives on shell, control and iopub within ``wait`` s; returns how much."""
+        socks = {self.kernel.sockets["shell"]: "shell", self.kernel.sockets["control"]: "control"}
+        poller = zmq.Poller()
+        for sock in (*socks, self.iopub):
+            poller.register(sock, zmq.POLLIN)
+        count = 0
+        for sock, _ in poller.poll(int(wait * 1000) + 1):
+            for _ in range(1000):
+                try:
+                    frames = sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                _, parts = self.kernel.session.feed_identities(frames)
+                msg = self.kernel.session.deserialize(parts)
+                self.on_message(socks.get(sock, "iopub"), msg)
+                count += 1
+        return count
+
+    def send_paced(self, msg_type: str, content: dict[str, Any]) -> str:
+        """Send on shell; while the kernel takes no more (its queues are full: backpressure),
+        read what it sends. Only a kernel that neither takes nor sends for the whole
+        ``timeout`` counts as gone."""
+        session = self.kernel.session
+        msg = session.msg(msg_type, content)
+        frames = session.serialize(msg)
+        sock = self.kernel.sockets["shell"]
+        deadline = self.deadline()
+        while True:
+            try:
+                sock.send_multipart(frames, zmq.NOBLOCK)
+                return str(msg["header"]["msg_id"])
+            except zmq.Again:
+                if self.read(0.1):
+                    deadline = self.deadline()  # working through its backlog
+                elif time.monotonic() > deadline:
+                    raise KernelGone(
+                        f"the kernel neither took nor sent a message for {self.timeout:g} s"
+                    ) from None
 
     def on_message(self, channel: str, msg: dict[str, Any]) -> None:
         msg_id = str(msg["header"]["msg_id"])
@@ -316,10 +344,9 @@ def soak(
         sampler.start()
 
         say(f"{executes} pipelined executes")
-        ids = [
-            kernel.send("shell", "execute_request", _execute(f"_soak = {i}"))
-            for i in range(executes)
-        ]
+        ids = []
+        for i in range(executes):
+            ids.append(run.send_paced("execute_request", _execute(f"_soak = {i}")))
         index = {msg_id: i for i, msg_id in enumerate(ids)}
         run.pump(run.deadline(), lambda: _has_reply(run, "shell", ids[-1]) if ids else True)
         arrivals, errors = [], 0
@@ -333,7 +360,7 @@ def soak(
         say(f"{comms} comm echoes")
         mark = len(run.log)
         for i in range(comms):
-            kernel.send("shell", "comm_msg", {"comm_id": comm_id, "data": {"n": i}})
+            run.send_paced("comm_msg", {"comm_id": comm_id, "data": {"n": i}})
         last = comms - 1
 
         def echoes() -> list[int]:
