@@ -299,7 +299,11 @@ def fuzz(
             if kind == "bad_content" and len(sent) < 64:
                 sent.append(frames)  # a signed, well-formed message to replay later
             if report.cases % batch == 0:
-                _check_alive(kernel, report)
+                try:
+                    _check_alive(kernel, report)
+                except KernelGone as e:
+                    report.failure = str(e)  # hypothesis may wrap what it raises: keep it here
+                    raise
                 if progress is not None:
                     print(f"  {report.cases} cases, kernel answering", file=progress, flush=True)
 
@@ -309,6 +313,9 @@ def fuzz(
             _check_alive(kernel, report)
         except KernelGone as e:
             report.failure = str(e)
+        except Exception as e:  # hypothesis wraps a failure it cannot replay (a dead kernel)
+            if report.failure is None:
+                report.failure = f"{type(e).__name__}: {e}"
         report.alive_at_end = kernel.alive() and report.failure is None
         if kernel.alive():
             report.after = kernel.stats()

@@ -411,7 +411,6 @@ def soak(
         sampler.stop.set()
         sampler.join()
         report.peak_rss_mib = sampler.peak / 2**20
-        report.final = kernel.stats()
         slow.catch_up.set()
         final_idle = next(
             r.msg_id for r in reversed(run.log) if r.channel == "iopub" and r.parent == final
@@ -421,6 +420,8 @@ def soak(
             slow.stop.wait(0.05)  # the slow reader is catching up on its own thread
         slow.stop.set()
         slow.join()
+        # After the slow reader's catch-up: the kernel has had a pause to give memory back.
+        report.final = kernel.stats()
         report.iopub_fast = len(run.iopub_ids)
         report.iopub_slow = len(slow.ids)
         # Each subscriber may miss what was published before its subscription took effect:
