@@ -106,8 +106,11 @@ class Wire:
     first, so a message that arrived while the runner waited for another one is not lost.
     """
 
-    def __init__(self, kernel_name: str) -> None:
+    def __init__(self, kernel_name: str, *, encryption: str = "disabled") -> None:
         self.kernel_name = kernel_name
+        #: jupyter_client's ``transport_encryption`` for the launch: "disabled", "auto" or
+        #: "required" (CurveZMQ, JEP 145; the sockets below then connect as Curve clients).
+        self.encryption = encryption
         self.log: list[Arrival] = []
         self.restarts = 0
         self.kernel_info: dict[str, Any] = {}
@@ -137,7 +140,7 @@ class Wire:
         Raises :class:`WaitTimeout` or :class:`KernelDied` if the kernel does not answer.
         """
         started = time.perf_counter()
-        km = KernelManager(kernel_name=self.kernel_name)
+        km = KernelManager(kernel_name=self.kernel_name, transport_encryption=self.encryption)
         km.start_kernel()
         self._km = km
         self._connect()
@@ -417,8 +420,15 @@ class Unsupported(Exception):
     """The kernel (or the way the bench reaches it) has no such thing to measure."""
 
 
+#: A ``--kernel`` name ending in this launches the kernelspec with CurveZMQ required.
+CURVE_SUFFIX = "+curve"
+
+
 def open_wire(kernel_name: str) -> Wire:
-    """The wire for a bench ``--kernel`` name: a kernelspec, or ``inprocess[:backend]``."""
+    """The wire for a bench ``--kernel`` name: a kernelspec, ``KERNELSPEC+curve`` (the same,
+    with transport encryption required), or ``inprocess[:backend]``."""
     if kernel_name == "inprocess" or kernel_name.startswith("inprocess:"):
         return InProcessWire(kernel_name)
+    if kernel_name.endswith(CURVE_SUFFIX):
+        return Wire(kernel_name.removesuffix(CURVE_SUFFIX), encryption="required")
     return Wire(kernel_name)

@@ -7,6 +7,8 @@
     cokernel-harness scenarios --kernel cokernel -k widget_await
     cokernel-harness scenarios --list
     cokernel-harness bench --kernel cokernel --kernel python3
+    cokernel-harness fuzz --kernel cokernel --cases 10000
+    cokernel-harness soak --kernel cokernel --executes 1000 --comms 10000
 
 ``conformance`` plays every scenario and validates all traffic against the protocol;
 ``scenarios`` only plays them. Both print a table (and the full diagnosis of whatever did not
@@ -84,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "bench", add_help=False, help="benchmarks (see `cokernel-harness bench --help`)"
     )
+    commands.add_parser(
+        "fuzz", add_help=False, help="wire attacks on shell and control, with liveness checks"
+    )
+    commands.add_parser(
+        "soak", add_help=False, help="long pipelined load: lost/reordered messages, RSS, fds"
+    )
     return parser
 
 
@@ -92,6 +100,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["bench"]:
         return _bench(args_list[1:])
+    if args_list[:1] == ["fuzz"]:
+        from cokernel_harness.fuzz import main as fuzz_main
+
+        return fuzz_main(args_list[1:])
+    if args_list[:1] == ["soak"]:
+        from cokernel_harness.soak import main as soak_main
+
+        return soak_main(args_list[1:])
     args = _parser().parse_args(args_list)
     try:
         scenarios = select(args.patterns)

@@ -235,12 +235,15 @@ class Frontend:
         msg_type: str,
         content: dict[str, Any] | None = None,
         *,
-        subshell_id: str | None = None,
+        subshell_id: object = None,
         metadata: dict[str, Any] | None = None,
         parent: dict[str, Any] | None = None,
         buffers: list[bytes] | None = None,
     ) -> str:
-        """Send a message (with binary ``buffers`` if given); returns its msg_id."""
+        """Send a message (with binary ``buffers`` if given); returns its msg_id.
+
+        ``subshell_id`` goes into the header as given, even when it is not a string (to test how
+        a kernel treats malformed headers)."""
         header = None
         if subshell_id is not None or self.profile.null_subshell_header:
             header = self.transport.session.msg_header(msg_type)

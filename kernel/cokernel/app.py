@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 from typing import TextIO
@@ -97,13 +98,36 @@ def run_kernel(connection_file: str, options: KernelOptions) -> int:
     set_default_matplotlib_backend()  # inline figures, unless MPLBACKEND says otherwise
     info = load_connection_file(connection_file)
     interface = ZMQInterface(info)
-    kernel = Kernel(options, interface.session, interface.send, connection_info=info)
-    kernel.connection_file = os.path.abspath(connection_file)  # for %connect_info, %qtconsole
-    interface.start(kernel)
-    _watch_parent(kernel)
     try:
-        run_until_shutdown(kernel)
+        kernel = Kernel(options, interface.session, interface.send, connection_info=info)
+        kernel.connection_file = os.path.abspath(connection_file)  # for %connect_info, %qtconsole
+        interface.start(kernel)
+        _watch_parent(kernel)
+        _shutdown_on_sigterm(kernel, interface)
+        try:
+            run_until_shutdown(kernel)
+        finally:
+            _exit_soon(10.0)  # a cell thread ignoring interrupts must not keep the process alive
+            interface.close()
     finally:
-        _exit_soon(10.0)  # a cell thread that ignores interrupts must not keep the process alive
-        interface.close()
+        interface.remove_written_file()
     return 0
+
+
+def _shutdown_on_sigterm(kernel: Kernel, interface: ZMQInterface) -> None:
+    """On SIGTERM, remove the connection file the kernel wrote and shut down cleanly.
+
+    The file goes first, in the handler itself, so it is gone even if the shutdown that follows
+    has to be cut short (``_exit_soon``).
+    """
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        interface.remove_written_file()
+        log.info("SIGTERM: shutting down")
+        _exit_soon(5.0)
+        threading.Thread(
+            target=kernel.request_shutdown, args=(False,), name="cokernel-sigterm", daemon=True
+        ).start()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_sigterm)

@@ -37,6 +37,7 @@ from cokernel.comms import install as install_comms
 from cokernel.compat import KernelCompat
 from cokernel.debugger import Debugger
 from cokernel.dispatch import DirectiveError, RunMode, cell_directives, route
+from cokernel.droplog import drop_log
 from cokernel.fdcapture import FdCapture
 from cokernel.magics import KernelMagics
 from cokernel.options import KernelOptions
@@ -206,15 +207,18 @@ class Kernel(KernelCompat):
 
     def _route(self, request: Request) -> None:
         msg_type, channel = request.msg_type, request.channel
+        if channel is not Channel.stdin and not request.subshell_id_valid:
+            self._reject_subshell_id(request)
+            return
         if channel is Channel.stdin:
             if msg_type == "input_reply":
                 if not self.stdin.receive_reply(request.msg, request.identities):
-                    log.warning(
+                    drop_log.warning(
                         "input_reply nobody waited for (parent %s)",
                         request.msg["parent_header"].get("msg_id"),
                     )
             else:
-                log.warning("unexpected %s on stdin dropped", msg_type)
+                drop_log.warning("unexpected %s on stdin dropped", msg_type)
             return
         found = route(channel, msg_type)
         handler = getattr(handlers, msg_type, None) if found else None
@@ -237,7 +241,7 @@ class Kernel(KernelCompat):
                 if msg_type.endswith("_request"):
                     self._error_reply(request, "SubshellNotFound", str(e))
                 else:  # comm_msg & co. are never answered: a reply would be a stray message
-                    log.warning("%s for unknown subshell dropped: %s", msg_type, e)
+                    drop_log.warning("%s for unknown subshell dropped: %s", msg_type, e)
                     self._status("busy", request)
                     self._status("idle", request)
                 return
@@ -259,6 +263,16 @@ class Kernel(KernelCompat):
         else:
             pending = caller.queue_call(lane_key, self._serve_async, handler, request)
         pending.add_done_callback(lambda p: self._answer_unserved(request, p))
+
+    def _reject_subshell_id(self, request: Request) -> None:
+        """A header whose ``subshell_id`` is neither a string nor null names no shell at all:
+        a request is answered with an error, anything else is dropped (never run elsewhere)."""
+        value = request.header.get("subshell_id")
+        problem = f"subshell_id must be a string or null, not {type(value).__name__}"
+        if request.msg_type.endswith("_request"):
+            self._error_reply(request, "InvalidSubshellId", problem)
+        else:
+            drop_log.warning("%s dropped: %s", request.msg_type, problem)
 
     def _comm_route(self, request: Request, addressed: Caller) -> tuple[Caller, str | None]:
         """The Caller and subshell id (None: main) of the shell that owns ``request``'s comm."""
@@ -321,7 +335,7 @@ class Kernel(KernelCompat):
 
     def _unknown(self, request: Request) -> None:
         msg_type = request.msg_type
-        log.warning("no handler for %s on %s", msg_type, request.channel)
+        drop_log.warning("no handler for %s on %s", msg_type, request.channel)
         if msg_type.endswith("_request"):
             self._error_reply(
                 request,

@@ -171,6 +171,8 @@ class Session:
         """A new message whose parent is ``parent`` (a whole message or its header)."""
         parent_header: Mapping[str, Any] = parent.get("header", parent) if parent else {}
         subshell = parent_header.get("subshell_id") if parent_header else None
+        if not isinstance(subshell, str):
+            subshell = None
         return {
             "header": self.header(msg_type, subshell_id=subshell),
             "parent_header": dict(parent_header) if parent_header else {},

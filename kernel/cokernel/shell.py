@@ -17,6 +17,7 @@ import bdb
 import contextvars
 import ctypes
 import itertools
+import math
 import signal
 import sys
 import threading
@@ -27,6 +28,7 @@ from typing import Any
 from warnings import warn
 
 import anyio
+import sniffio
 from IPython.core import page
 from IPython.core.async_helpers import _asyncio_runner, _trio_runner
 from IPython.core.compilerop import CachingCompiler
@@ -393,6 +395,22 @@ class CellCompiler(CachingCompiler):  # type: ignore[misc]
         # Named after the raw text, the way JupyterLab's debugger names the cell (cellfiles).
         return cell_path(transformed_code if raw_code is None else raw_code)
 
+    # CPython (3.11 at least) keeps the depth counter of its C <-> Python AST conversion in
+    # per-interpreter state: two threads converting at once (cells compiling on the main shell
+    # and on a subshell) corrupt it, and compile() fails with "SystemError: AST constructor
+    # recursion depth mismatch" (CPython gh-106905). The interleaving property tests hit it.
+    # Conversions are microseconds long, so the kernel's own go one at a time.
+    def ast_parse(self, source: str, filename: str = "<unknown>", symbol: str = "exec") -> Any:
+        with _AST_CONVERSION:
+            return super().ast_parse(source, filename, symbol)
+
+    def __call__(self, source: Any, filename: str, symbol: str, **kwargs: Any) -> Any:
+        with _AST_CONVERSION:
+            return super().__call__(source, filename, symbol, **kwargs)
+
+
+_AST_CONVERSION = threading.Lock()
+
 
 class CokernelShell(ShellCompat, InteractiveShell):  # type: ignore[misc]
     """An InteractiveShell whose output, display and errors travel as Jupyter messages."""
@@ -640,7 +658,15 @@ class CokernelShell(ShellCompat, InteractiveShell):  # type: ignore[misc]
             self.CustomTB(*sys.exc_info())
         except BaseException as e:
             if isinstance(e, anyio.get_cancelled_exc_class()):
-                raise  # the kernel itself is stopping this task: not the cell's error
+                if not _loop_is_cancelling():
+                    raise  # raised by the cell's own code: IPython reports it as usual
+                # The cell's loop is being torn down under it (its subshell was deleted, the
+                # kernel is stopping). Re-raised, IPython's run_ast_nodes would catch the
+                # backend's cancellation and report it as the cell's own error; the cell was
+                # stopped, so it ends as an interrupted cell does.
+                e = KeyboardInterrupt(
+                    "the cell was stopped: its subshell was deleted or the kernel is stopping"
+                )
             if result is not None:
                 result.error_in_exec = e
             if isinstance(e, KeyboardInterrupt):
@@ -690,6 +716,21 @@ def _skip_kernel_head(exc: BaseException) -> types.TracebackType | None:
     while after is not None and after.tb_frame.f_code in _WRAPPER_CODES:
         after = after.tb_next
     return after if after is not None else head
+
+
+def _loop_is_cancelling() -> bool:
+    """Whether the running task is being cancelled from outside (its loop is stopping)."""
+    try:
+        if anyio.current_effective_deadline() == -math.inf:  # trio, and anyio cancel scopes
+            return True
+    except Exception:  # not in a task anyio knows
+        pass
+    if sniffio.current_async_library() == "asyncio":
+        import asyncio
+
+        task = asyncio.current_task()
+        return task is not None and task.cancelling() > 0
+    return False
 
 
 def _drop_kernel_tail(exc: BaseException) -> None:
