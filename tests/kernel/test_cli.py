@@ -109,7 +109,13 @@ def test_default_spec_starts_cokernel_with_the_connection_file() -> None:
         "language": "python",
         "interrupt_mode": "message",
         "kernel_protocol_version": "5.5",
-        "metadata": {"concurrent": True, "backend": "asyncio", "host": None, "debugger": True},
+        "metadata": {
+            "concurrent": True,
+            "backend": "asyncio",
+            "host": None,
+            "debugger": True,
+            "supported_encryption": ["curve"],
+        },
         "env": {},
     }
 
@@ -124,6 +130,7 @@ def test_spec_with_other_name_and_options_names_them_in_argv_and_display_name() 
         "backend": "trio",
         "host": "tk",
         "debugger": True,
+        "supported_encryption": ["curve"],
     }
 
 
@@ -198,6 +205,7 @@ def test_install_with_backend_trio_puts_the_backend_in_argv(cli: Cli, prefix: Pa
         "backend": "trio",
         "host": None,
         "debugger": True,
+        "supported_encryption": ["curve"],
     }
 
 
