@@ -10,14 +10,17 @@
 # of its own under $MATRIX_CACHE (default .cache/matrix), and its kernelspec is written under a
 # distinct name into $MATRIX_CACHE/prefix/share/jupyter/kernels, pointing at that venv's
 # executables; the harness (in .venv) finds them through JUPYTER_PATH. A kernel that cannot be
-# installed or started gets a "could not start" column with the reason; the run goes on.
+# installed or started gets a "could not start" column with the reason; the run goes on. The
+# page is made from the reports of all kernels in $OUT/json, so re-running one kernel (KERNELS)
+# updates its column only.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 CACHE=${MATRIX_CACHE:-.cache/matrix}
 PREFIX="$CACHE/prefix"
 OUT=${MATRIX_OUT:-docs/conformance}
-KERNELS=${KERNELS:-"cokernel cokernel-trio ipykernel7 ipykernel6 async-kernel akernel xeus-python"}
+ALL="cokernel cokernel-trio ipykernel7 ipykernel6 async-kernel akernel xeus-python"
+KERNELS=${KERNELS:-$ALL}
 PY=${PYTHON:-python3}
 mkdir -p "$PREFIX/share/jupyter/kernels" "$OUT/json" "$CACHE/logs"
 CACHE=$(cd "$CACHE" && pwd)
@@ -31,9 +34,10 @@ declare -A PIP=(
   [ipykernel7]="ipykernel>=7,<8"
   [ipykernel6]="ipykernel>=6,<7"
   [async-kernel]="async-kernel"
-  [akernel]="akernel"
+  [akernel]="akernel"  # akernel 0.4 imports zmq without declaring it: EXTRA adds pyzmq
   [xeus-python]="xeus-python"
 )
+declare -A EXTRA=([akernel]="pyzmq")
 declare -A LABEL=(
   [cokernel]="cokernel (asyncio)" [cokernel-trio]="cokernel (trio)" [ipykernel7]="ipykernel 7"
   [ipykernel6]="ipykernel 6" [async-kernel]="async-kernel" [akernel]="akernel"
@@ -55,7 +59,8 @@ adopt_spec() {  # name venv
   "$PY" - "$1" "$2" "$PREFIX/share/jupyter/kernels" <<'EOF'
 import json, os, pathlib, shutil, sys
 name, venv, dest = sys.argv[1], pathlib.Path(sys.argv[2]).resolve(), pathlib.Path(sys.argv[3])
-specs = [p for p in (venv / "share/jupyter/kernels").glob("*/kernel.json")]
+# the plain spec when a package ships variants (xeus-python: xpython and xpython-raw)
+specs = sorted((venv / "share/jupyter/kernels").glob("*/kernel.json"), key=lambda p: len(str(p)))
 if not specs:
     sys.exit(f"{name}: the package installed no kernelspec in {venv}/share/jupyter/kernels")
 src = specs[0].parent
@@ -95,7 +100,8 @@ prepare() {  # name -> sets VERSIONS, returns non-zero with the reason in $CACHE
       if [ ! -x "$venv/bin/python" ]; then
         "$PY" -m venv "$venv" 2>>"$err" || return 1
       fi
-      "$venv/bin/python" -m pip install --quiet "${PIP[$name]}" >>"$err" 2>&1 || return 1
+      "$venv/bin/python" -m pip install --quiet "${PIP[$name]}" ${EXTRA[$name]:-} >>"$err" 2>&1 ||
+        return 1
       if [ "$name" = akernel ]; then
         # akernel installs its kernelspec with its own command, not with the wheel
         "$venv/bin/akernel" install --help >/dev/null 2>&1 &&
@@ -134,8 +140,8 @@ done
 
 made=$(date -u +"%Y-%m-%d %H:%M UTC")
 intro="<p>Made $made by <code>bash ci/conformance-matrix.sh</code> on $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), harness cokernel $(version_of .venv/bin/python cokernel | cut -d' ' -f2-). Each column: one kernel, its versions under its name.</p>"
-files=()
-for name in $KERNELS; do
+files=()  # the page shows every kernel run so far, also those of earlier runs
+for name in $ALL; do
   [ -s "$OUT/json/$name.json" ] && files+=("$OUT/json/$name.json")
 done
 .venv/bin/python -m cokernel_harness.matrix "$OUT/matrix.html" "${files[@]}" \
