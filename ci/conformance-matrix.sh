@@ -28,16 +28,16 @@ PREFIX=$(cd "$PREFIX" && pwd)
 export JUPYTER_PATH="$PREFIX/share/jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}"
 export JUPYTER_PLATFORM_DIRS=1
 HARNESS=.venv/bin/cokernel-harness
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # pip spec, and the module or program the kernelspec is copied from
 declare -A PIP=(
   [ipykernel7]="ipykernel>=7,<8"
   [ipykernel6]="ipykernel>=6,<7"
   [async-kernel]="async-kernel"
-  [akernel]="akernel"  # akernel 0.4 imports zmq without declaring it: EXTRA adds pyzmq
+  [akernel]="akernel[subprocess]"  # the extra brings what its launcher imports (zmq, cyclopts)
   [xeus-python]="xeus-python"
 )
-declare -A EXTRA=([akernel]="pyzmq")
 declare -A LABEL=(
   [cokernel]="cokernel (asyncio)" [cokernel-trio]="cokernel (trio)" [ipykernel7]="ipykernel 7"
   [ipykernel6]="ipykernel 6" [async-kernel]="async-kernel" [akernel]="akernel"
@@ -100,15 +100,9 @@ prepare() {  # name -> sets VERSIONS, returns non-zero with the reason in $CACHE
       if [ ! -x "$venv/bin/python" ]; then
         "$PY" -m venv "$venv" 2>>"$err" || return 1
       fi
-      "$venv/bin/python" -m pip install --quiet "${PIP[$name]}" ${EXTRA[$name]:-} >>"$err" 2>&1 ||
-        return 1
-      if [ "$name" = akernel ]; then
-        # akernel installs its kernelspec with its own command, not with the wheel
-        "$venv/bin/akernel" install --help >/dev/null 2>&1 &&
-          (cd "$venv" && JUPYTER_DATA_DIR="$venv/share/jupyter" "$venv/bin/akernel" install) >>"$err" 2>&1
-      fi
+      "$venv/bin/python" -m pip install --quiet "${PIP[$name]}" >>"$err" 2>&1 || return 1
       adopt_spec "$name" "$venv" >>"$err" 2>&1 || return 1
-      local module=${PIP[$name]%%[<>=]*}
+      local module=${PIP[$name]%%[<>=[]*}
       VERSIONS=$(version_of "$venv/bin/python" "$module") ;;
   esac
 }
@@ -139,7 +133,7 @@ EOF
 done
 
 made=$(date -u +"%Y-%m-%d %H:%M UTC")
-intro="<p>Made $made by <code>bash ci/conformance-matrix.sh</code> on $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), harness cokernel $(version_of .venv/bin/python cokernel | cut -d' ' -f2-). Each column: one kernel, its versions under its name.</p>"
+intro="<p>Made $made by <code>bash ci/conformance-matrix.sh</code> on $(nproc) CPUs, load average (1, 5, 15 min) $LOAD_START at the start of this run and $(cut -d' ' -f1-3 /proc/loadavg) at its end, harness cokernel $(version_of .venv/bin/python cokernel | cut -d' ' -f2-). Each column: one kernel, its versions under its name.</p>"
 files=()  # the page shows every kernel run so far, also those of earlier runs
 for name in $ALL; do
   [ -s "$OUT/json/$name.json" ] && files+=("$OUT/json/$name.json")
