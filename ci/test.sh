@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install cokernel with its test extras into .venv and run every check CI runs:
-# lint (ruff), formatting (ruff format), types (mypy --strict), then the pytest suite on the
-# CI matrix: backend {asyncio, trio} x host {none, tk (Xvfb), qt (offscreen)}.
+# lint (ruff), formatting (ruff format), types (mypy --strict), the docs site (mkdocs build
+# --strict), then the pytest suite on the CI matrix: backend {asyncio, trio} x host {none,
+# tk (Xvfb), qt (offscreen)}.
 #
 #   bash ci/test.sh                 # everything
 #   bash ci/test.sh -k interrupt -x # extra arguments go to every pytest run
@@ -20,7 +21,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 echo "== install"
 .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null
-.venv/bin/python -m pip install --quiet -e '.[test,bench,qt]'
+.venv/bin/python -m pip install --quiet -e '.[test,bench,qt,docs]'
 echo "== GUI test dependencies"
 bash ci/install-gui.sh
 
@@ -30,6 +31,8 @@ echo "== ruff format --check"
 .venv/bin/ruff format --check kernel harness scenarios tests examples
 echo "== mypy --strict"
 .venv/bin/mypy
+echo "== docs: mkdocs build --strict"
+NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir .venv/docs-site
 
 # Jupyter and IPython state of the test run stays out of the user's home (the suite's
 # conftest also points IPYTHONDIR and the runtime dir at temporary folders).

@@ -433,6 +433,8 @@ def _parser() -> argparse.ArgumentParser:
     add("--only", action="append", choices=choices, help="run only these workloads (repeat)")
     add("--json", type=Path, metavar="FILE", help="also write the report as JSON")
     add("--markdown", type=Path, metavar="FILE", help="also write the report as Markdown")
+    add("--plot", type=Path, metavar="DIR", help="also draw charts (cokernel_harness.plot)")
+    add("--plot-format", choices=("svg", "png"), default="svg", help="the charts' format")
     return parser
 
 
@@ -460,6 +462,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     if args.markdown is not None:
         args.markdown.write_text(format_markdown(report, command))
+    if args.plot is not None:
+        from cokernel_harness.plot import write_charts
+
+        for path in write_charts(report, args.plot, args.plot_format):
+            print(f"chart: {path}", file=sys.stderr)
     started = any(run.results[STARTUP.key].samples for run in runs)
     return 0 if started else 1
 

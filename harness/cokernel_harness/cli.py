@@ -4,6 +4,7 @@
 
     cokernel-harness conformance --kernel python3 [--json report.json] [-k interrupt]
     cokernel-harness conformance --kernel cokernel --frontend jupyterlab -k widget
+    cokernel-harness conformance --kernel cokernel --kernel python3 --html matrix.html
     cokernel-harness scenarios --kernel cokernel -k widget_await
     cokernel-harness scenarios --list
     cokernel-harness bench --kernel cokernel --kernel python3
@@ -61,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
         )
         sub.add_argument(
             "--json", metavar="FILE", help="also write the report(s) as JSON ('-': stdout)"
+        )
+        sub.add_argument(
+            "--html",
+            metavar="FILE",
+            help="also write the results as a self-contained page: scenario x kernel, "
+            "each cell linking to its diagnosis",
         )
         sub.add_argument(
             "--share-kernel",
@@ -145,6 +152,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             with open(args.json, "w") as f:
                 f.write(text + "\n")
+    if args.html:
+        from cokernel_harness.matrix import render_html
+
+        with open(args.html, "w") as f:
+            f.write(render_html([r.to_json() for r in reports]))
     return EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED
 
 
