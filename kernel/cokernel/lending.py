@@ -219,15 +219,9 @@ class Lender:
                 lane = self._lanes.get(lane_key)
                 if lane is None or lane.runner != _LOOP or lane.in_job or not lane.jobs:
                     return
-                fn, args, pending = lane.jobs.popleft()
+                job = lane.jobs.popleft()
                 lane.in_job = True
-            try:
-                self._settle(pending, fn, args)
-            finally:
-                with self._cond:
-                    lane.in_job = False
-                    self._release_if_empty(lane_key, lane)
-                    self._cond.notify_all()
+            self._run_taken(lane_key, lane, job)
         if not self._post(self._loop_turn, lane_key):
             self._cancel_lane(lane_key)
 
