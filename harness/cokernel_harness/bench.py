@@ -35,12 +35,21 @@ from typing import Any, TextIO
 
 import psutil
 
-from cokernel_harness.bench_wire import KernelDied, Unsupported, WaitTimeout, Wire, open_wire
+from cokernel_harness.bench_goals import format_goals
+from cokernel_harness.bench_perf import ALL_METRICS as METRICS
+from cokernel_harness.bench_perf import ALL_WORKLOADS as WORKLOADS
+from cokernel_harness.bench_perf import FLOOR_WORKLOADS
+from cokernel_harness.bench_wire import (
+    FLOOR,
+    KernelDied,
+    Unsupported,
+    WaitTimeout,
+    Wire,
+    open_wire,
+)
 from cokernel_harness.bench_workloads import (
-    METRICS,
     STARTUP,
     STARTUP_TIMEOUT,
-    WORKLOADS,
     Failed,
     Metric,
     Result,
@@ -122,6 +131,9 @@ def run_bench(
                 continue
             for run in runs:
                 wire = wires.get(run.name)
+                if run.name == FLOOR and workload.name not in FLOOR_WORKLOADS:
+                    _mark(run.results, workload, "unsupported", "the floor kernel runs no code")
+                    continue
                 if wire is None:
                     _mark(run.results, workload, "failed", "no running kernel")
                     continue
@@ -373,7 +385,7 @@ def format_markdown(report: dict[str, Any], command: str) -> str:
     ]
     for row in report_rows(report):
         out.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
-    return "\n".join([*out, "", _footnote(report), ""])
+    return "\n".join([*out, "", _footnote(report), "", format_goals(report), ""])
 
 
 def _footnote(report: dict[str, Any]) -> str:
@@ -429,6 +441,9 @@ def _parser() -> argparse.ArgumentParser:
     add("--block-seconds", type=_positive_float, default=defaults.block_seconds, help="cell sleep")
     add("--comm-messages", type=_positive_int, default=defaults.comm_messages, help="per round")
     add("--interrupts", type=_positive_int, default=defaults.interrupts, help="per cell kind")
+    add("--assignments", type=_positive_int, default=defaults.assignments, help="x=1 pipelined")
+    add("--scale", type=_positive_float, default=defaults.scale, help="size of scale rows (1=full)")
+    add("--no-floor", action="store_true", help="do not run the floor kernel")
     add("--only", action="append", choices=choices, help="run only these workloads (repeat)")
     add("--json", type=Path, metavar="FILE", help="also write the report as JSON")
     add("--markdown", type=Path, metavar="FILE", help="also write the report as Markdown")
@@ -447,19 +462,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         block_seconds=args.block_seconds,
         comm_messages=args.comm_messages,
         interrupts=args.interrupts,
+        assignments=args.assignments,
+        scale=args.scale,
     )
+    kernels = list(args.kernel)
+    if not args.no_floor and FLOOR not in kernels:
+        kernels.append(FLOOR)
     only = frozenset(args.only) if args.only else None
     load_before = [round(x, 2) for x in os.getloadavg()]
-    print(f"benchmarking {', '.join(args.kernel)} ({settings})", file=sys.stderr, flush=True)
-    runs = run_bench(args.kernel, settings, only, progress=sys.stderr)
+    print(f"benchmarking {', '.join(kernels)} ({settings})", file=sys.stderr, flush=True)
+    runs = run_bench(kernels, settings, only, progress=sys.stderr)
     report = build_report(runs, settings, {**machine_info(), "loadavg_before": load_before})
     print(format_text(report))
+    print(format_goals(report))
     command = " ".join(["python -m cokernel_harness.bench", *(argv or sys.argv[1:])])
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     if args.markdown is not None:
         args.markdown.write_text(format_markdown(report, command))
-    started = any(run.results[STARTUP.key].samples for run in runs)
+    started = any(run.results[STARTUP.key].samples for run in runs if run.name != FLOOR)
     return 0 if started else 1
 
 

@@ -15,6 +15,7 @@ Every wait is bounded: :meth:`Wire.wait` raises :class:`WaitTimeout` when its ti
 from __future__ import annotations
 
 import queue
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typing import Any, Literal
 
 import psutil
 import zmq
+from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import KernelManager
 from jupyter_client.session import Session
 
@@ -137,7 +139,7 @@ class Wire:
         Raises :class:`WaitTimeout` or :class:`KernelDied` if the kernel does not answer.
         """
         started = time.perf_counter()
-        km = KernelManager(kernel_name=self.kernel_name)
+        km = self._new_manager()
         km.start_kernel()
         self._km = km
         self._connect()
@@ -146,6 +148,9 @@ class Wire:
         self.kernel_info = reply.content
         self._await_iopub(timeout)
         return reply.time - started
+
+    def _new_manager(self) -> KernelManager:
+        return KernelManager(kernel_name=self.kernel_name)
 
     def restart(self, timeout: float) -> None:
         """Kill the kernel process and start a fresh one; block until it answers."""
@@ -413,12 +418,34 @@ class InProcessWire(Wire):
         return True
 
 
+class FloorWire(Wire):
+    """The bench's own do-nothing kernel (:mod:`cokernel_harness.bench_floor`), named
+    ``floor``: launched by jupyter_client like any kernelspec, but from a spec made here."""
+
+    def _new_manager(self) -> KernelManager:
+        spec = KernelSpec(
+            argv=[sys.executable, "-m", "cokernel_harness.bench_floor", "-f", "{connection_file}"],
+            display_name="bench floor",
+            language="python",
+            interrupt_mode="message",
+        )
+        km = KernelManager(kernel_name=self.kernel_name)
+        km._kernel_spec = spec
+        return km
+
+
 class Unsupported(Exception):
     """The kernel (or the way the bench reaches it) has no such thing to measure."""
 
 
+#: The bench's name for its floor kernel (:class:`FloorWire`).
+FLOOR = "floor"
+
+
 def open_wire(kernel_name: str) -> Wire:
     """The wire for a bench ``--kernel`` name: a kernelspec, or ``inprocess[:backend]``."""
+    if kernel_name == FLOOR:
+        return FloorWire(kernel_name)
     if kernel_name == "inprocess" or kernel_name.startswith("inprocess:"):
         return InProcessWire(kernel_name)
     return Wire(kernel_name)
