@@ -27,7 +27,7 @@ from typing import Any
 import anyio
 from IPython.core.completer import ProvisionalCompleterWarning
 
-from cokernel import backends, handlers
+from cokernel import backends, handlers, warmup
 from cokernel.caller import Caller, Pending, threads_available
 from cokernel.comms import KernelCommManager
 from cokernel.comms import install as install_comms
@@ -428,6 +428,8 @@ class Kernel:
         else:
             self.shell_caller.call_soon(self.streams.flush_periodically)
         self.started.set()
+        if self.threads and self.shell.Completer.use_jedi:  # perf: warm jedi off the loops
+            warmup.start()
         try:
             await self.shell_caller.serve()
         finally:

@@ -1,0 +1,56 @@
+"""Work done once the kernel is up, off its loops, so that first uses do not pay for it.
+
+The first completion of a session costs far more than the next ones: it imports jedi and parso,
+has parso build its grammar tables for this Python, and parses the builtins' type stubs. None
+of that depends on the user's namespace, so :func:`start` does it on a daemon thread right after
+the kernel has started (the prelude has already answered the first kernel_info, see
+:mod:`cokernel.prelude`). A complete_request that comes in meanwhile waits on the import lock
+for the part under way instead of doing it again. Nothing here touches IPython's completer
+object, which belongs to the requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from importlib.util import find_spec
+from typing import Any
+
+log = logging.getLogger("cokernel")
+
+__all__ = ["start", "warm_completion"]
+
+
+def _jedi() -> Any:
+    import importlib
+
+    try:  # IPython imports and configures jedi there (case sensitivity, parso's logging)
+        from IPython.core.completer import _get_jedi
+    except ImportError:
+        return importlib.import_module("jedi")
+    return _get_jedi()
+
+
+def warm_completion() -> None:
+    """Import jedi and complete one builtin name through it, as a completion would."""
+    if find_spec("jedi") is None:
+        return
+    jedi = _jedi()
+    for completion in jedi.Interpreter("int.bit_l", [{}]).complete():
+        completion.type  # noqa: B018 - resolving the type loads what signatures need
+        completion.get_signatures()
+
+
+def start(*, completion: bool = True) -> threading.Thread:
+    """Warm up on a daemon thread; returns the thread (nothing waits for it)."""
+
+    def run() -> None:
+        try:
+            if completion:
+                warm_completion()
+        except Exception:  # a warm-up is an optimisation: never a failure of the kernel
+            log.debug("warm-up failed", exc_info=True)
+
+    thread = threading.Thread(target=run, name="cokernel-warmup", daemon=True)
+    thread.start()
+    return thread
