@@ -38,7 +38,7 @@ import psutil
 from cokernel_harness.bench_goals import format_goals
 from cokernel_harness.bench_perf import ALL_METRICS as METRICS
 from cokernel_harness.bench_perf import ALL_WORKLOADS as WORKLOADS
-from cokernel_harness.bench_perf import FLOOR_WORKLOADS
+from cokernel_harness.bench_perf import FLOOR_WORKLOADS, STARTUP_EXEC, first_execute
 from cokernel_harness.bench_wire import (
     FLOOR,
     KernelDied,
@@ -162,6 +162,12 @@ def _start(run: KernelRun, say: Any) -> Wire | None:
         _close_quietly(wire, now=True)
         return None
     result.samples.append(ms(seconds))
+    try:
+        first_execute(wire, run.results)
+    except Exception as exc:
+        first = run.results[STARTUP_EXEC.key]
+        first.status = "timeout" if isinstance(exc, WaitTimeout) else "failed"
+        first.notes.append(f"{type(exc).__name__}: {exc}")
     run.kernel_info = wire.kernel_info
     run.interrupt_mode = wire.interrupt_mode
     say(f"  {run.name:<12} started in {ms(seconds):.0f} ms")

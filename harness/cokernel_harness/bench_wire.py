@@ -113,6 +113,8 @@ class Wire:
         self.log: list[Arrival] = []
         self.restarts = 0
         self.kernel_info: dict[str, Any] = {}
+        #: ``perf_counter`` time just before the kernel was launched.
+        self.launched = 0.0
         self._km: KernelManager | None = None
         self._sockets: dict[str, zmq.Socket[bytes]] = {}
         self._poller = zmq.Poller()
@@ -138,7 +140,7 @@ class Wire:
 
         Raises :class:`WaitTimeout` or :class:`KernelDied` if the kernel does not answer.
         """
-        started = time.perf_counter()
+        started = self.launched = time.perf_counter()
         km = self._new_manager()
         km.start_kernel()
         self._km = km
@@ -369,7 +371,7 @@ class InProcessWire(Wire):
         from cokernel.interfaces.callback import start
         from cokernel.options import KernelOptions
 
-        started = time.perf_counter()
+        started = self.launched = time.perf_counter()
         self._handle = start(self._emit, options=KernelOptions(backend=self.backend))  # type: ignore[arg-type]
         first = self.send("shell", "kernel_info_request")
         reply = self.wait(reply_to(first), timeout, "the first kernel_info_reply")
