@@ -87,6 +87,7 @@ class Kernel:
         self.started = threading.Event()
         self.backend_detail: str = options.backend
         self.debugger = Debugger(self)  # debugpy itself is imported on the first initialize
+        self._warm_pending = False
 
     # -- outgoing ---------------------------------------------------------------------------
     def publish(
@@ -297,6 +298,9 @@ class Kernel:
         finally:
             if self.streams is not None:
                 self.streams.flush(request)
+            if self._warm_pending and request.msg_type == "execute_request":
+                self._warm_pending = False
+                warmup.start()
             self._status("idle", request)
             current_request.reset(token)
 
@@ -315,6 +319,9 @@ class Kernel:
         finally:
             if self.streams is not None:
                 self.streams.flush(request)
+            if self._warm_pending and request.msg_type == "execute_request":
+                self._warm_pending = False
+                warmup.start()
             self._status("idle", request)
             current_request.reset(token)
 
@@ -427,9 +434,9 @@ class Kernel:
             self.control_caller.start_thread()
         else:
             self.shell_caller.call_soon(self.streams.flush_periodically)
+        # perf: jedi is warmed on a thread once a first cell has run (see cokernel.warmup).
+        self._warm_pending = self.threads and bool(self.shell.Completer.use_jedi)
         self.started.set()
-        if self.threads and self.shell.Completer.use_jedi:  # perf: warm jedi off the loops
-            warmup.start()
         try:
             await self.shell_caller.serve()
         finally:

@@ -2,9 +2,10 @@
 
 The first completion of a session costs far more than the next ones: it imports jedi and parso,
 has parso build its grammar tables for this Python, and parses the builtins' type stubs. None
-of that depends on the user's namespace, so :func:`start` does it on a daemon thread right after
-the kernel has started (the prelude has already answered the first kernel_info, see
-:mod:`cokernel.prelude`). A complete_request that comes in meanwhile waits on the import lock
+of that depends on the user's namespace, so :func:`start` does it on a daemon thread, which the
+kernel starts when its first execute_request has been served: not during start-up (the first
+reply and the first cell are not slowed), and not before the session is used (jedi and the
+stubs it reads take about 30 MB, which a kernel nobody types into need not hold). A complete_request that comes in meanwhile waits on the import lock
 for the part under way instead of doing it again. Nothing here touches IPython's completer
 object, which belongs to the requests.
 """

@@ -120,6 +120,8 @@ print("jedi" in sys.modules, bool(parso.grammar._loaded_grammars))
 def test_jedi_is_warmed_up_after_start_without_a_completion(
     fresh_kernel: tuple[KernelManager, BlockingKernelClient],
 ) -> None:
-    # cokernel.warmup: jedi imported and parso's grammar built before any complete_request.
+    # cokernel.warmup: once a first cell has run, jedi is imported and parso's grammar built
+    # before any complete_request.
     wire = Wire(fresh_kernel[1])
+    assert wire.run("import sys\nprint('jedi' in sys.modules)").stdout == "False\n"
     assert wire.run(_WARMED).stdout == "True True\n"
