@@ -70,8 +70,10 @@ class KernelCommManager(CommManager):  # type: ignore[misc]
         return str(super().register_comm(comm))
 
     def unregister_comm(self, comm: BaseComm) -> None:
+        # Tolerant, unlike the base class: a widget collected after its kernel's comms were
+        # cleared (an in-process kernel that ended) must not raise in its __del__.
         self._owners.pop(comm.comm_id, None)
-        super().unregister_comm(comm)
+        self.comms.pop(comm.comm_id, None)
 
     def owner_of(self, msg: Mapping[str, Any], *, route: bool = True) -> str | None:
         """The shell that owns the comm of an incoming comm message (None: the main shell).

@@ -24,6 +24,7 @@ def _on_value(change):
         _arrived.set()
 
 _slider.observe(_on_value, names="value")
+print("waiting for the slider")
 with anyio.fail_after({PATIENCE!r}):
     await _arrived.wait()
 print("the cell received", _slider.value)
@@ -49,6 +50,15 @@ class WidgetAwait(Scenario):
             "comm_open metadata.version 2.x (ipywidgets protocol)",
             f"version {slider.version!r}",
             fe,
+        )
+        # As a person would: the slider is moved once the cell says it waits (a change sent
+        # while a cell's synchronous part still runs may be handled before its observe()).
+        await fe.wait_for(
+            lambda m: (
+                m.msg_type == "stream" and "waiting for the slider" in m.content.get("text", "")
+            ),
+            what="the cell saying it waits for the slider",
+            timeout=PATIENCE,
         )
         widgets.set_state(slider.comm_id, {"value": VALUE})
         execution = await fe.collect(cell, timeout=PATIENCE + 30)
