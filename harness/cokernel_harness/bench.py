@@ -38,7 +38,7 @@ import psutil
 from cokernel_harness.bench_goals import format_goals
 from cokernel_harness.bench_perf import ALL_METRICS as METRICS
 from cokernel_harness.bench_perf import ALL_WORKLOADS as WORKLOADS
-from cokernel_harness.bench_perf import FLOOR_WORKLOADS, STARTUP_EXEC, first_execute
+from cokernel_harness.bench_perf import FLOOR_WORKLOADS, STARTUP_EXEC, launch_to_first_execute
 from cokernel_harness.bench_wire import (
     FLOOR,
     KernelDied,
@@ -119,8 +119,12 @@ def run_bench(
         # Each start-up sample is a fresh process; the last one stays for the workloads.
         for sample in range(settings.repeat):
             for run in runs:
-                wire = _start(run, say)
-                if wire is not None and sample < settings.repeat - 1:
+                last = sample == settings.repeat - 1
+                # The kept kernel runs no cell before the workloads (RSS after start-up is
+                # measured on it): launch -> first execute is taken on the others, and on the
+                # one start-up when --repeat is 1.
+                wire = _start(run, say, first_execute=not last or settings.repeat == 1)
+                if wire is not None and not last:
                     wire.close(now=True)
                 elif wire is not None:
                     wires[run.name] = wire
@@ -150,7 +154,7 @@ def run_bench(
     return runs
 
 
-def _start(run: KernelRun, say: Any) -> Wire | None:
+def _start(run: KernelRun, say: Any, *, first_execute: bool = True) -> Wire | None:
     wire = open_wire(run.name)
     result = run.results[STARTUP.key]
     try:
@@ -163,7 +167,8 @@ def _start(run: KernelRun, say: Any) -> Wire | None:
         return None
     result.samples.append(ms(seconds))
     try:
-        first_execute(wire, run.results)
+        if first_execute:
+            launch_to_first_execute(wire, run.results)
     except Exception as exc:
         first = run.results[STARTUP_EXEC.key]
         first.status = "timeout" if isinstance(exc, WaitTimeout) else "failed"

@@ -57,7 +57,7 @@ __all__ = [
     "ALL_WORKLOADS",
     "FLOOR_WORKLOADS",
     "STARTUP_EXEC",
-    "first_execute",
+    "launch_to_first_execute",
     "peak_rss",
     "peak_rss_reset",
 ]
@@ -87,7 +87,7 @@ NEW_MODULES = ("json", "decimal", "fractions", "statistics", "textwrap", "diffli
 STARTUP_EXEC = Metric("startup_exec", "start-up: launch -> idle after a first `pass`", "ms")
 
 
-def first_execute(wire: Wire, results: Results) -> None:
+def launch_to_first_execute(wire: Wire, results: Results) -> None:
     """Execute ``pass`` on a kernel just started; record launch -> idle."""
     _, idle = run_cell(wire, "pass")
     results[STARTUP_EXEC.key].samples.append(ms(idle.time - wire.launched))
