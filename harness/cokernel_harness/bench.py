@@ -160,8 +160,9 @@ def _start(run: KernelRun, say: Any, *, first_execute: bool = True) -> Wire | No
     try:
         seconds = wire.start(STARTUP_TIMEOUT)
     except Exception as exc:  # any kernel may fail in any way; the run must go on
-        result.status = "timeout" if isinstance(exc, WaitTimeout) else "failed"
-        result.notes.append(f"{type(exc).__name__}: {exc}")
+        for failed in (result, run.results[STARTUP_EXEC.key]):
+            failed.status = "timeout" if isinstance(exc, WaitTimeout) else "failed"
+            failed.notes.append(f"{type(exc).__name__}: {exc}")
         say(f"  {run.name:<12} start-up failed: {exc}")
         _close_quietly(wire, now=True)
         return None
