@@ -7,7 +7,8 @@ kernel starts when its first execute_request has been served: not during start-u
 reply and the first cell are not slowed), and not before the session is used (jedi and the
 stubs it reads take about 30 MB, which a kernel nobody types into need not hold). A complete_request that comes in meanwhile waits on the import lock
 for the part under way instead of doing it again. Nothing here touches IPython's completer
-object, which belongs to the requests.
+object, which belongs to the requests. The modules IPython's traceback formatter imports on the
+first error are imported first, so a first interrupt's reply does not wait for them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 log = logging.getLogger("cokernel")
 
-__all__ = ["start", "warm_completion"]
+__all__ = ["TRACEBACK_MODULES", "start", "warm_completion", "warm_tracebacks"]
 
 
 def _jedi() -> Any:
@@ -42,11 +43,35 @@ def warm_completion() -> None:
         completion.get_signatures()
 
 
+#: What IPython's traceback formatter imports the first time a cell fails or is interrupted
+#: (a first interrupt's reply waited about 200 ms for them on a loaded machine).
+TRACEBACK_MODULES = (
+    "stack_data",
+    "executing",
+    "pure_eval",
+    "asttokens",
+    "pygments.formatters.terminal256",
+    "pygments.styles",
+    "pydoc",
+)
+
+
+def warm_tracebacks() -> None:
+    """Import the modules of the first traceback (imports only: the formatter objects
+    belong to the cells)."""
+    import importlib
+
+    for name in TRACEBACK_MODULES:
+        if find_spec(name.partition(".")[0]) is not None:
+            importlib.import_module(name)
+
+
 def start(*, completion: bool = True) -> threading.Thread:
     """Warm up on a daemon thread; returns the thread (nothing waits for it)."""
 
     def run() -> None:
         try:
+            warm_tracebacks()
             if completion:
                 warm_completion()
         except Exception:  # a warm-up is an optimisation: never a failure of the kernel

@@ -112,7 +112,7 @@ for t in threading.enumerate():
     if t.name == "cokernel-warmup":
         t.join(60)
 import parso.grammar
-print("jedi" in sys.modules, bool(parso.grammar._loaded_grammars))
+print("jedi" in sys.modules, bool(parso.grammar._loaded_grammars), "stack_data" in sys.modules)
 """
 
 
@@ -121,7 +121,8 @@ def test_jedi_is_warmed_up_after_start_without_a_completion(
     fresh_kernel: tuple[KernelManager, BlockingKernelClient],
 ) -> None:
     # cokernel.warmup: once a first cell has run, jedi is imported and parso's grammar built
-    # before any complete_request.
+    # before any complete_request, and the first traceback's modules are imported.
     wire = Wire(fresh_kernel[1])
-    assert wire.run("import sys\nprint('jedi' in sys.modules)").stdout == "False\n"
-    assert wire.run(_WARMED).stdout == "True True\n"
+    first = "import sys\nprint('jedi' in sys.modules, 'stack_data' in sys.modules)"
+    assert wire.run(first).stdout == "False False\n"
+    assert wire.run(_WARMED).stdout == "True True True\n"
