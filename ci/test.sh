@@ -6,6 +6,7 @@
 #   bash ci/test.sh                 # everything
 #   bash ci/test.sh -k interrupt -x # extra arguments go to every pytest run
 #   AXES=asyncio bash ci/test.sh    # only the asyncio axis (AXES="asyncio trio" by default)
+#   E2E=0 bash ci/test.sh           # without the end-to-end step (real JupyterLab in Chromium)
 #
 # The asyncio axis runs the whole suite; the trio axis re-runs every test that starts a
 # "cokernel" kernel with COKERNEL_TEST_BACKEND=trio. The GUI hosts (tests/gui) cover both
@@ -34,14 +35,31 @@ echo "== mypy --strict"
 # conftest also points IPYTHONDIR and the runtime dir at temporary folders).
 export JUPYTER_PLATFORM_DIRS=1
 AXES=${AXES:-"asyncio trio"}
+# The differential corpus (tests/differential) runs ipykernel once: later axes reuse its results.
+DIFFERENTIAL_IPYKERNEL_CACHE=$(mktemp -d)
+export DIFFERENTIAL_IPYKERNEL_CACHE
+trap 'rm -rf "$DIFFERENTIAL_IPYKERNEL_CACHE"' EXIT
 status=0
 for axis in $AXES; do
   echo "== pytest (backend: $axis)"
   if [ "$axis" = asyncio ]; then
-    COKERNEL_TEST_BACKEND=asyncio .venv/bin/python -m pytest -q -p no:cacheprovider "$@" || status=$?
+    COKERNEL_TEST_BACKEND=asyncio .venv/bin/python -m pytest -q -p no:cacheprovider \
+      --ignore=tests/e2e "$@" || status=$?
   else
     COKERNEL_TEST_BACKEND="$axis" .venv/bin/python -m pytest -q -p no:cacheprovider \
-      tests/kernel tests/shell tests/scenarios "$@" || status=$?
+      tests/kernel tests/shell tests/scenarios tests/differential "$@" || status=$?
   fi
 done
+
+# The end-to-end suite drives a real, pinned JupyterLab in Debian's headless Chromium; each of
+# its tests runs on the asyncio and the trio kernelspec within this one run (tests/e2e).
+if [ "${E2E:-1}" != 0 ]; then
+  echo "== e2e (JupyterLab in headless Chromium; asyncio and trio kernels)"
+  bash ci/install-e2e.sh
+  # Exit 5 (no test selected, e.g. by a -k meant for the other runs) is not a failure here.
+  .venv/bin/python -m pytest -q -p no:cacheprovider tests/e2e "$@" || {
+    rc=$?
+    [ "$rc" -eq 5 ] || status=$rc
+  }
+fi
 exit "$status"

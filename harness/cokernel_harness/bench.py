@@ -7,8 +7,9 @@ only the protocol, so any kernel can be measured); the name ``inprocess`` (or
 ``inprocess:trio``) is a cokernel kernel in the bench's own process, reached through the
 callback interface with no sockets. The workloads are those of
 :mod:`cokernel_harness.bench_workloads`: start-up, execute round trip, pipelined throughput,
-stdout throughput, kernel_info and comm latency while a cell blocks or awaits, subshell
-creation and latency, interrupt latency and memory. Each workload runs on every kernel in turn before the next one starts, so a noisy
+stdout throughput, kernel_info and comm latency while a cell blocks or awaits, how soon a
+widget's comm_msg sent on a subshell (as JupyterLab sends it) wakes the cell awaiting it,
+subshell creation and latency, interrupt latency and memory. Each workload runs on every kernel in turn before the next one starts, so a noisy
 moment on the machine is shared rather than landing on one kernel.
 
 The report gives, per metric and kernel, the median, the 95th percentile (for a rate, the slow

@@ -108,8 +108,11 @@ class Wire:
     first, so a message that arrived while the runner waited for another one is not lost.
     """
 
-    def __init__(self, kernel_name: str) -> None:
+    def __init__(self, kernel_name: str, *, encryption: str = "disabled") -> None:
         self.kernel_name = kernel_name
+        #: jupyter_client's ``transport_encryption`` for the launch: "disabled", "auto" or
+        #: "required" (CurveZMQ, JEP 145; the sockets below then connect as Curve clients).
+        self.encryption = encryption
         self.log: list[Arrival] = []
         self.restarts = 0
         self.kernel_info: dict[str, Any] = {}
@@ -152,7 +155,7 @@ class Wire:
         return reply.time - started
 
     def _new_manager(self) -> KernelManager:
-        return KernelManager(kernel_name=self.kernel_name)
+        return KernelManager(kernel_name=self.kernel_name, transport_encryption=self.encryption)
 
     def restart(self, timeout: float) -> None:
         """Kill the kernel process and start a fresh one; block until it answers."""
@@ -443,11 +446,17 @@ class Unsupported(Exception):
 #: The bench's name for its floor kernel (:class:`FloorWire`).
 FLOOR = "floor"
 
+#: A ``--kernel`` name ending in this launches the kernelspec with CurveZMQ required.
+CURVE_SUFFIX = "+curve"
+
 
 def open_wire(kernel_name: str) -> Wire:
-    """The wire for a bench ``--kernel`` name: a kernelspec, or ``inprocess[:backend]``."""
+    """The wire for a bench ``--kernel`` name: a kernelspec, ``KERNELSPEC+curve`` (the same,
+    with transport encryption required), ``floor``, or ``inprocess[:backend]``."""
     if kernel_name == FLOOR:
         return FloorWire(kernel_name)
     if kernel_name == "inprocess" or kernel_name.startswith("inprocess:"):
         return InProcessWire(kernel_name)
+    if kernel_name.endswith(CURVE_SUFFIX):
+        return Wire(kernel_name.removesuffix(CURVE_SUFFIX), encryption="required")
     return Wire(kernel_name)

@@ -3,13 +3,18 @@
 ::
 
     cokernel-harness conformance --kernel python3 [--json report.json] [-k interrupt]
+    cokernel-harness conformance --kernel cokernel --frontend jupyterlab -k widget
     cokernel-harness scenarios --kernel cokernel -k widget_await
     cokernel-harness scenarios --list
     cokernel-harness bench --kernel cokernel --kernel python3
+    cokernel-harness fuzz --kernel cokernel --cases 10000
+    cokernel-harness soak --kernel cokernel --executes 1000 --comms 10000
 
 ``conformance`` plays every scenario and validates all traffic against the protocol;
 ``scenarios`` only plays them. Both print a table (and the full diagnosis of whatever did not
-pass) and exit non-zero when anything failed, errored or broke the protocol. ``bench`` hands
+pass) and exit non-zero when anything failed, errored or broke the protocol. Scenarios that talk
+over comms run under each ``--frontend`` profile (default: all; see
+:mod:`cokernel_harness.profiles`), and their rows say which. ``bench`` hands
 its arguments to :func:`cokernel_harness.bench.main`.
 """
 
@@ -22,6 +27,7 @@ from collections.abc import Sequence
 
 import anyio
 
+from cokernel_harness.profiles import PROFILES
 from cokernel_harness.runner import Report, ScenarioResult, run_conformance
 from cokernel_scenarios import Scenario, UnknownScenario, select
 
@@ -61,6 +67,14 @@ def _parser() -> argparse.ArgumentParser:
             action="store_true",
             help="run the scenarios on one kernel (a new one after a scenario ends or breaks it)",
         )
+        sub.add_argument(
+            "--frontend",
+            action="append",
+            choices=list(PROFILES),
+            metavar="PROFILE",
+            help="the frontend to play comm scenarios as (repeatable; default: every one of "
+            f"{', '.join(PROFILES)})",
+        )
         sub.add_argument("--list", action="store_true", help="list the scenarios and exit")
         sub.add_argument(
             "--backend",
@@ -72,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "bench", add_help=False, help="benchmarks (see `cokernel-harness bench --help`)"
     )
+    commands.add_parser(
+        "fuzz", add_help=False, help="wire attacks on shell and control, with liveness checks"
+    )
+    commands.add_parser(
+        "soak", add_help=False, help="long pipelined load: lost/reordered messages, RSS, fds"
+    )
     return parser
 
 
@@ -80,6 +100,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["bench"]:
         return _bench(args_list[1:])
+    if args_list[:1] == ["fuzz"]:
+        from cokernel_harness.fuzz import main as fuzz_main
+
+        return fuzz_main(args_list[1:])
+    if args_list[:1] == ["soak"]:
+        from cokernel_harness.soak import main as soak_main
+
+        return soak_main(args_list[1:])
     args = _parser().parse_args(args_list)
     try:
         scenarios = select(args.patterns)
@@ -94,7 +122,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     kernels = args.kernel or ["cokernel"]
     validate = args.command == "conformance"
     reports = anyio.run(
-        _run_all, kernels, scenarios, validate, args.share_kernel, args.quiet, backend=args.backend
+        _run_all,
+        kernels,
+        scenarios,
+        validate,
+        args.share_kernel,
+        args.quiet,
+        args.frontend or list(PROFILES),
+        backend=args.backend,
     )
     for report in reports:
         print(report.table())
@@ -119,6 +154,7 @@ async def _run_all(
     validate: bool,
     share_kernel: bool,
     quiet: bool,
+    frontends: list[str],
 ) -> list[Report]:
     reports = []
     for kernel in kernels:
@@ -126,15 +162,19 @@ async def _run_all(
         def progress(result: ScenarioResult, kernel: str = kernel) -> None:
             if not quiet:
                 print(
-                    f"[{kernel}] {result.outcome.value:11} {result.scenario} "
-                    f"({result.seconds:.2f} s)",
+                    f"[{kernel}] {result.outcome.value:11} {result.label} ({result.seconds:.2f} s)",
                     file=sys.stderr,
                     flush=True,
                 )
 
         reports.append(
             await run_conformance(
-                kernel, scenarios, share_kernel=share_kernel, validate=validate, on_result=progress
+                kernel,
+                scenarios,
+                share_kernel=share_kernel,
+                validate=validate,
+                on_result=progress,
+                frontends=frontends,
             )
         )
     return reports

@@ -250,16 +250,27 @@ def list_subshell_request(kernel: Kernel, request: Request) -> None:
 
 
 # -- comms --------------------------------------------------------------------------------------
+def _in_shell_context(kernel: Kernel, fn: Any, *args: Any) -> None:
+    """Run a comm handler in the context of the shell whose loop thread runs it (widget
+    callbacks see what cells set, like ``decimal`` precision); on any other thread (a
+    stand-in for a blocked loop), in its own."""
+    context = kernel.shell.context_here() if kernel.shell is not None else None
+    if context is None:
+        fn(*args)
+    else:
+        context.run(fn, *args)
+
+
 def comm_open(kernel: Kernel, request: Request) -> None:
-    kernel.comm_manager.handle_open(request.msg)
+    _in_shell_context(kernel, kernel.comm_manager.handle_open, request.msg)
 
 
 def comm_msg(kernel: Kernel, request: Request) -> None:
-    kernel.comm_manager.handle_msg(request.msg)
+    _in_shell_context(kernel, kernel.comm_manager.handle_msg, request.msg)
 
 
 def comm_close(kernel: Kernel, request: Request) -> None:
-    kernel.comm_manager.handle_close(request.msg)
+    _in_shell_context(kernel, kernel.comm_manager.handle_close, request.msg)
 
 
 # -- execution ----------------------------------------------------------------------------------
@@ -312,9 +323,11 @@ async def execute_request(kernel: Kernel, request: Request) -> None:
     # The cell is registered before execute_input goes out: a frontend may interrupt as soon
     # as it sees execute_input, and that interrupt must find the cell.
     namespace = None
+    owner = None  # the thread of the shell the cell belongs to (None: the main shell)
     if request.subshell_id is not None and request.channel == "shell":
         try:
-            namespace = kernel.subshells.get(request.subshell_id).namespace
+            subshell = kernel.subshells.get(request.subshell_id)
+            namespace, owner = subshell.namespace, subshell.thread
         except SubshellNotFound as e:
             # Deleted while this request waited in its lane: the subshell's loop is ending
             # and its queue is being answered; this one was already on its way out.
@@ -323,6 +336,7 @@ async def execute_request(kernel: Kernel, request: Request) -> None:
             return
     namespace_token = current_namespace.set(namespace)
     cell = CellRun(timeout=timeout)
+    cell.context = shell.cell_context(owner)
     token = current_cell.set(cell)
     shell.running_cells.add(cell)
     cell.take_number(shell.numbering)
@@ -343,6 +357,7 @@ async def execute_request(kernel: Kernel, request: Request) -> None:
             transformed_cell=transformed,
             preprocessing_exc_tuple=preprocessing_exc,
             cell_id=request.msg["metadata"].get("cellId"),
+            cell_meta=request.msg["metadata"],  # ExecutionInfo.cell_meta, as ipykernel passes it
         )
         # IPython fires these from run_cell() only, not run_cell_async(): matplotlib's inline
         # backend shows and closes a cell's figures on post_execute, %matplotlib tk/qt redraw.
@@ -350,6 +365,9 @@ async def execute_request(kernel: Kernel, request: Request) -> None:
         if not silent:
             shell.events.trigger("post_run_cell", result)
     finally:
+        # What the cell wrote to fds 1 and 2 is its output (not the next cell's): forwarded
+        # while the cell still counts as running, so it goes to this cell.
+        kernel.drain_fd_output()
         cell.number_taken()  # were it not (the cell was empty)
         cell.finish()
         shell.running_cells.discard(cell)

@@ -78,6 +78,7 @@ def test_an_in_process_kernel_is_measured_through_the_callback_interface(
 ) -> None:
     json_file = tmp_path / "bench.json"
     only = ["--only=round_trip", "--only=pipelined", "--only=awaiting", "--only=subshells"]
+    only.append("--only=widget_wake")
     argv = [f"--kernel={name}", *TINY, *only, "--no-floor", f"--json={json_file}"]
 
     assert bench.main(argv) == 0
@@ -92,6 +93,7 @@ def test_an_in_process_kernel_is_measured_through_the_callback_interface(
         "awaiting_shell",
         "subshell_create",
         "subshell_exec",
+        "widget_wake",
     }
     assert measured <= set(results)
     for key in measured:

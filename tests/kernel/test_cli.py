@@ -147,6 +147,19 @@ def test_spec_argv_options_parse_back_to_the_same_options() -> None:
     )
 
 
+def test_capture_fds_and_profile_options_round_trip_through_a_spec() -> None:
+    for options in (
+        KernelOptions(capture_fds=False, profile="work"),
+        KernelOptions(capture_fds=True),
+    ):
+        argv = kernelspec.make_spec("fds", options=options)["argv"]
+        parsed = parse_kernel_args(argv[6:])
+        assert (parsed.capture_fds, parsed.profile) == (options.capture_fds, options.profile)
+    # Unset, they stay unset: "as the kernel's place decides" (cokernel start: on, default).
+    assert parse_kernel_args([]).capture_fds is None
+    assert parse_kernel_args(["--profile", "p"]).profile == "p"
+
+
 def test_explicit_display_name_is_used_verbatim() -> None:
     assert kernelspec.make_spec(display_name="Mine")["display_name"] == "Mine"
 
@@ -253,6 +266,8 @@ def test_install_with_unknown_option_fails_with_clear_message(cli: Cli, prefix: 
         (["--log-level=LOUD"], "--log-level must be one of"),
         (["--use-uvloop=maybe"], "--use-uvloop expects true or false"),
         (["--timeout"], "--timeout needs a value"),
+        (["--profile=a/b"], "--profile needs an IPython profile name"),
+        (["--capture-fds=sometimes"], "--capture-fds expects true or false"),
         (["stray"], "unexpected argument 'stray'"),
     ],
 )
