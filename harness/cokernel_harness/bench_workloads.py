@@ -87,6 +87,10 @@ class Settings:
     block_seconds: float = 2.0
     comm_messages: int = 20
     interrupts: int = 5
+    #: Requests in the pipelined ``x=1`` batch (bench_perf).
+    assignments: int = 1000
+    #: Size factor of the scale rows (bench_perf): 1 = the issue's figures.
+    scale: float = 1.0
 
 
 Results = dict[str, Result]

@@ -1,4 +1,9 @@
-"""Start a kernel process over ZMQ: what ``cokernel start -f FILE`` runs."""
+"""Start a kernel process over ZMQ: what ``cokernel start -f FILE`` runs.
+
+Only what the first reply needs is imported before the sockets are bound: the interface, the
+protocol and the :class:`~cokernel.prelude.Prelude`, which answers kernel_info while the rest of
+the kernel (IPython, the shell, the event loop) is imported and built on this thread.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,14 @@ import os
 import signal
 import threading
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO, cast
 
-import psutil
-
-from cokernel import profile
-from cokernel.gui.figures import set_default_backend as set_default_matplotlib_backend
 from cokernel.interfaces.zmq import ZMQInterface, load_connection_file
-from cokernel.kernel import Kernel, run_until_shutdown
 from cokernel.options import KernelOptions
+from cokernel.prelude import Prelude
+
+if TYPE_CHECKING:
+    from cokernel.kernel import Kernel
 
 log = logging.getLogger("cokernel")
 
@@ -29,13 +33,23 @@ def _watch_parent(kernel: Kernel, interval: float = 1.0) -> None:
 
     def watch() -> None:
         while not kernel.shutdown_requested.wait(interval):
-            if not psutil.pid_exists(parent) or os.getppid() == 1:
+            if not _pid_exists(parent) or os.getppid() == 1:
                 log.warning("parent process %s is gone: shutting down", parent)
                 kernel.request_shutdown(restart=False)
                 _exit_soon(5.0)
                 return
 
     threading.Thread(target=watch, name="cokernel-parent-watch", daemon=True).start()
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # no signal sent: only whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
 
 
 def _exit_soon(grace: float) -> None:
@@ -90,18 +104,27 @@ def run_kernel(connection_file: str, options: KernelOptions) -> int:
         options.capture_fds = True
     if options.profile is None:
         options.profile = "default"
-    profile.set_environment()  # TERM, PAGER=cat & co., as ipykernel's shell sets them
     # The kernel's log goes to the terminal it was started from, never into a cell: a stream on
     # a copy of fd 2 made before fd 2 is captured (cokernel.fdcapture).
     log_stream = open(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
     _configure_log(options.log_level, log_stream)
-    set_default_matplotlib_backend()  # inline figures, unless MPLBACKEND says otherwise
     info = load_connection_file(connection_file)
     interface = ZMQInterface(info)
     try:
+        prelude = Prelude(options, interface.session, interface.send)
+        # The interface only uses started, publish and receive, which the prelude has.
+        interface.start(cast("Kernel", prelude))
+
+        # Imported after the prelude serves: cokernel.profile imports IPython.
+        from cokernel import profile
+        from cokernel.gui.figures import set_default_backend as set_default_matplotlib_backend
+        from cokernel.kernel import Kernel, run_until_shutdown
+
+        profile.set_environment()  # TERM, PAGER=cat & co., as ipykernel's shell sets them
+        set_default_matplotlib_backend()  # inline figures, unless MPLBACKEND says otherwise
         kernel = Kernel(options, interface.session, interface.send, connection_info=info)
         kernel.connection_file = os.path.abspath(connection_file)  # for %connect_info, %qtconsole
-        interface.start(kernel)
+        prelude.hand_over(kernel)
         _watch_parent(kernel)
         _shutdown_on_sigterm(kernel, interface)
         try:

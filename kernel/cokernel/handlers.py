@@ -9,31 +9,22 @@ coroutine on an event loop, the introspection handlers run in worker threads.
 from __future__ import annotations
 
 import os
-import platform
 import socket
 import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-import IPython
 from IPython.core.completer import rectify_completions
 from IPython.utils.tokenutil import token_at_cursor
 
 from cokernel.dispatch import DirectiveError, cell_directives
-from cokernel.protocol import PROTOCOL_VERSION
+from cokernel.prelude import kernel_info_content
 from cokernel.shell import CellRun, current_cell
 from cokernel.subshells import SubshellNotFound, current_namespace
 
 if TYPE_CHECKING:
     from cokernel.kernel import Kernel
     from cokernel.request import Request
-
-try:
-    from importlib.metadata import version as _dist_version
-
-    __version__ = _dist_version("cokernel")
-except Exception:  # running from a source tree that is not installed
-    __version__ = "0.1.0"
 
 
 def _error_content(exc: BaseException) -> dict[str, Any]:
@@ -42,38 +33,11 @@ def _error_content(exc: BaseException) -> dict[str, Any]:
 
 # -- introspection ------------------------------------------------------------------------------
 def kernel_info_request(kernel: Kernel, request: Request) -> None:
-    features: list[str] = ["kernel subshells"] if kernel.threads else []
-    if kernel.debugger.available:
-        features.append("debugger")
-    kernel.reply(
-        request,
-        {
-            "status": "ok",
-            "protocol_version": PROTOCOL_VERSION,
-            "implementation": "cokernel",
-            "implementation_version": __version__,
-            "language_info": {
-                "name": "python",
-                "version": platform.python_version(),
-                "mimetype": "text/x-python",
-                "codemirror_mode": {"name": "ipython", "version": sys.version_info[0]},
-                "pygments_lexer": "ipython3",
-                "nbconvert_exporter": "python",
-                "file_extension": ".py",
-            },
-            "banner": (
-                f"Python {sys.version.split()[0]} | cokernel {__version__} on "
-                f"{kernel.backend_detail} | IPython {IPython.__version__}\n"
-                "Concurrent: comms, completion and control stay live while cells run.\n"
-            ),
-            "help_links": [
-                {"text": "Python", "url": "https://docs.python.org/3/"},
-                {"text": "IPython", "url": "https://ipython.readthedocs.io/en/stable/"},
-            ],
-            "debugger": kernel.debugger.available,
-            "supported_features": features,
-        },
+    # The same content the prelude answers with while the kernel starts (cokernel.prelude).
+    content = kernel_info_content(
+        threads=kernel.threads, debugger=kernel.debugger.available, backend=kernel.backend_detail
     )
+    kernel.reply(request, content)
 
 
 def connect_request(kernel: Kernel, request: Request) -> None:

@@ -30,7 +30,7 @@ from IPython.core.completer import ProvisionalCompleterWarning
 from IPython.core.profiledir import ProfileDir
 from traitlets.config import Config
 
-from cokernel import backends, handlers, pdbsupport, profile
+from cokernel import backends, handlers, pdbsupport, profile, warmup
 from cokernel.caller import Caller, Pending, threads_available
 from cokernel.comms import KernelCommManager
 from cokernel.comms import install as install_comms
@@ -103,6 +103,7 @@ class Kernel(KernelCompat):
         self.started = threading.Event()
         self.backend_detail: str = options.backend
         self.debugger = Debugger(self)  # debugpy itself is imported on the first initialize
+        self._warm_pending = False
         self.recorder: MessageRecorder | None = None
         path = record_path(options.record)
         if path is not None:
@@ -357,6 +358,9 @@ class Kernel(KernelCompat):
         finally:
             if self.streams is not None:
                 self.streams.flush(request)
+            if self._warm_pending and request.msg_type == "execute_request":
+                self._warm_pending = False
+                warmup.start()
             self._status("idle", request)
             current_request.reset(token)
 
@@ -375,6 +379,9 @@ class Kernel(KernelCompat):
         finally:
             if self.streams is not None:
                 self.streams.flush(request)
+            if self._warm_pending and request.msg_type == "execute_request":
+                self._warm_pending = False
+                warmup.start()
             self._status("idle", request)
             current_request.reset(token)
 
@@ -507,6 +514,8 @@ class Kernel(KernelCompat):
             self.control_caller.start_thread()
         else:
             self.shell_caller.call_soon(self.streams.flush_periodically)
+        # perf: jedi is warmed on a thread once a first cell has run (see cokernel.warmup).
+        self._warm_pending = self.threads and bool(self.shell.Completer.use_jedi)
         if self.fd_capture is not None:
             # Started after the rest of the set-up, right before the try: whatever fails
             # before it prints its traceback to the real fd 2, not into a pipe nobody reads.
