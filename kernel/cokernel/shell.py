@@ -80,8 +80,11 @@ class _Stepper:
                 return self._coro.send(value)
             return cell.context.run(self._coro.send, value)
         finally:
-            cell.stepping = False
-            cell.leave_user_code()
+            cell.stepping = False  # a plain store: no pending exception can fire before it
+            try:
+                cell.settle_interrupt()
+            finally:
+                cell.leave_user_code()
 
     def throw(self, *exc: Any) -> Any:
         __tracebackhide__ = True  # hidden from tracebacks
@@ -93,8 +96,11 @@ class _Stepper:
                 return self._coro.throw(*exc)
             return cell.context.run(self._coro.throw, *exc)
         finally:
-            cell.stepping = False
-            cell.leave_user_code()
+            cell.stepping = False  # as in send()
+            try:
+                cell.settle_interrupt()
+            finally:
+                cell.leave_user_code()
 
     def close(self) -> None:
         self._coro.close()
@@ -113,6 +119,10 @@ class CellRun:
         self.timeout = timeout
         self.stepping = False
         self.stop_reason: str | None = None  # "interrupt" | "timeout"
+        # Posting an exception to the cell's (non-main) thread and the end of a step exclude
+        # each other: see stop() and settle_interrupt().
+        self._gate = threading.Lock()
+        self._posted = False
         self._scope: anyio.CancelScope | None = None
         self._call_in_loop: Callable[..., Any] | None = None
         self._cancel_timer: Callable[[], None] | None = None
@@ -174,8 +184,11 @@ class CellRun:
                 return fn(*args)
             return self.context.run(fn, *args)
         finally:
-            self.stepping = False
-            self.leave_user_code()
+            self.stepping = False  # as in _Stepper.send()
+            try:
+                self.settle_interrupt()
+            finally:
+                self.leave_user_code()
 
     async def run_async(self, coro: Coroutine[Any, Any, Any]) -> Any:
         __tracebackhide__ = True  # hidden from tracebacks
@@ -204,6 +217,28 @@ class CellRun:
             handle = asyncio.get_running_loop().call_later(self.timeout, self.stop, "timeout")
             self._cancel_timer = handle.cancel
 
+    def settle_interrupt(self) -> None:
+        """End a step on the cell's thread: withdraw an exception posted but not yet raised.
+
+        Called right after ``stepping`` is cleared. CPython raises a posted exception at the
+        thread's next check between bytecodes, so one posted as the cell's code returned may
+        still be pending: raised later, it would land in the loop's or IPython's code instead
+        of the cell. Under the gate no new exception can be posted (stop() sees ``stepping``
+        cleared), and a pending one is withdrawn; the stop is then honoured as for a cell
+        suspended at an await (its scope is cancelled), because stop_reason stays set. One
+        that fired in the few bytecodes between the return and this call surfaces at the
+        cell's await in run_async, or in run_sync: still the cell's own interrupt.
+        """
+        with self._gate:  # always taken: a stop() may be between its look and its post
+            if self._posted:
+                self._posted = False
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(self.thread.ident or 0), None
+                )
+                scope, call = self._scope, self._call_in_loop
+                if scope is not None and call is not None:
+                    call(scope.cancel)
+
     def finish(self) -> None:
         if self._cancel_timer is not None:
             self._cancel_timer()
@@ -224,13 +259,23 @@ class CellRun:
                 return
             if threading.current_thread() is self.thread:
                 raise self.exception()
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                ctypes.c_ulong(self.thread.ident or 0), ctypes.py_object(type(self.exception()))
-            )
-            wake = self.wake
-            if wake is not None:
-                wake()
-            return
+            with self._gate:
+                # Looked at again under the gate: a step that ended since the look above has
+                # cleared stepping, and an exception posted now would fire in kernel code.
+                if self.stepping:
+                    self._posted = True
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                        ctypes.c_ulong(self.thread.ident or 0),
+                        ctypes.py_object(type(self.exception())),
+                    )
+                    posted = True
+                else:
+                    posted = False
+            if posted:
+                wake = self.wake
+                if wake is not None:
+                    wake()
+                return
         scope, call = self._scope, self._call_in_loop
         if scope is not None and call is not None:
             call(scope.cancel)
