@@ -1,7 +1,7 @@
 """Start a kernel process over ZMQ: what ``cokernel start -f FILE`` runs.
 
 Only what the first reply needs is imported before the sockets are bound: the interface, the
-protocol and the :class:`~cokernel.prelude.Prelude`, which answers kernel_info while the rest of
+protocol and the :class:`~cokernel.kernel._prelude.Prelude`, which answers kernel_info while the rest of
 the kernel (IPython, the shell, the event loop) is imported and built on this thread.
 """
 
@@ -15,11 +15,11 @@ import time
 from typing import TYPE_CHECKING, TextIO, cast
 
 from cokernel.interfaces.zmq import ZMQInterface, load_connection_file
+from cokernel.kernel._prelude import Prelude
 from cokernel.options import KernelOptions
-from cokernel.prelude import Prelude
 
 if TYPE_CHECKING:
-    from cokernel.kernel import Kernel
+    from cokernel.kernel._kernel import Kernel
 
 log = logging.getLogger("cokernel")
 
@@ -105,7 +105,7 @@ def run_kernel(connection_file: str, options: KernelOptions) -> int:
     if options.profile is None:
         options.profile = "default"
     # The kernel's log goes to the terminal it was started from, never into a cell: a stream on
-    # a copy of fd 2 made before fd 2 is captured (cokernel.fdcapture).
+    # a copy of fd 2 made before fd 2 is captured (cokernel.shell._fdcapture).
     log_stream = open(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
     _configure_log(options.log_level, log_stream)
     info = load_connection_file(connection_file)
@@ -115,10 +115,10 @@ def run_kernel(connection_file: str, options: KernelOptions) -> int:
         # The interface only uses started, publish and receive, which the prelude has.
         interface.start(cast("Kernel", prelude))
 
-        # Imported after the prelude serves: cokernel.profile imports IPython.
-        from cokernel import profile
-        from cokernel.gui.figures import set_default_backend as set_default_matplotlib_backend
-        from cokernel.kernel import Kernel, run_until_shutdown
+        # Imported after the prelude serves: cokernel.shell._profile imports IPython.
+        from cokernel.gui._figures import set_default_backend as set_default_matplotlib_backend
+        from cokernel.kernel._kernel import Kernel, run_until_shutdown
+        from cokernel.shell import _profile as profile
 
         profile.set_environment()  # TERM, PAGER=cat & co., as ipykernel's shell sets them
         set_default_matplotlib_backend()  # inline figures, unless MPLBACKEND says otherwise

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cokernel.options import KernelOptions, OptionError
-from cokernel.protocol import PROTOCOL_VERSION
+from cokernel.protocol._messages import PROTOCOL_VERSION
 
 DEFAULT_NAME = "cokernel"
 DEFAULT_DISPLAY_NAME = "Python 3 (cokernel)"

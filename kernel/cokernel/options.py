@@ -33,7 +33,7 @@ class KernelOptions:
     comment (``# cokernel: timeout=5``).
 
     ``record`` names a JSON-lines file that gets one line per received message (see
-    :mod:`cokernel.recorder`; ``$COKERNEL_RECORD`` does the same when the option is unset).
+    :mod:`cokernel.protocol._recorder`; ``$COKERNEL_RECORD`` does the same when the option is unset).
     """
 
     backend: Backend = "asyncio"
@@ -48,7 +48,7 @@ class KernelOptions:
     # into the running cell. None: only where the kernel owns its process (``cokernel start``);
     # an embedding host (the callback interface) keeps its descriptors unless it sets True.
     capture_fds: bool | None = None
-    # The IPython profile whose config files and startup files apply (cokernel.profile). None:
+    # The IPython profile whose config files and startup files apply (cokernel.shell._profile). None:
     # "default" where the kernel owns its process, none in an embedding host's process.
     profile: str | None = None
     record: str | None = None

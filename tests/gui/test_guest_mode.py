@@ -18,9 +18,9 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from cokernel.caller import loop_callback_scheduler
+from cokernel.engine._caller import loop_callback_scheduler
 from cokernel.gui import GuiUnavailable, check_gui
-from cokernel.gui.host import GuestHost
+from cokernel.gui._host import GuestHost
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -1,4 +1,4 @@
-"""cokernel.caller: the four doors onto a Caller's loop, their ordering and their cancellation.
+"""cokernel.engine._caller: the four doors onto a Caller's loop, their ordering and their cancellation.
 
 Every test runs with the Caller's loop on asyncio and on trio. Gates (events the test opens)
 make each ordering claim deterministic: a job that must run *while* another one is suspended is
@@ -19,8 +19,8 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from cokernel.caller import Caller, Pending, PendingCancelled
-from cokernel.lending import Lender
+from cokernel.engine._caller import Caller, Pending, PendingCancelled
+from cokernel.engine._lending import Lender
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -423,7 +423,7 @@ def test_work_submitted_after_stop_is_cancelled_not_lost(backend: str) -> None:
             job.result(WAIT)
 
 
-# -- lendable lanes (cokernel.lending) ---------------------------------------------------------
+# -- lendable lanes (cokernel.engine._lending) ---------------------------------------------------------
 class StuckCell:
     """Plays a cell stuck in synchronous code on the loop's thread until :meth:`release`."""
 

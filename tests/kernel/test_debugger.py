@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from cokernel.cellfiles import HASH_SEED, cell_path, murmur2
+from cokernel.shell._cellfiles import HASH_SEED, cell_path, murmur2
 from cokernel_harness.debugger import DebugClient
 from cokernel_harness.debugger import murmur2 as harness_murmur2
 from cokernel_harness.frontend import Frontend

@@ -1,4 +1,4 @@
-"""cokernel.protocol.Session: signing, verification and the faults that make a message drop."""
+"""cokernel.protocol._messages.Session: signing, verification and the faults that make a message drop."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 from jupyter_client.session import Session as ClientSession
 
-from cokernel.protocol import DELIMITER, PROTOCOL_VERSION, ProtocolError, Session, reply_type
+from cokernel.protocol._messages import (
+    DELIMITER,
+    PROTOCOL_VERSION,
+    ProtocolError,
+    Session,
+    reply_type,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -80,7 +86,7 @@ def test_verification_compares_signatures_in_constant_time(monkeypatch: pytest.M
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr("cokernel.protocol.hmac.compare_digest", spy)
+    monkeypatch.setattr("cokernel.protocol._messages.hmac.compare_digest", spy)
     parts = wire_parts()
     Session(KEY).deserialize(frames_for(parts))
     assert calls == [(signed(KEY, parts), signed(KEY, parts))]

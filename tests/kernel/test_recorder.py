@@ -12,7 +12,7 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
 from cokernel.options import KernelOptions, OptionError, parse_kernel_args
-from cokernel.recorder import RECORD_ENV, record_path
+from cokernel.protocol._recorder import RECORD_ENV, record_path
 from helpers import Wire
 
 KernelPair = tuple[KernelManager, BlockingKernelClient]

@@ -26,7 +26,7 @@ from jupyter_client.connect import write_connection_file
 from jupyter_client.manager import KernelManager
 from jupyter_client.session import Session
 
-from cokernel.protocol import reply_type
+from cokernel.protocol._messages import reply_type
 from helpers import (
     DEFAULT_TIMEOUT,
     STARTUP_TIMEOUT,

@@ -1,5 +1,5 @@
 """Start-up. The prelude: a starting kernel answers kernel_info before IPython is even imported, and keeps
-every other request, in order, for the kernel (cokernel.prelude).
+every other request, in order, for the kernel (cokernel.kernel._prelude).
 
 The kernel process gets a ``sitecustomize`` that holds the first import of IPython until the
 test opens a gate (a FIFO the hook reads from, so nothing polls). While it is held, nothing of the
@@ -120,7 +120,7 @@ print("jedi" in sys.modules, bool(parso.grammar._loaded_grammars), "stack_data" 
 def test_jedi_is_warmed_up_after_start_without_a_completion(
     fresh_kernel: tuple[KernelManager, BlockingKernelClient],
 ) -> None:
-    # cokernel.warmup: once a first cell has run, jedi is imported and parso's grammar built
+    # cokernel.shell._warmup: once a first cell has run, jedi is imported and parso's grammar built
     # before any complete_request, and the first traceback's modules are imported.
     wire = Wire(fresh_kernel[1])
     first = "import sys\nprint('jedi' in sys.modules, 'stack_data' in sys.modules)"

@@ -12,7 +12,7 @@ import zmq
 from jupyter_client.manager import KernelManager
 from jupyter_client.session import Session
 
-from cokernel.droplog import BURST, DropLog
+from cokernel.protocol._droplog import BURST, DropLog
 from helpers import KERNEL_NAME, STARTUP_TIMEOUT, Wire
 
 pytestmark = pytest.mark.timeout(90)

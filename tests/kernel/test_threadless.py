@@ -14,7 +14,7 @@ import anyio
 import pytest
 from jupyter_client.session import Session
 
-import cokernel.request
+import cokernel.protocol._request
 from cokernel.interfaces import callback
 
 Msg = dict[str, Any]
@@ -27,7 +27,9 @@ def no_threads(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setenv("COKERNEL_NO_THREADS", "1")
     monkeypatch.setattr(threading.Thread, "start", refuse)
-    monkeypatch.setattr(cokernel.request, "_original_start", refuse)  # behind the kernel's patch
+    monkeypatch.setattr(
+        cokernel.protocol._request, "_original_start", refuse
+    )  # behind the kernel's patch
 
 
 @pytest.mark.timeout(60)

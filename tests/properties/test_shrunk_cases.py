@@ -67,7 +67,7 @@ def test_a_queued_cell_started_as_its_subshell_is_deleted_is_stopped_not_cancell
     # then stops its loop. A queued cell that the lane started in between was never
     # interrupted: the loop's cancellation hit it, IPython caught it as the cell's own error,
     # and the reply said "Cancelled: cancelled due to explicit from task <Task
-    # 'cokernel.caller.Caller.serve'>" (trio) or "CancelledError" (asyncio).
+    # 'cokernel.engine._caller.Caller.serve'>" (trio) or "CancelledError" (asyncio).
     # Which side wins is a race between two threads, so the sequence is replayed many times:
     # before the fix about one round in four leaked the cancellation (measured: 6/20 on trio,
     # 4/20 on asyncio); after it, every round's second cell either ran, was stopped

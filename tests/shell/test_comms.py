@@ -216,7 +216,7 @@ def test_comm_msgs_sent_while_a_cell_blocks_are_all_handled_in_order_during_it(
     )
 
     # The cell holds the shell's thread in synchronous code until the whole flood has been
-    # handled: the comm lane is lent to a stand-in meanwhile (cokernel.lending). Were comms
+    # handled: the comm lane is lent to a stand-in meanwhile (cokernel.engine._lending). Were comms
     # served only once the cell ends, it would never end.
     blocking = wire.execute(
         "while len(flood) < 1000:\n    time.sleep(0.005)\n"

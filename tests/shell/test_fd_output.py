@@ -2,7 +2,7 @@
 
 ``os.system``, subprocesses that inherit the kernel's stdout, C code writing to fd 1/2 and
 ``multiprocessing`` children (fork and spawn) all bypass ``sys.stdout``; the kernel captures the
-descriptors (cokernel.fdcapture) when it owns its process, which is the case for these kernels.
+descriptors (cokernel.shell._fdcapture) when it owns its process, which is the case for these kernels.
 """
 
 from __future__ import annotations

@@ -11,14 +11,14 @@ Importing this package imports no toolkit: each is imported when a host starts.
 
 from __future__ import annotations
 
-from cokernel.gui.host import GuestHost as GuestHost
-from cokernel.gui.host import HostUnavailable as HostUnavailable
-from cokernel.gui.host import Outcome as Outcome
-from cokernel.gui.run import describe_hosted as describe_hosted
-from cokernel.gui.run import make_host as make_host
-from cokernel.gui.run import run_hosted as run_hosted
-from cokernel.gui.toolkits import GuiUnavailable as GuiUnavailable
-from cokernel.gui.toolkits import check_gui as check_gui
+from cokernel.gui._host import GuestHost as GuestHost
+from cokernel.gui._host import HostUnavailable as HostUnavailable
+from cokernel.gui._host import Outcome as Outcome
+from cokernel.gui._run import describe_hosted as describe_hosted
+from cokernel.gui._run import make_host as make_host
+from cokernel.gui._run import run_hosted as run_hosted
+from cokernel.gui._toolkits import GuiUnavailable as GuiUnavailable
+from cokernel.gui._toolkits import check_gui as check_gui
 
 __all__ = [
     "GuestHost",

@@ -1,1 +1,1 @@
-"""Interfaces carry messages between the outside world and a :class:`~cokernel.kernel.Kernel`."""
+"""Interfaces carry messages between the outside world and a :class:`cokernel.Kernel`."""

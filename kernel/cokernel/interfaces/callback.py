@@ -25,9 +25,9 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
-from cokernel.kernel import Kernel
+from cokernel.kernel._kernel import Kernel
 from cokernel.options import KernelOptions
-from cokernel.protocol import Channel, Message, ProtocolError, Session
+from cokernel.protocol._messages import Channel, Message, ProtocolError, Session
 
 SendCallback = Callable[[str, dict[str, Any]], None]
 

@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, Any, cast
 import zmq
 import zmq.utils.z85
 
-from cokernel.droplog import drop_log
-from cokernel.protocol import Channel, Message, ProtocolError, Session
+from cokernel.protocol._droplog import drop_log
+from cokernel.protocol._messages import Channel, Message, ProtocolError, Session
 
 if TYPE_CHECKING:
-    from cokernel.kernel import Kernel
+    from cokernel.kernel._kernel import Kernel
 
 log = logging.getLogger("cokernel.zmq")
 

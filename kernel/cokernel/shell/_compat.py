@@ -10,7 +10,7 @@ Widely used code talks to the kernel object directly, not only through the proto
 - older libraries call ``kernel.send_response(kernel.iopub_socket, ...)``.
 
 cokernel keeps "the request being served" in a context variable
-(:data:`cokernel.request.current_request`) instead of ipykernel's per-channel attributes, so it
+(:data:`cokernel.protocol._request.current_request`) instead of ipykernel's per-channel attributes, so it
 is right in tasks, threads and comm handlers as well: ``get_parent()`` reads it, ``set_parent()``
 sets it for the code that calls it (and what that code starts). The list of what is offered
 and what is not is in docs/compatibility.md.
@@ -25,11 +25,11 @@ import weakref
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from cokernel.protocol import Channel, Message
-from cokernel.request import Request, current_request
+from cokernel.protocol._messages import Channel, Message
+from cokernel.protocol._request import Request, current_request
 
 if TYPE_CHECKING:
-    from cokernel.kernel import Kernel
+    from cokernel.kernel._kernel import Kernel
 
 _OUTPUT_TYPES = frozenset(
     {"stream", "display_data", "update_display_data", "execute_result", "clear_output", "error"}
@@ -97,7 +97,7 @@ def _make_current(request: Request) -> None:
     # A cell's code runs statement by statement in its shell's context, and the kernel sets
     # the cell's own request at each entry: the choice is kept on the cell so it lasts for
     # the rest of the cell (and no further).
-    from cokernel.shell import current_cell
+    from cokernel.shell._shell import current_cell
 
     cell = current_cell.get()
     if cell is not None:
@@ -156,7 +156,7 @@ class _ParentIdents(Mapping[str, bytes]):
 
 
 class KernelCompat:
-    """Mixed into :class:`cokernel.kernel.Kernel`: the ipykernel ``Kernel`` attributes that
+    """Mixed into :class:`cokernel.kernel._kernel.Kernel`: the ipykernel ``Kernel`` attributes that
     libraries use. Everything else about the kernel is cokernel's own."""
 
     # Supplied by Kernel.
@@ -215,10 +215,10 @@ class KernelCompat:
     @property
     def shell_handlers(self) -> dict[str, Any]:
         """ipykernel's table of shell handlers, by msg_type (jupyter-ui-poll swaps an entry in
-        and back). cokernel routes by :mod:`cokernel.dispatch`: changes here have no effect."""
+        and back). cokernel routes by :mod:`cokernel.engine._dispatch`: changes here have no effect."""
         table: dict[str, Any] | None = self.__dict__.get("_shell_handlers")
         if table is None:
-            from cokernel import handlers
+            from cokernel.kernel import _handlers as handlers
 
             names = ("execute_request", "comm_open", "comm_msg", "comm_close")
             table = self.__dict__["_shell_handlers"] = {n: getattr(handlers, n) for n in names}
@@ -245,7 +245,7 @@ class KernelCompat:
         return anyio.sleep(0.001)
 
     def _say_sync_poll_cannot_serve(self) -> None:
-        from cokernel.shell import current_cell
+        from cokernel.shell._shell import current_cell
 
         cell = current_cell.get()
         if cell is None or getattr(cell, "_said_sync_poll", False):
@@ -289,7 +289,7 @@ class KernelCompat:
 
 
 class ShellCompat:
-    """Mixed into :class:`cokernel.shell.CokernelShell`: ipykernel's ``ZMQInteractiveShell``
+    """Mixed into :class:`cokernel.shell._shell.CokernelShell`: ipykernel's ``ZMQInteractiveShell``
     parent API, over :data:`current_request`."""
 
     kernel: Any = None

@@ -33,7 +33,7 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from cokernel.gui.host import AsyncMain, GuestHost, Outcome
+from cokernel.gui._host import AsyncMain, GuestHost, Outcome
 
 log = logging.getLogger("cokernel.gui")
 

@@ -1,7 +1,7 @@
 """trio as a guest: trio's own guest mode (``trio.lowlevel.start_guest_run``) on a host loop.
 
 trio runs its scheduler in ticks posted to the host's thread and waits for I/O on a thread of
-its own, which is the same split :mod:`cokernel.gui.asyncio_guest` builds for asyncio.
+its own, which is the same split :mod:`cokernel.gui._asyncio_guest` builds for asyncio.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from cokernel.gui.host import AsyncMain, GuestHost, Outcome
+from cokernel.gui._host import AsyncMain, GuestHost, Outcome
 
 
 def start_trio_guest(

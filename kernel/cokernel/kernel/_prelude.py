@@ -27,10 +27,10 @@ from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
 
 from cokernel.options import KernelOptions
-from cokernel.protocol import PROTOCOL_VERSION, Channel, Message, Session
+from cokernel.protocol._messages import PROTOCOL_VERSION, Channel, Message, Session
 
 if TYPE_CHECKING:
-    from cokernel.kernel import Kernel
+    from cokernel.kernel._kernel import Kernel
 
 Send = Callable[[Channel, Message, "list[bytes] | None"], None]
 
@@ -125,7 +125,7 @@ def kernel_info_content(*, threads: bool, debugger: bool, backend: str) -> dict[
 
 
 def _threads_forbidden() -> bool:
-    # As cokernel.caller.threads_available (not imported here: it is heavy) forbids them.
+    # As cokernel.engine._caller.threads_available (not imported here: it is heavy) forbids them.
     return os.environ.get("COKERNEL_NO_THREADS", "") not in ("", "0")
 
 

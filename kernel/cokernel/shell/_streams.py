@@ -1,7 +1,7 @@
 """stdout and stderr for the kernel: coalesced, ordered and routed to the right cell.
 
 Every write is appended to the buffer of the request it belongs to (the context's
-:data:`~cokernel.request.current_request`, else the latest main-shell execute). A flusher thread
+:data:`~cokernel.protocol._request.current_request`, else the latest main-shell execute). A flusher thread
 sends what has gathered every ``interval`` seconds (where threads cannot start, a task on the
 kernel's loop does: :meth:`StreamRouter.flush_periodically`), and a buffer that grows past ``max_buffer``
 characters is sent at once, so a loop of 100,000 prints becomes a handful of ``stream`` messages.
@@ -17,8 +17,8 @@ from typing import Any
 
 import anyio
 
-from cokernel.fdcapture import in_forked_child, write_fd
-from cokernel.request import Request, current_request
+from cokernel.protocol._request import Request, current_request
+from cokernel.shell._fdcapture import in_forked_child, write_fd
 
 Publish = Callable[[str, dict[str, Any], "Request | None"], None]
 
@@ -123,7 +123,7 @@ class OutStream(io.TextIOBase):
     """A text stream (``sys.stdout`` or ``sys.stderr``) that writes into a :class:`StreamRouter`.
 
     With ``fileno`` (giving 1 or 2 while the kernel captures its file descriptors: see
-    :mod:`cokernel.fdcapture`) :meth:`fileno` returns what it gives, so ``faulthandler.enable()`` and
+    :mod:`cokernel.shell._fdcapture`) :meth:`fileno` returns what it gives, so ``faulthandler.enable()`` and
     ``subprocess.run(..., stdout=sys.stdout)`` work and their output reaches the cell;
     ``before_write`` is called before each write and ``before_flush`` before each flush (they
     forward what was written to the descriptors so far, keeping the order). In a process forked

@@ -16,7 +16,7 @@ import contextlib
 import os
 from typing import Any
 
-from cokernel.gui.host import (
+from cokernel.gui._host import (
     GuestHost,
     HostUnavailable,
     drain_pipe,

@@ -23,7 +23,7 @@ import re
 from enum import StrEnum
 from typing import Any
 
-from cokernel.protocol import Channel
+from cokernel.protocol._messages import Channel
 
 
 class RunMode(StrEnum):

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-log = logging.getLogger("cokernel.debugger")
+log = logging.getLogger("cokernel.debugger._debugger")
 
 # Threads of the kernel's own machinery: debugpy neither traces them nor lists them.
 _KERNEL_THREADS = (

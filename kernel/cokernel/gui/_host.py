@@ -192,7 +192,7 @@ class GuestHost(abc.ABC):
         finished and the loop has been stopped and closed. Raises :class:`HostUnavailable` when
         the toolkit cannot start.
         """
-        from cokernel.gui.guests import start_guest
+        from cokernel.gui._guests import start_guest
 
         try:
             self._open()

@@ -1,6 +1,6 @@
 """Lending a blocked loop's lanes to another runner.
 
-A :class:`~cokernel.caller.Caller` runs a *lendable* lane's jobs on its own loop whenever the
+A :class:`~cokernel.engine._caller.Caller` runs a *lendable* lane's jobs on its own loop whenever the
 loop can take them: it is idle, or the code it runs is suspended at an ``await``. When the loop's
 thread is stuck in synchronous user code (``time.sleep``, a tight loop, ``input()``, a
 breakpoint) the lane is *lent*, so its jobs are still served at once, in order:
@@ -45,7 +45,7 @@ from collections import deque
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
-log = logging.getLogger("cokernel.lending")
+log = logging.getLogger("cokernel.engine._lending")
 
 #: How long a job waits for a loop whose thread stays in user code before a stand-in takes it.
 LEND_AFTER = 0.05

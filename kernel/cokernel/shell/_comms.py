@@ -15,9 +15,9 @@ from typing import Any
 import comm
 from comm.base_comm import BaseComm, CommManager
 
-from cokernel.request import Request, current_request
+from cokernel.protocol._request import Request, current_request
 
-log = logging.getLogger("cokernel.comms")
+log = logging.getLogger("cokernel.shell._comms")
 
 PublishComm = Callable[
     [str, dict[str, Any], "Request | None", dict[str, Any] | None, list[bytes] | None], None

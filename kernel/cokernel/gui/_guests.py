@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from cokernel.gui.host import AsyncMain, GuestHost, Outcome
+from cokernel.gui._host import AsyncMain, GuestHost, Outcome
 
 
 def start_guest(
@@ -18,11 +18,11 @@ def start_guest(
     for an unknown backend.
     """
     if backend == "asyncio":
-        from cokernel.gui.asyncio_guest import AsyncioGuest
+        from cokernel.gui._asyncio_guest import AsyncioGuest
 
         AsyncioGuest(host).start(async_main, done)
     elif backend == "trio":
-        from cokernel.gui.trio_guest import start_trio_guest
+        from cokernel.gui._trio_guest import start_trio_guest
 
         start_trio_guest(async_main, host, done)
     else:

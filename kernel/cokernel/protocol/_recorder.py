@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any
 
-from cokernel.protocol import Channel, Message
+from cokernel.protocol._messages import Channel, Message
 
 log = logging.getLogger("cokernel")
 

@@ -15,7 +15,7 @@ from IPython.core.displayhook import DisplayHook
 from IPython.core.displaypub import DisplayPublisher
 from traitlets import Any as AnyTrait
 
-from cokernel.request import Request, current_request
+from cokernel.protocol._request import Request, current_request
 
 Publish = Callable[[str, dict[str, Any], "Request | None"], None]
 

@@ -1,9 +1,9 @@
 """The Kernel: receives messages from an interface, schedules them, and answers every one.
 
-The kernel never imports an interface. An interface hands it a :class:`~cokernel.protocol.Session`
+The kernel never imports an interface. An interface hands it a :class:`~cokernel.protocol._messages.Session`
 (for building messages) and a ``send(channel, msg, identities)`` callable, then feeds received
 messages to :meth:`Kernel.receive` from its own thread. Handlers are the methods named after
-their ``msg_type`` in :mod:`cokernel.handlers`; :mod:`cokernel.dispatch` says where each runs.
+their ``msg_type`` in :mod:`cokernel.kernel._handlers`; :mod:`cokernel.engine._dispatch` says where each runs.
 """
 
 from __future__ import annotations
@@ -30,24 +30,28 @@ from IPython.core.completer import ProvisionalCompleterWarning
 from IPython.core.profiledir import ProfileDir
 from traitlets.config import Config
 
-from cokernel import backends, handlers, pdbsupport, profile, warmup
-from cokernel.caller import Caller, Pending, threads_available
-from cokernel.comms import KernelCommManager
-from cokernel.comms import install as install_comms
-from cokernel.compat import KernelCompat
-from cokernel.debugger import Debugger
-from cokernel.dispatch import DirectiveError, RunMode, cell_directives, route
-from cokernel.droplog import drop_log
-from cokernel.fdcapture import FdCapture
-from cokernel.magics import KernelMagics
+from cokernel.debugger._debugger import Debugger
+from cokernel.engine import _nested_run as backends
+from cokernel.engine._caller import Caller, Pending, threads_available
+from cokernel.engine._dispatch import DirectiveError, RunMode, cell_directives, route
+from cokernel.engine._subshells import SubshellNotFound, SubshellRegistry
+from cokernel.kernel import _handlers as handlers
 from cokernel.options import KernelOptions
-from cokernel.protocol import Channel, Message, Session, reply_type
-from cokernel.recorder import MessageRecorder, record_path
-from cokernel.request import Request, current_request, propagate_context_to_threads
-from cokernel.shell import CokernelShell, on_sigint
-from cokernel.stdin import StdinBridge
-from cokernel.streams import OutStream, StreamRouter
-from cokernel.subshells import SubshellNotFound, SubshellRegistry
+from cokernel.protocol._droplog import drop_log
+from cokernel.protocol._messages import Channel, Message, Session, reply_type
+from cokernel.protocol._recorder import MessageRecorder, record_path
+from cokernel.protocol._request import Request, current_request, propagate_context_to_threads
+from cokernel.shell import _pdbsupport as pdbsupport
+from cokernel.shell import _profile as profile
+from cokernel.shell import _warmup as warmup
+from cokernel.shell._comms import KernelCommManager
+from cokernel.shell._comms import install as install_comms
+from cokernel.shell._compat import KernelCompat
+from cokernel.shell._fdcapture import FdCapture
+from cokernel.shell._magics import KernelMagics
+from cokernel.shell._shell import CokernelShell, on_sigint
+from cokernel.shell._stdin import StdinBridge
+from cokernel.shell._streams import OutStream, StreamRouter
 
 log = logging.getLogger("cokernel")
 
@@ -63,7 +67,7 @@ class Kernel(KernelCompat):
     """One kernel: a shell on the main thread's loop, a control loop on its own thread.
 
     Also offers the ipykernel attributes libraries use (``get_parent``, ``iopub_socket``...):
-    see :mod:`cokernel.compat`.
+    see :mod:`cokernel.shell._compat`.
     """
 
     def __init__(
@@ -171,7 +175,7 @@ class Kernel(KernelCompat):
         return self.last_execute
 
     def _fd_output(self, name: str, text: str) -> None:
-        """Text written to fd 1 or 2 (cokernel.fdcapture): its writer is unknown, so it goes to
+        """Text written to fd 1 or 2 (cokernel.shell._fdcapture): its writer is unknown, so it goes to
         the latest cell still running (on any shell), else where stray output goes."""
         if self.streams is None:
             return
@@ -256,7 +260,7 @@ class Kernel(KernelCompat):
         elif lane == "comm":
             # A comm's messages run where the comm lives (its owner shell's loop), whichever
             # subshell the frontend sent them on (JupyterLab sends them on subshells); lent to
-            # a stand-in while that loop's thread is stuck in user code (cokernel.lending).
+            # a stand-in while that loop's thread is stuck in user code (cokernel.engine._lending).
             caller, owner = self._comm_route(request, caller)
             pending = caller.queue_lendable(
                 (channel, lane, owner), self._serve_sync, handler, request
@@ -410,7 +414,7 @@ class Kernel(KernelCompat):
     # -- lifecycle --------------------------------------------------------------------------
     def _make_shell(self) -> CokernelShell:
         settings: dict[str, Any] = {}
-        if self.options.profile is not None:  # IPython's config files (cokernel.profile)
+        if self.options.profile is not None:  # IPython's config files (cokernel.shell._profile)
             self._profile_dir = profile.profile_dir(self.options.profile)
             self._ipython_config = profile.load_config(self._profile_dir)
             settings = {"config": self._ipython_config, "profile_dir": self._profile_dir}
@@ -514,7 +518,7 @@ class Kernel(KernelCompat):
             self.control_caller.start_thread()
         else:
             self.shell_caller.call_soon(self.streams.flush_periodically)
-        # perf: jedi is warmed on a thread once a first cell has run (see cokernel.warmup).
+        # perf: jedi is warmed on a thread once a first cell has run (see cokernel.shell._warmup).
         self._warm_pending = self.threads and bool(self.shell.Completer.use_jedi)
         if self.fd_capture is not None:
             # Started after the rest of the set-up, right before the try: whatever fails

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from cokernel.protocol import Channel, Message
+from cokernel.protocol._messages import Channel, Message
 
 
 @dataclass(eq=False)

@@ -9,7 +9,7 @@ a cell held at a breakpoint freezes its shell's loop, and the debugger must not 
 Requests reach :meth:`Debugger.handle` in the ``debug_request`` lane of the control loop. The
 kernel answers some itself (``debugInfo``, ``dumpCell``, ``inspectVariables``,
 ``richInspectVariables``, ``copyToGlobals``, ``modules``, ``source`` of a file it can read:
-:mod:`cokernel.debugger_answers`; and ``configurationDone``); the rest go to debugpy. Every DAP message the kernel sends out carries a
+:mod:`cokernel.debugger._answers`; and ``configurationDone``); the rest go to debugpy. Every DAP message the kernel sends out carries a
 ``seq`` of the kernel's own and replies name the frontend's ``request_seq``.
 
 What stays alive while a cell is held at a breakpoint (docs/debugger.md):
@@ -17,7 +17,7 @@ What stays alive while a cell is held at a breakpoint (docs/debugger.md):
 - control requests, other shells' cells: debugpy is attached with ``stopAllThreadsOnSuspend``
   off, so a breakpoint holds only the thread that hit it;
 - comms of the held shell: a held thread is in user code that does not come back to its loop,
-  so the loop's comm lane is lent to a stand-in (:mod:`cokernel.lending`), as for any cell
+  so the loop's comm lane is lent to a stand-in (:mod:`cokernel.engine._lending`), as for any cell
   blocked in synchronous code;
 - interrupts: the held threads are resumed first, then interrupted (:meth:`Debugger.interrupt`);
 - shutdown: :meth:`Debugger.close` detaches debugpy, which releases every held thread.
@@ -38,9 +38,9 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from cokernel import debugger_answers as answers
-from cokernel.caller import Pending, threads_available
-from cokernel.dap import (
+from cokernel.debugger import _answers as answers
+from cokernel.debugger._answers import DebuggerError as DebuggerError
+from cokernel.debugger._dap import (
     PYDEVD_SUSPENDED,
     AdapterConnection,
     held_by_debugger,
@@ -48,14 +48,14 @@ from cokernel.dap import (
     hide_kernel_threads,
     in_debugpy_code,
 )
-from cokernel.debugger_answers import DebuggerError as DebuggerError
+from cokernel.engine._caller import Pending, threads_available
 
 if TYPE_CHECKING:
-    from cokernel.kernel import Kernel
-    from cokernel.request import Request
-    from cokernel.shell import CokernelShell
+    from cokernel.kernel._kernel import Kernel
+    from cokernel.protocol._request import Request
+    from cokernel.shell._shell import CokernelShell
 
-log = logging.getLogger("cokernel.debugger")
+log = logging.getLogger("cokernel.debugger._debugger")
 
 #: How long a request forwarded to debugpy may take before the kernel answers it with failure.
 ADAPTER_TIMEOUT = 30.0
@@ -262,7 +262,7 @@ class Debugger:
             if self.kernel.shell is not None:  # breakpoint lines are the cell file's lines
                 self.kernel.shell.keep_cell_line_numbers(True)
             if not self._guard_installed:
-                from cokernel import shell as shell_module
+                from cokernel.shell import _shell as shell_module
 
                 shell_module.sigint_guards.append(self._sigint_guard)
                 self._guard_installed = True

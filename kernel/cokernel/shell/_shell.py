@@ -36,14 +36,14 @@ from IPython.core.interactiveshell import InteractiveShell
 from traitlets import Any as AnyTrait
 from traitlets import Unicode
 
-from cokernel.backends import explain_backend_mismatch
-from cokernel.caller import Caller, loop_callback_scheduler, threads_available
-from cokernel.cellfiles import blank_lines_before_cell_magic, cell_path
-from cokernel.compat import ShellCompat
-from cokernel.display import KernelDisplayHook, KernelDisplayPublisher
-from cokernel.gui.toolkits import check_gui
-from cokernel.request import current_request
-from cokernel.subshells import current_namespace
+from cokernel.engine._caller import Caller, loop_callback_scheduler, threads_available
+from cokernel.engine._nested_run import explain_backend_mismatch
+from cokernel.engine._subshells import current_namespace
+from cokernel.gui._toolkits import check_gui
+from cokernel.protocol._request import current_request
+from cokernel.shell._cellfiles import blank_lines_before_cell_magic, cell_path
+from cokernel.shell._compat import ShellCompat
+from cokernel.shell._display import KernelDisplayHook, KernelDisplayPublisher
 
 
 class ExecutionTimeout(KeyboardInterrupt):
@@ -512,7 +512,7 @@ class CokernelShell(ShellCompat, InteractiveShell):  # type: ignore[misc]
         wanted, backend = pylabtools.find_gui_and_backend(gui, self.pylab_gui_select)
         check_gui(wanted, self.gui_host, self.backend)
         if str(backend).lower() in ("nbagg", "notebook"):
-            from cokernel.gui.figures import prepare_nbagg
+            from cokernel.gui._figures import prepare_nbagg
 
             prepare_nbagg()
         return super().enable_matplotlib(gui)
@@ -523,7 +523,7 @@ class CokernelShell(ShellCompat, InteractiveShell):  # type: ignore[misc]
 
         The debugger turns this on while it is attached: a breakpoint's line is a line of the
         cell's file, which holds the cell's whole text (see
-        :func:`cokernel.cellfiles.blank_lines_before_cell_magic`).
+        :func:`cokernel.shell._cellfiles.blank_lines_before_cell_magic`).
         """
         from IPython.core.inputtransformer2 import leading_empty_lines
 

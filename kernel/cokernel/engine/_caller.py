@@ -31,10 +31,10 @@ import aiologic
 import anyio
 import sniffio
 
-from cokernel.lending import Borrowed, Lender, make_call_soon_thread_aware
+from cokernel.engine._lending import Borrowed, Lender, make_call_soon_thread_aware
 
 T = TypeVar("T")
-log = logging.getLogger("cokernel.caller")
+log = logging.getLogger("cokernel.engine._caller")
 
 _this_thread = threading.local()  # .caller: the Caller whose loop runs on this thread
 
@@ -196,7 +196,7 @@ class Caller:
             max_workers=max_threads, thread_name_prefix=f"{name}-worker"
         )
         self._borrowed = Borrowed(backend)
-        #: Lendable lanes (see :mod:`cokernel.lending`): served on this loop, or lent while its
+        #: Lendable lanes (see :mod:`cokernel.engine._lending`): served on this loop, or lent while its
         #: thread is stuck in user code.
         self.lender = Lender(
             name,
@@ -394,7 +394,7 @@ class Caller:
         """Run sync ``fn(*args)`` after everything queued before it on ``lane``, one at a time.
 
         On this loop whenever it can take the job; while the loop's thread is stuck in user code
-        (see :mod:`cokernel.lending`), on the thread that parked in a wait, or on a stand-in.
+        (see :mod:`cokernel.engine._lending`), on the thread that parked in a wait, or on a stand-in.
         """
         pending: Pending[Any] = Pending()
         self.lender.submit(lane, fn, args, pending)

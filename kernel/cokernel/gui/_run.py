@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from cokernel.gui.host import AsyncMain, GuestHost
+from cokernel.gui._host import AsyncMain, GuestHost
 
 
 def make_host(host: str, *, qt_binding: str = "PySide6") -> GuestHost:
     """The host named ``host`` ("tk" or "qt"), not yet running; ValueError for another name."""
     if host == "tk":
-        from cokernel.gui.tk import TkHost
+        from cokernel.gui._tk import TkHost
 
         return TkHost()
     if host == "qt":
-        from cokernel.gui.qt import QtHost
+        from cokernel.gui._qt import QtHost
 
         return QtHost(qt_binding)
     raise ValueError(f"unknown GUI host {host!r}: use tk or qt")

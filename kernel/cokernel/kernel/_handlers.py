@@ -1,8 +1,8 @@
 """One function per request type: ``handler(kernel, request)``.
 
 Each sends exactly one reply; the kernel brackets it with busy/idle (see
-:meth:`cokernel.kernel.Kernel._serve_sync`). Where a handler runs is decided in
-:mod:`cokernel.dispatch`, so these functions must not assume a thread: ``execute_request`` is a
+:meth:`cokernel.kernel._kernel.Kernel._serve_sync`). Where a handler runs is decided in
+:mod:`cokernel.engine._dispatch`, so these functions must not assume a thread: ``execute_request`` is a
 coroutine on an event loop, the introspection handlers run in worker threads.
 """
 
@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.completer import rectify_completions
 from IPython.utils.tokenutil import token_at_cursor
 
-from cokernel.dispatch import DirectiveError, cell_directives
-from cokernel.prelude import kernel_info_content
-from cokernel.shell import CellRun, current_cell
-from cokernel.subshells import SubshellNotFound, current_namespace
+from cokernel.engine._dispatch import DirectiveError, cell_directives
+from cokernel.engine._subshells import SubshellNotFound, current_namespace
+from cokernel.kernel._prelude import kernel_info_content
+from cokernel.shell._shell import CellRun, current_cell
 
 if TYPE_CHECKING:
-    from cokernel.kernel import Kernel
-    from cokernel.request import Request
+    from cokernel.kernel._kernel import Kernel
+    from cokernel.protocol._request import Request
 
 
 def _error_content(exc: BaseException) -> dict[str, Any]:
@@ -33,7 +33,7 @@ def _error_content(exc: BaseException) -> dict[str, Any]:
 
 # -- introspection ------------------------------------------------------------------------------
 def kernel_info_request(kernel: Kernel, request: Request) -> None:
-    # The same content the prelude answers with while the kernel starts (cokernel.prelude).
+    # The same content the prelude answers with while the kernel starts (cokernel.kernel._prelude).
     content = kernel_info_content(
         threads=kernel.threads, debugger=kernel.debugger.available, backend=kernel.backend_detail
     )

@@ -2,7 +2,7 @@
 
 ``debugInfo`` (JupyterLab asks it at every kernel start, before any ``initialize``),
 ``dumpCell``, ``source`` of a file the kernel can read, ``modules``, ``inspectVariables``,
-``richInspectVariables`` and ``copyToGlobals``. Each takes the :class:`~cokernel.debugger.Debugger`
+``richInspectVariables`` and ``copyToGlobals``. Each takes the :class:`~cokernel.debugger._debugger.Debugger`
 and the DAP request and returns the DAP response; a :class:`DebuggerError`
 becomes a failed response. The last two run an expression in a held frame through debugpy's
 ``evaluate``.
@@ -15,11 +15,11 @@ import sys
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from cokernel import cellfiles
+from cokernel.shell import _cellfiles as cellfiles
 
 if TYPE_CHECKING:
-    from cokernel.debugger import Debugger
-    from cokernel.shell import CokernelShell
+    from cokernel.debugger._debugger import Debugger
+    from cokernel.shell._shell import CokernelShell
 
 
 class DebuggerError(Exception):
@@ -139,7 +139,7 @@ async def rich_inspect(dbg: Debugger, dap: dict[str, Any]) -> dict[str, Any]:
         # bundle comes back through rich_results, not through a repr of it.
         token = uuid.uuid4().hex
         expression = (
-            f"__import__('cokernel.debugger_answers', fromlist=['stash_rich'])"
+            f"__import__('cokernel.debugger._answers', fromlist=['stash_rich'])"
             f".stash_rich({token!r}, ({name}))"
         )
         answer = await dbg.ask(

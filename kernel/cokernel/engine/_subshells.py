@@ -1,6 +1,6 @@
 """Kernel subshells (JEP 91): parallel shells in one kernel.
 
-Each subshell owns a :class:`~cokernel.caller.Caller` (one thread, one event loop), so its cells
+Each subshell owns a :class:`~cokernel.engine._caller.Caller` (one thread, one event loop), so its cells
 run in parallel with the main shell's and with other subshells'; requests on one subshell keep
 their order. Shell requests name their subshell in ``header.subshell_id``.
 
@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from cokernel.caller import Caller
+from cokernel.engine._caller import Caller
 
 
 class SubshellNotFound(LookupError):

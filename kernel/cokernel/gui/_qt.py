@@ -18,7 +18,7 @@ import sys
 from types import ModuleType
 from typing import Any
 
-from cokernel.gui.host import GuestHost, HostUnavailable, drain_pipe, make_wake_pipe
+from cokernel.gui._host import GuestHost, HostUnavailable, drain_pipe, make_wake_pipe
 from cokernel.options import QT_BINDINGS
 
 

@@ -4,7 +4,7 @@ A cell that calls ``input()`` sends ``input_request`` to the frontend that sent 
 ROUTER identities) and blocks its own thread until the matching ``input_reply`` arrives. The wait
 is interruptible: an interrupt raises KeyboardInterrupt in the waiting cell, as in a terminal.
 While it waits on a shell's loop thread, the thread is *parked* (:meth:`Lender.parked
-<cokernel.lending.Lender.parked>`): the comm messages of its loop are run by it, so a widget that
+<cokernel.engine._lending.Lender.parked>`): the comm messages of its loop are run by it, so a widget that
 answers the prompt still works.
 """
 
@@ -19,9 +19,9 @@ from typing import Any
 
 from IPython.core.error import StdinNotImplementedError
 
-from cokernel.caller import Caller, threads_available
-from cokernel.protocol import Message
-from cokernel.request import Request, current_request
+from cokernel.engine._caller import Caller, threads_available
+from cokernel.protocol._messages import Message
+from cokernel.protocol._request import Request, current_request
 
 # send(request, prompt, password, register): builds the input_request, calls register(msg_id)
 # before it goes out (so no reply can arrive unpaired), then sends it.
@@ -154,6 +154,6 @@ class StdinBridge:
 
 
 def _current_cell() -> Any:
-    from cokernel.shell import current_cell  # the shell imports IPython: only when asked
+    from cokernel.shell._shell import current_cell  # the shell imports IPython: only when asked
 
     return current_cell.get()
