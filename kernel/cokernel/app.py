@@ -117,12 +117,15 @@ def run_kernel(connection_file: str, options: KernelOptions) -> int:
 
         # Imported after the prelude serves: cokernel.shell._profile imports IPython.
         from cokernel.gui._figures import set_default_backend as set_default_matplotlib_backend
+        from cokernel.kernel._handlers import HANDLERS
         from cokernel.kernel._kernel import Kernel, run_until_shutdown
         from cokernel.shell import _profile as profile
 
         profile.set_environment()  # TERM, PAGER=cat & co., as ipykernel's shell sets them
         set_default_matplotlib_backend()  # inline figures, unless MPLBACKEND says otherwise
-        kernel = Kernel(options, interface.session, interface.send, connection_info=info)
+        kernel = Kernel(
+            options, interface.session, interface.send, handlers=HANDLERS, connection_info=info
+        )
         kernel.connection_file = os.path.abspath(connection_file)  # for %connect_info, %qtconsole
         prelude.hand_over(kernel)
         _watch_parent(kernel)

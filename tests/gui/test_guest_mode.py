@@ -20,6 +20,7 @@ import pytest
 
 from cokernel.engine._caller import loop_callback_scheduler
 from cokernel.gui import GuiUnavailable, check_gui
+from cokernel.gui._guests import guest_for
 from cokernel.gui._host import GuestHost
 
 pytestmark = pytest.mark.timeout(30)
@@ -61,7 +62,7 @@ def run_guest(backend: str, main: Callable[[QueueHost], Any]) -> Any:
     async def guest() -> Any:
         return await main(host)
 
-    return host.run(guest, backend)
+    return host.run(guest, guest_for(backend))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

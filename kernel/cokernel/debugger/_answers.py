@@ -2,7 +2,7 @@
 
 ``debugInfo`` (JupyterLab asks it at every kernel start, before any ``initialize``),
 ``dumpCell``, ``source`` of a file the kernel can read, ``modules``, ``inspectVariables``,
-``richInspectVariables`` and ``copyToGlobals``. Each takes the :class:`~cokernel.debugger._debugger.Debugger`
+``richInspectVariables`` and ``copyToGlobals``. Each takes the debugger session (:class:`Session`)
 and the DAP request and returns the DAP response; a :class:`DebuggerError`
 becomes a failed response. The last two run an expression in a held frame through debugpy's
 ``evaluate``.
@@ -13,35 +13,63 @@ from __future__ import annotations
 import linecache
 import sys
 import uuid
-from typing import TYPE_CHECKING, Any
+import weakref
+from collections.abc import Callable
+from typing import Any, Protocol
 
+from cokernel.debugger._host import DebugHost
 from cokernel.shell import _cellfiles as cellfiles
-
-if TYPE_CHECKING:
-    from cokernel.debugger._debugger import Debugger
-    from cokernel.shell._shell import CokernelShell
 
 
 class DebuggerError(Exception):
     """A debug request could not be served; the message goes back in the DAP response."""
 
 
-# Rich representations computed on a held thread for richInspectVariables, by token.
-rich_results: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
-rich_shell: CokernelShell | None = None
+class Session(Protocol):
+    """What these answers need of :class:`~cokernel.debugger._debugger.Debugger`."""
+
+    session_id: str
+    kernel: DebugHost
+    attached: bool
+    breakpoints: dict[str, list[dict[str, Any]]]
+    stopped_threads: set[int]
+    # Rich representations computed on a held thread for richInspectVariables, by token.
+    rich_results: dict[str, tuple[dict[str, Any], dict[str, Any]]]
+
+    def response(
+        self,
+        dap: dict[str, Any],
+        *,
+        success: bool = True,
+        body: dict[str, Any] | None = None,
+        message: str | None = None,
+    ) -> dict[str, Any]: ...
+
+    async def off_loop(self, fn: Callable[..., Any], *args: Any) -> Any: ...
+
+    async def forward(self, dap: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def ask(self, command: str, arguments: dict[str, Any]) -> dict[str, Any]: ...
 
 
-def stash_rich(token: str, value: Any) -> None:
-    """Format ``value`` for display and keep it under ``token`` (called inside debugpy's
-    ``evaluate``, on the held thread, in the frame being inspected)."""
-    shell = rich_shell
-    if shell is None:
+# The debugger sessions of this process's kernels, by session_id: the only way for code
+# evaluated in a held frame (stash_rich) to reach its own kernel's debugger. Each session keeps
+# its own results and formats with its own kernel's shell.
+sessions: weakref.WeakValueDictionary[str, Session] = weakref.WeakValueDictionary()
+
+
+def stash_rich(session_id: str, token: str, value: Any) -> None:
+    """Format ``value`` for display and keep it under ``token`` in session ``session_id``
+    (called inside debugpy's ``evaluate``, on the held thread, in the frame being inspected)."""
+    session = sessions.get(session_id)
+    shell = session.kernel.shell if session is not None else None
+    if session is None or shell is None:
         raise RuntimeError("no shell to format with")
     data, metadata = shell.display_formatter.format(value)
-    rich_results[token] = (data, metadata)
+    session.rich_results[token] = (data, metadata)
 
 
-async def debug_info(dbg: Debugger, dap: dict[str, Any]) -> dict[str, Any]:
+async def debug_info(dbg: Session, dap: dict[str, Any]) -> dict[str, Any]:
     body = {
         "isStarted": dbg.attached,
         "hashMethod": cellfiles.HASH_METHOD,
@@ -59,7 +87,7 @@ async def debug_info(dbg: Debugger, dap: dict[str, Any]) -> dict[str, Any]:
     return dbg.response(dap, body=body)
 
 
-async def dump_cell(dbg: Debugger, dap: dict[str, Any]) -> dict[str, Any]:
+async def dump_cell(dbg: Session, dap: dict[str, Any]) -> dict[str, Any]:
     code = (dap.get("arguments") or {}).get("code")
     if not isinstance(code, str):
         raise DebuggerError("dumpCell needs arguments.code (the cell's text)")
@@ -67,7 +95,7 @@ async def dump_cell(dbg: Debugger, dap: dict[str, Any]) -> dict[str, Any]:
     return dbg.response(dap, body={"sourcePath": path})
 
 
-async def source(dbg: Debugger, dap: dict[str, Any]) -> dict[str, Any]:
+async def source(dbg: Session, dap: dict[str, Any]) -> dict[str, Any]:
     path = str(((dap.get("arguments") or {}).get("source") or {}).get("path", ""))
     if path:
         content = await dbg.off_loop(_read_source, path)
@@ -78,7 +106,7 @@ async def source(dbg: Debugger, dap: dict[str, Any]) -> dict[str, Any]:
     raise DebuggerError(f"no source for {path or 'that reference'}")
 
 
-async def modules(dbg: Debugger, dap: dict[str, Any]) -> dict[str, Any]:
+async def modules(dbg: Session, dap: dict[str, Any]) -> dict[str, Any]:
     arguments = dap.get("arguments") or {}
     found = [
         {"id": name, "name": name, "path": path}
@@ -91,14 +119,14 @@ async def modules(dbg: Debugger, dap: dict[str, Any]) -> dict[str, Any]:
     return dbg.response(dap, body={"modules": chosen, "totalModules": len(found)})
 
 
-def _namespace(dbg: Debugger) -> dict[str, Any]:
+def _namespace(dbg: Session) -> dict[str, Any]:
     shell = dbg.kernel.shell
     if shell is None:
         raise DebuggerError("the kernel's shell is not running")
     return dict(shell.user_ns)
 
 
-async def inspect_variables(dbg: Debugger, dap: dict[str, Any]) -> dict[str, Any]:
+async def inspect_variables(dbg: Session, dap: dict[str, Any]) -> dict[str, Any]:
     shell = dbg.kernel.shell
     hidden = set(getattr(shell, "user_ns_hidden", {}) or {})
     namespace = _namespace(dbg)
@@ -128,7 +156,7 @@ async def inspect_variables(dbg: Debugger, dap: dict[str, Any]) -> dict[str, Any
     return dbg.response(dap, body={"variables": variables})
 
 
-async def rich_inspect(dbg: Debugger, dap: dict[str, Any]) -> dict[str, Any]:
+async def rich_inspect(dbg: Session, dap: dict[str, Any]) -> dict[str, Any]:
     arguments = dap.get("arguments") or {}
     name = str(arguments.get("variableName", ""))
     frame_id = arguments.get("frameId")
@@ -140,12 +168,12 @@ async def rich_inspect(dbg: Debugger, dap: dict[str, Any]) -> dict[str, Any]:
         token = uuid.uuid4().hex
         expression = (
             f"__import__('cokernel.debugger._answers', fromlist=['stash_rich'])"
-            f".stash_rich({token!r}, ({name}))"
+            f".stash_rich({dbg.session_id!r}, {token!r}, ({name}))"
         )
         answer = await dbg.ask(
             "evaluate", {"expression": expression, "frameId": frame_id, "context": "repl"}
         )
-        found = rich_results.pop(token, None)
+        found = dbg.rich_results.pop(token, None)
         if not answer.get("success") or found is None:
             detail = answer.get("message") or (answer.get("body") or {}).get("result")
             raise DebuggerError(f"cannot inspect {name!r} in that frame: {detail}")
@@ -162,7 +190,7 @@ async def rich_inspect(dbg: Debugger, dap: dict[str, Any]) -> dict[str, Any]:
     return dbg.response(dap, body={"data": data, "metadata": metadata})
 
 
-async def copy_to_globals(dbg: Debugger, dap: dict[str, Any]) -> dict[str, Any]:
+async def copy_to_globals(dbg: Session, dap: dict[str, Any]) -> dict[str, Any]:
     arguments = dap.get("arguments") or {}
     source = str(arguments.get("srcVariableName", ""))
     target = str(arguments.get("dstVariableName", ""))

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-log = logging.getLogger("cokernel.debugger._debugger")
+log = logging.getLogger("cokernel.debugger")
 
 # Threads of the kernel's own machinery: debugpy neither traces them nor lists them.
 _KERNEL_THREADS = (
@@ -26,6 +26,7 @@ _KERNEL_THREADS = (
     "cokernel-stream-flusher",
     "cokernel-fd-reader",
     "cokernel-history",
+    "cokernel-warmup",
     "cokernel-parent-watch",
     "cokernel-exit",
     "cokernel-debugger",

@@ -32,6 +32,7 @@ import os
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -48,19 +49,20 @@ from cokernel.debugger._dap import (
     hide_kernel_threads,
     in_debugpy_code,
 )
+from cokernel.debugger._host import DebugHost
 from cokernel.engine._caller import Pending, threads_available
 
 if TYPE_CHECKING:
-    from cokernel.kernel._kernel import Kernel
     from cokernel.protocol._request import Request
     from cokernel.shell._shell import CokernelShell
 
-log = logging.getLogger("cokernel.debugger._debugger")
+log = logging.getLogger("cokernel.debugger")
 
 #: How long a request forwarded to debugpy may take before the kernel answers it with failure.
 ADAPTER_TIMEOUT = 30.0
 
-_KERNEL_DIR = os.path.dirname(os.path.abspath(__file__))
+# The whole package: its frames are hidden from the user (rules, stack traces).
+_KERNEL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Events of debugpy's adapter that mean nothing to a Jupyter frontend.
 _PRIVATE_EVENTS = ("debugpySockets", "debugpyWaitingForServer", "debugpyAttach")
@@ -73,8 +75,11 @@ _endpoint_lock = threading.Lock()
 class Debugger:
     """The kernel side of JupyterLab's debugger; debugpy is imported on first ``initialize``."""
 
-    def __init__(self, kernel: Kernel) -> None:
+    def __init__(self, kernel: DebugHost) -> None:
         self.kernel = kernel
+        self.session_id = uuid.uuid4().hex
+        self.rich_results: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        answers.sessions[self.session_id] = self
         self._available: bool | None = None
         self._out_seq = itertools.count(1)  # seq of every DAP message sent to frontends
         self._adapter_seq = itertools.count(1)
@@ -88,7 +93,6 @@ class Debugger:
         self.exception_breakpoints: dict[str, Any] = {}  # the last setExceptionBreakpoints
         self.stopped_threads: set[int] = set()
         self._parent: Request | None = None
-        self._guard_installed = False
         self._redeliveries = 0
 
     # -- what the kernel advertises -------------------------------------------------------
@@ -107,12 +111,13 @@ class Debugger:
         return self._connection is not None
 
     # -- serving debug_request --------------------------------------------------------------
-    async def handle(self, request: Request) -> None:
-        """Answer one ``debug_request`` with exactly one ``debug_reply``."""
+    async def handle(self, request: Request) -> dict[str, Any]:
+        """The content of the one ``debug_reply`` to ``request``: a DAP response."""
         dap = request.content
         self._parent = request
         command = str(dap.get("command", ""))
         own = _OWN_COMMANDS.get(command)
+        response: dict[str, Any]
         try:
             if own is not None:
                 response = await own(self, dap)
@@ -127,7 +132,7 @@ class Debugger:
         except Exception as e:  # still one well-formed DAP response
             log.exception("debug request %r failed", command)
             response = self.response(dap, success=False, message=f"{type(e).__name__}: {e}")
-        self.kernel.reply(request, response)
+        return response
 
     def response(
         self,
@@ -218,7 +223,7 @@ class Debugger:
     async def off_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run blocking ``fn`` in one of the control loop's worker threads (hidden from
         debugpy, unlike anyio's)."""
-        return await self.kernel.control_caller.to_thread(fn, *args)
+        return await self.kernel.run_in_worker(fn, *args)
 
     # -- starting and stopping debugpy ----------------------------------------------------
     async def _initialize(self, dap: dict[str, Any]) -> dict[str, Any]:
@@ -258,14 +263,11 @@ class Debugger:
                 host, port = _endpoint
             self._initialized = Pending()
             self._connection = AdapterConnection(host, port, self._on_message)
-            answers.rich_shell = self.kernel.shell
-            if self.kernel.shell is not None:  # breakpoint lines are the cell file's lines
-                self.kernel.shell.keep_cell_line_numbers(True)
-            if not self._guard_installed:
-                from cokernel.shell import _shell as shell_module
-
-                shell_module.sigint_guards.append(self._sigint_guard)
-                self._guard_installed = True
+            shell = self.kernel.shell
+            if shell is not None:
+                shell.keep_cell_line_numbers(True)  # breakpoint lines are the cell file's lines
+                if self._sigint_guard not in shell.sigint_guards:  # for the shell's life
+                    shell.sigint_guards.append(self._sigint_guard)
             done.set_result(None)
         except BaseException as e:
             log.exception("starting debugpy failed")

@@ -34,7 +34,7 @@ import sniffio
 from cokernel.engine._lending import Borrowed, Lender, make_call_soon_thread_aware
 
 T = TypeVar("T")
-log = logging.getLogger("cokernel.engine._caller")
+log = logging.getLogger("cokernel.caller")
 
 _this_thread = threading.local()  # .caller: the Caller whose loop runs on this thread
 

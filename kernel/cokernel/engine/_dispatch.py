@@ -10,11 +10,9 @@ task       as a new task on the channel's event loop, concurrent with everything
 thread     in a worker thread, so it answers even while the event loop is blocked
 =========  ========================================================================
 
-One refinement of the starting table in DESIGN.md: ``comm_open``, ``comm_msg`` and
-``comm_close`` share one lane ("comm") in queue mode. Running open/close directly on the
-receiving thread while earlier ``comm_msg`` still waited in their queue would let a close
-overtake the messages sent before it, and would run widget constructors (user code) off the
-shell's thread.
+Which message type runs in which mode and lane is the kernel's handler table
+(:data:`cokernel.kernel._handlers.HANDLERS`); a cell may choose its own mode with a directive
+(:func:`cell_directives`).
 """
 
 from __future__ import annotations
@@ -23,8 +21,6 @@ import re
 from enum import StrEnum
 from typing import Any
 
-from cokernel.protocol._messages import Channel
-
 
 class RunMode(StrEnum):
     direct = "direct"
@@ -32,39 +28,6 @@ class RunMode(StrEnum):
     task = "task"
     thread = "thread"
 
-
-# msg_type -> (run mode, lane name); the same on shell and control unless CONTROL_ONLY says so.
-RUN_MODES: dict[str, tuple[RunMode, str]] = {
-    "kernel_info_request": (RunMode.direct, "kernel_info_request"),
-    "connect_request": (RunMode.direct, "connect_request"),
-    "comm_info_request": (RunMode.direct, "comm_info_request"),
-    "interrupt_request": (RunMode.direct, "interrupt_request"),
-    "shutdown_request": (RunMode.direct, "shutdown_request"),
-    "comm_open": (RunMode.queue, "comm"),
-    "comm_msg": (RunMode.queue, "comm"),
-    "comm_close": (RunMode.queue, "comm"),
-    "execute_request": (RunMode.queue, "execute_request"),
-    "complete_request": (RunMode.thread, "complete_request"),
-    "inspect_request": (RunMode.thread, "inspect_request"),
-    "is_complete_request": (RunMode.thread, "is_complete_request"),
-    "history_request": (RunMode.thread, "history_request"),
-    "usage_request": (RunMode.thread, "usage_request"),
-    "debug_request": (RunMode.queue, "debug_request"),
-    "create_subshell_request": (RunMode.thread, "create_subshell_request"),
-    "delete_subshell_request": (RunMode.thread, "delete_subshell_request"),
-    "list_subshell_request": (RunMode.direct, "list_subshell_request"),
-}
-
-# Requests that only make sense on the control channel.
-CONTROL_ONLY = frozenset(
-    {
-        "debug_request",
-        "usage_request",
-        "create_subshell_request",
-        "delete_subshell_request",
-        "list_subshell_request",
-    }
-)
 
 _CELL_DIRECTIVE = re.compile(r"^\s*#\s*cokernel\s*:\s*(?P<body>.*)$")
 
@@ -115,10 +78,3 @@ def cell_directives(code: str, metadata: dict[str, Any] | None = None) -> dict[s
         if found["timeout"] <= 0:
             found["timeout"] = None
     return found
-
-
-def route(channel: Channel, msg_type: str) -> tuple[RunMode, str] | None:
-    """The run mode and lane name of ``msg_type`` on ``channel``; None if not served there."""
-    if channel is Channel.shell and msg_type in CONTROL_ONLY:
-        return None
-    return RUN_MODES.get(msg_type)

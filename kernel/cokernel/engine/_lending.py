@@ -45,7 +45,7 @@ from collections import deque
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
-log = logging.getLogger("cokernel.engine._lending")
+log = logging.getLogger("cokernel.lending")
 
 #: How long a job waits for a loop whose thread stays in user code before a stand-in takes it.
 LEND_AFTER = 0.05

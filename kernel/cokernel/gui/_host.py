@@ -25,6 +25,9 @@ T = TypeVar("T")
 log = logging.getLogger("cokernel.gui")
 
 AsyncMain = Callable[[], Awaitable[Any]]
+# Starts a guest run of an async main on a host: (async_main, host, done). The runner picks one
+# for its backend (cokernel.gui._guests.guest_for) and hands it to GuestHost.run.
+StartGuest = Callable[[AsyncMain, "GuestHost", "Callable[[Outcome[Any]], None]"], None]
 
 # How long the end of a guest run (after its main function returned) may hold the toolkit's
 # loop; past this, the toolkit serves its events again while the guest finishes.
@@ -184,20 +187,18 @@ class GuestHost(abc.ABC):
             self._saved_wakeup_fd = None
 
     # -- the life cycle ----------------------------------------------------------------------
-    def run(self, async_main: AsyncMain, backend: str) -> Any:
-        """Run ``async_main()`` as a guest on ``backend`` ("asyncio" or "trio"); return its result.
+    def run(self, async_main: AsyncMain, start_guest: StartGuest) -> Any:
+        """Run ``async_main()`` as a guest started by ``start_guest``; return its result.
 
         Blocks the calling thread, which must be the main thread for most toolkits, while the
         toolkit's loop runs; returns (or raises what ``async_main`` raised) once the guest has
         finished and the loop has been stopped and closed. Raises :class:`HostUnavailable` when
         the toolkit cannot start.
         """
-        from cokernel.gui._guests import start_guest
-
         try:
             self._open()
             self._install_wakeup_fd()
-            start_guest(backend, async_main, self, self._guest_done)
+            start_guest(async_main, self, self._guest_done)
             while self._outcome is None:
                 try:
                     self._run_loop()

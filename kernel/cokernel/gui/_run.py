@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cokernel.gui._guests import guest_for
 from cokernel.gui._host import AsyncMain, GuestHost
 
 
@@ -29,7 +30,8 @@ def run_hosted(
     ``async_main`` has finished and the loop has been closed; raises what ``async_main``
     raised, or :class:`~cokernel.gui.HostUnavailable` when the toolkit cannot start here.
     """
-    return make_host(host, qt_binding=qt_binding).run(async_main, backend)
+    start_guest = guest_for(backend)  # the runner picks the guest; the host only runs it
+    return make_host(host, qt_binding=qt_binding).run(async_main, start_guest)
 
 
 def describe_hosted(backend: str, host: str) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
+from cokernel.kernel._handlers import HANDLERS
 from cokernel.kernel._kernel import Kernel
 from cokernel.options import KernelOptions
 from cokernel.protocol._messages import Channel, Message, ProtocolError, Session
@@ -107,7 +108,7 @@ def _make_kernel(
         else:
             send(channel.value, dict(msg))
 
-    return Kernel(options or KernelOptions(), session, emit)
+    return Kernel(options or KernelOptions(), session, emit, handlers=HANDLERS)
 
 
 def start(

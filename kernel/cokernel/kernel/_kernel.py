@@ -2,14 +2,17 @@
 
 The kernel never imports an interface. An interface hands it a :class:`~cokernel.protocol._messages.Session`
 (for building messages) and a ``send(channel, msg, identities)`` callable, then feeds received
-messages to :meth:`Kernel.receive` from its own thread. Handlers are the methods named after
-their ``msg_type`` in :mod:`cokernel.kernel._handlers`; :mod:`cokernel.engine._dispatch` says where each runs.
+messages to :meth:`Kernel.receive` from its own thread. The kernel does not import its handlers
+either: it is given a :class:`~cokernel.kernel._host.HandlerTable` (msg_type -> function, run mode,
+lane; :data:`cokernel.kernel._handlers.HANDLERS`) and serves each handler's answer as the one
+reply to its request.
 """
 
 from __future__ import annotations
 
 import atexit
 import builtins
+import contextvars
 import functools
 import getpass
 import inspect
@@ -23,7 +26,7 @@ import traceback
 import types
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from IPython.core.completer import ProvisionalCompleterWarning
@@ -33,9 +36,10 @@ from traitlets.config import Config
 from cokernel.debugger._debugger import Debugger
 from cokernel.engine import _nested_run as backends
 from cokernel.engine._caller import Caller, Pending, threads_available
-from cokernel.engine._dispatch import DirectiveError, RunMode, cell_directives, route
+from cokernel.engine._dispatch import DirectiveError, RunMode, cell_directives
 from cokernel.engine._subshells import SubshellNotFound, SubshellRegistry
-from cokernel.kernel import _handlers as handlers
+from cokernel.kernel._compat import KernelCompat
+from cokernel.kernel._host import Handler, HandlerFn, HandlerTable, Reply
 from cokernel.options import KernelOptions
 from cokernel.protocol._droplog import drop_log
 from cokernel.protocol._messages import Channel, Message, Session, reply_type
@@ -46,14 +50,15 @@ from cokernel.shell import _profile as profile
 from cokernel.shell import _warmup as warmup
 from cokernel.shell._comms import KernelCommManager
 from cokernel.shell._comms import install as install_comms
-from cokernel.shell._compat import KernelCompat
 from cokernel.shell._fdcapture import FdCapture
+from cokernel.shell._interrupts import on_sigint
 from cokernel.shell._magics import KernelMagics
-from cokernel.shell._shell import CokernelShell, on_sigint
+from cokernel.shell._shell import CokernelShell
 from cokernel.shell._stdin import StdinBridge
 from cokernel.shell._streams import OutStream, StreamRouter
 
 log = logging.getLogger("cokernel")
+T = TypeVar("T")
 
 Send = Callable[[Channel, Message, "list[bytes] | None"], None]
 
@@ -76,9 +81,11 @@ class Kernel(KernelCompat):
         session: Session,
         send: Send,
         *,
+        handlers: HandlerTable,
         connection_info: dict[str, Any] | None = None,
     ) -> None:
         self.options = options
+        self.handlers = handlers  # msg_type -> handler, run mode, lane (cokernel.kernel._handlers)
         self.session = session
         self._send = send
         self.connection_info = connection_info or {}
@@ -171,6 +178,10 @@ class Kernel(KernelCompat):
         register(str(msg["header"]["msg_id"]))
         self._send(Channel.stdin, msg, request.identities)
 
+    def run_in_worker(self, fn: Callable[..., T], *args: Any) -> Pending[T]:
+        """Run blocking ``fn`` in one of the control loop's worker threads."""
+        return self.control_caller.to_thread(fn, *args)
+
     def _fallback_parent(self) -> Request | None:
         return self.last_execute
 
@@ -216,58 +227,73 @@ class Kernel(KernelCompat):
             self._reject_subshell_id(request)
             return
         if channel is Channel.stdin:
-            if msg_type == "input_reply":
-                if not self.stdin.receive_reply(request.msg, request.identities):
-                    drop_log.warning(
-                        "input_reply nobody waited for (parent %s)",
-                        request.msg["parent_header"].get("msg_id"),
-                    )
-            else:
-                drop_log.warning("unexpected %s on stdin dropped", msg_type)
+            self._stdin_message(request)
             return
-        found = route(channel, msg_type)
-        handler = getattr(handlers, msg_type, None) if found else None
-        if found is None or handler is None:
+        handler = self.handlers.route(channel, msg_type)
+        if handler is None:
             self._unknown(request)
             return
-        mode, lane = found
+        mode = handler.mode
         if msg_type == "execute_request":
             mode = self._execute_mode(request, mode)
         if mode is RunMode.thread and not self.threads:
             mode = RunMode.task
-        caller = self.control_caller if channel is Channel.control else self.shell_caller
+        caller = self._addressed_caller(request, handler.lane)
+        if caller is None:
+            return
+        pending = self._schedule(request, handler, mode, caller)
+        pending.add_done_callback(lambda p: self._answer_unserved(request, p))
+
+    def _stdin_message(self, request: Request) -> None:
+        if request.msg_type != "input_reply":
+            drop_log.warning("unexpected %s on stdin dropped", request.msg_type)
+        elif not self.stdin.receive_reply(request.msg, request.identities):
+            drop_log.warning(
+                "input_reply nobody waited for (parent %s)",
+                request.msg["parent_header"].get("msg_id"),
+            )
+
+    def _addressed_caller(self, request: Request, lane: str) -> Caller | None:
+        """The Caller of the shell ``request`` is addressed to; None (answered) if that
+        subshell does not exist."""
+        if request.channel is Channel.control:
+            return self.control_caller
         # A comm message goes to its comm's owner, whatever it was addressed to: JupyterLab
         # sends a comm's close on the comm's subshell and deletes that subshell at once, and
         # the deletion may arrive first; the close must still reach the comm.
-        if channel is Channel.shell and request.subshell_id is not None and lane != "comm":
-            try:
-                caller = self.subshells.get(request.subshell_id).caller
-            except SubshellNotFound as e:
-                if msg_type.endswith("_request"):
-                    self._error_reply(request, "SubshellNotFound", str(e))
-                else:  # comm_msg & co. are never answered: a reply would be a stray message
-                    drop_log.warning("%s for unknown subshell dropped: %s", msg_type, e)
-                    self._status("busy", request)
-                    self._status("idle", request)
-                return
-        lane_key = (channel, lane, request.subshell_id)
+        if request.subshell_id is None or lane == "comm":
+            return self.shell_caller
+        try:
+            return self.subshells.get(request.subshell_id).caller
+        except SubshellNotFound as e:
+            if request.msg_type.endswith("_request"):
+                self._error_reply(request, "SubshellNotFound", str(e))
+            else:  # comm_msg & co. are never answered: a reply would be a stray message
+                drop_log.warning("%s for unknown subshell dropped: %s", request.msg_type, e)
+                self._status("busy", request)
+                self._status("idle", request)
+            return None
+
+    def _schedule(
+        self, request: Request, handler: Handler, mode: RunMode, caller: Caller
+    ) -> Pending[Any]:
+        fn, lane = handler.fn, handler.lane
         if mode is RunMode.direct:
-            pending = caller.call_direct(self._serve_sync, handler, request)
-        elif mode is RunMode.thread:
-            pending = caller.to_thread(self._serve_sync, handler, request)
-        elif mode is RunMode.task:
-            pending = caller.call_soon(self._serve_async, handler, request)
-        elif lane == "comm":
+            return caller.call_direct(self._serve_sync, fn, request)
+        if mode is RunMode.thread:
+            return caller.to_thread(self._serve_sync, fn, request)
+        if mode is RunMode.task:
+            return caller.call_soon(self._serve_async, fn, request)
+        if lane == "comm":
             # A comm's messages run where the comm lives (its owner shell's loop), whichever
             # subshell the frontend sent them on (JupyterLab sends them on subshells); lent to
             # a stand-in while that loop's thread is stuck in user code (cokernel.engine._lending).
             caller, owner = self._comm_route(request, caller)
-            pending = caller.queue_lendable(
-                (channel, lane, owner), self._serve_sync, handler, request
+            return caller.queue_lendable(
+                (request.channel, lane, owner), self._serve_sync, fn, request
             )
-        else:
-            pending = caller.queue_call(lane_key, self._serve_async, handler, request)
-        pending.add_done_callback(lambda p: self._answer_unserved(request, p))
+        lane_key = (request.channel, lane, request.subshell_id)
+        return caller.queue_call(lane_key, self._serve_async, fn, request)
 
     def _reject_subshell_id(self, request: Request) -> None:
         """A header whose ``subshell_id`` is neither a string nor null names no shell at all:
@@ -313,6 +339,7 @@ class Kernel(KernelCompat):
         )
 
     def _error_reply(self, request: Request, ename: str, evalue: str) -> None:
+        """Answer ``request`` with an error, through the same busy/reply/idle as a handler."""
         content: dict[str, Any] = {
             "status": "error",
             "ename": ename,
@@ -323,9 +350,7 @@ class Kernel(KernelCompat):
             # An execute_reply always carries the counter; a request that never ran takes no
             # number of its own, so it reports the last one used.
             content["execution_count"] = self.shell.execution_count - 1
-        self._status("busy", request)
-        self.reply(request, content)
-        self._status("idle", request)
+        self._serve_sync(lambda _host, _request: content, request)
 
     def _execute_mode(self, request: Request, default: RunMode) -> RunMode:
         code = request.content.get("code")
@@ -348,38 +373,53 @@ class Kernel(KernelCompat):
                 f"cokernel does not handle {msg_type!r} on the {request.channel} channel",
             )
 
-    # busy -> outputs -> reply -> idle, for every request, whatever the run mode.
-    def _serve_sync(self, handler: Callable[[Kernel, Request], Any], request: Request) -> None:
+    # busy -> outputs -> exactly one reply -> idle, for every request, whatever the run mode.
+    def _serve_sync(self, fn: HandlerFn, request: Request) -> None:
+        token = self._begin(request)
+        answer: Any = None
+        failure: Exception | None = None
+        try:
+            answer = fn(self, request)
+            if inspect.iscoroutine(answer):  # an async handler run in thread mode: its own loop
+                answer = anyio.run(_await, answer, backend=self.options.backend)
+        except Exception as e:
+            failure = e
+        finally:
+            self._end(request, token, answer, failure)
+
+    async def _serve_async(self, fn: HandlerFn, request: Request) -> None:
+        token = self._begin(request)
+        answer: Any = None
+        failure: Exception | None = None
+        try:
+            answer = fn(self, request)
+            if inspect.isawaitable(answer):
+                answer = await answer
+        except Exception as e:
+            failure = e
+        finally:
+            self._end(request, token, answer, failure)
+
+    def _begin(self, request: Request) -> contextvars.Token[Request | None]:
         request.served = True
         token = current_request.set(request)
         self._status("busy", request)
-        try:
-            result = handler(self, request)
-            if inspect.iscoroutine(result):  # an async handler run in thread mode: its own loop
-                anyio.run(_await, result, backend=self.options.backend)
-        except Exception as e:
-            self._handler_failed(request, e)
-        finally:
-            if self.streams is not None:
-                self.streams.flush(request)
-            if self._warm_pending and request.msg_type == "execute_request":
-                self._warm_pending = False
-                warmup.start()
-            self._status("idle", request)
-            current_request.reset(token)
+        return token
 
-    async def _serve_async(
-        self, handler: Callable[[Kernel, Request], Any], request: Request
+    def _end(
+        self,
+        request: Request,
+        token: contextvars.Token[Request | None],
+        answer: Any,
+        failure: Exception | None,
     ) -> None:
-        request.served = True
-        token = current_request.set(request)
-        self._status("busy", request)
+        """Send the one reply (the handler's answer, or an error if it raised), then idle."""
         try:
-            result = handler(self, request)
-            if inspect.isawaitable(result):
-                await result
-        except Exception as e:
-            self._handler_failed(request, e)
+            after = self._reply_with(request, answer, failure)
+            if after is not None:
+                after()
+        except Exception:
+            log.exception("answering %s failed", request.msg_type)
         finally:
             if self.streams is not None:
                 self.streams.flush(request)
@@ -389,18 +429,32 @@ class Kernel(KernelCompat):
             self._status("idle", request)
             current_request.reset(token)
 
-    def _handler_failed(self, request: Request, exc: Exception) -> None:
-        log.error("%s handler failed", request.msg_type, exc_info=exc)
-        if request.msg_type.endswith("_request"):
-            self.reply(
-                request,
-                {
-                    "status": "error",
-                    "ename": type(exc).__name__,
-                    "evalue": str(exc),
-                    "traceback": traceback.format_exception(exc),
-                },
-            )
+    def _reply_with(
+        self, request: Request, answer: Any, failure: Exception | None
+    ) -> Callable[[], None] | None:
+        if failure is not None:
+            log.error("%s handler failed", request.msg_type, exc_info=failure)
+        if not request.msg_type.endswith("_request"):
+            return None  # comm_msg & co. are never answered
+        if failure is None and isinstance(answer, Reply):
+            self.reply(request, answer.content, answer.metadata)
+            return answer.then
+        if failure is None and isinstance(answer, dict):
+            self.reply(request, answer)
+            return None
+        if failure is None:
+            failure = TypeError(f"the {request.msg_type} handler gave no reply content")
+            log.error("%s", failure)
+        self.reply(
+            request,
+            {
+                "status": "error",
+                "ename": type(failure).__name__,
+                "evalue": str(failure),
+                "traceback": traceback.format_exception(failure),
+            },
+        )
+        return None
 
     # -- stop-on-error aborts ---------------------------------------------------------------
     def abort_queued(self, request: Request) -> None:

@@ -17,7 +17,7 @@ from comm.base_comm import BaseComm, CommManager
 
 from cokernel.protocol._request import Request, current_request
 
-log = logging.getLogger("cokernel.shell._comms")
+log = logging.getLogger("cokernel.comms")
 
 PublishComm = Callable[
     [str, dict[str, Any], "Request | None", dict[str, Any] | None, list[bytes] | None], None

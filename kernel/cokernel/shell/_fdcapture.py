@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 
-log = logging.getLogger("cokernel.shell._fdcapture")
+log = logging.getLogger("cokernel.fdcapture")
 
 #: ``sink(stream_name, text)``: where captured text goes (the kernel's stream router).
 Sink = Callable[[str, str], None]

@@ -33,7 +33,7 @@ from IPython.paths import get_ipython_dir
 from traitlets.config import Config
 from traitlets.config.loader import JSONFileConfigLoader, PyFileConfigLoader
 
-log = logging.getLogger("cokernel.shell._profile")
+log = logging.getLogger("cokernel.profile")
 
 #: What ipykernel's shell puts in the environment: cells' commands (``!ls``, ``%clear``, git)
 #: see a colour terminal, and never start a pager (no one could page through it).

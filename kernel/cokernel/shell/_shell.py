@@ -1,4 +1,4 @@
-"""The IPython shell of the kernel, and how a running cell is interrupted or timed out.
+"""The IPython shell of the kernel.
 
 Cells run through IPython's ``run_cell_async`` on the shell's event loop, so top-level ``await``
 uses whichever backend (asyncio or trio) the kernel runs. :meth:`CokernelShell.run_code` wraps
@@ -14,21 +14,15 @@ is executing (*stepping*) or suspended at an ``await``. That is what makes inter
 from __future__ import annotations
 
 import bdb
-import contextvars
-import ctypes
-import itertools
-import math
-import signal
 import sys
 import threading
 import types
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 from warnings import warn
 
 import anyio
-import sniffio
 from IPython.core import page
 from IPython.core.async_helpers import _asyncio_runner, _trio_runner
 from IPython.core.compilerop import CachingCompiler
@@ -36,395 +30,22 @@ from IPython.core.interactiveshell import InteractiveShell
 from traitlets import Any as AnyTrait
 from traitlets import Unicode
 
-from cokernel.engine._caller import Caller, loop_callback_scheduler, threads_available
 from cokernel.engine._nested_run import explain_backend_mismatch
 from cokernel.engine._subshells import current_namespace
 from cokernel.gui._toolkits import check_gui
 from cokernel.protocol._request import current_request
 from cokernel.shell._cellfiles import blank_lines_before_cell_magic, cell_path
+from cokernel.shell._cells import (
+    CellRun,
+    ShellContext,
+    current_cell,
+    current_cell_number,
+    release_numbering,
+)
 from cokernel.shell._compat import ShellCompat
 from cokernel.shell._display import KernelDisplayHook, KernelDisplayPublisher
-
-
-class ExecutionTimeout(KeyboardInterrupt):
-    """A cell ran past its execution timeout.
-
-    A KeyboardInterrupt so that ``except Exception`` in user code does not swallow it.
-    """
-
-
-class _Stepper:
-    """Awaitable wrapper around a cell's coroutine that marks when the cell's code runs."""
-
-    __slots__ = ("_cell", "_coro")
-
-    def __init__(self, coro: Coroutine[Any, Any, Any], cell: CellRun) -> None:
-        self._coro, self._cell = coro, cell
-
-    def __await__(self) -> _Stepper:
-        return self
-
-    def __iter__(self) -> _Stepper:
-        return self
-
-    def __next__(self) -> Any:
-        return self.send(None)
-
-    def send(self, value: Any) -> Any:
-        __tracebackhide__ = True  # IPython hides frames that define it
-        cell = self._cell
-        cell.enter_user_code()
-        try:
-            cell.stepping = True
-            if cell.context is None:
-                return self._coro.send(value)
-            return cell.context.run(self._coro.send, value)
-        finally:
-            cell.stepping = False  # a plain store: no pending exception can fire before it
-            try:
-                cell.settle_interrupt()
-            finally:
-                cell.leave_user_code()
-
-    def throw(self, *exc: Any) -> Any:
-        __tracebackhide__ = True  # hidden from tracebacks
-        cell = self._cell
-        cell.enter_user_code()
-        try:
-            cell.stepping = True
-            if cell.context is None:
-                return self._coro.throw(*exc)
-            return cell.context.run(self._coro.throw, *exc)
-        finally:
-            cell.stepping = False  # as in send()
-            try:
-                cell.settle_interrupt()
-            finally:
-                cell.leave_user_code()
-
-    def close(self) -> None:
-        self._coro.close()
-
-
-_cell_order = itertools.count()
-
-
-class CellRun:
-    """One execution of one cell: where it runs, whether it is stepping, how to stop it."""
-
-    def __init__(self, timeout: float | None = None) -> None:
-        self.thread = threading.current_thread()
-        self.request = current_request.get()  # the execute_request it runs for
-        self.order = next(_cell_order)  # later cells have higher numbers
-        self.timeout = timeout
-        self.stepping = False
-        self.stop_reason: str | None = None  # "interrupt" | "timeout"
-        # Posting an exception to the cell's (non-main) thread and the end of a step exclude
-        # each other: see stop() and settle_interrupt().
-        self._gate = threading.Lock()
-        self._posted = False
-        self._scope: anyio.CancelScope | None = None
-        self._call_in_loop: Callable[..., Any] | None = None
-        self._cancel_timer: Callable[[], None] | None = None
-        self.done = threading.Event()  # set when the cell has finished running
-        self._numbering: threading.Lock | None = None
-        self.number: int | None = None  # the execution count it shows (In[n] / Out[n])
-        # Called after an interrupt is posted to the cell's (non-main) thread: a thread blocked
-        # in a lock wait only sees the exception once something wakes it (input() sets this).
-        self.wake: Callable[[], None] | None = None
-        # The Lender of the loop this cell runs on (None in a thread-mode cell's worker): told
-        # when the cell's code runs, so that the loop's comm lane is lent while it blocks.
-        caller = Caller.current()
-        self._lender = caller.lender if caller is not None else None
-        # The context the cell's code runs in: its shell's, shared by the shell's cells.
-        self.context: ShellContext | None = None
-        # The request its output goes to when the cell chose one (set_parent), else None.
-        self.parent: Any = None
-
-    def enter_user_code(self) -> None:
-        if self._lender is not None:
-            self._lender.enter()
-
-    def leave_user_code(self) -> None:
-        if self._lender is not None:
-            self._lender.leave()
-
-    def take_number(self, numbering: threading.Lock) -> None:
-        """Hold the shell's numbering lock until IPython has given this cell its number.
-
-        Cells on subshell threads share one counter: between reading the number a cell's
-        execute_input shows and IPython taking it, no other thread may take one. The section
-        is synchronous (no await), so the lock is held for microseconds.
-        """
-        numbering.acquire()
-        self._numbering = numbering
-
-    def number_taken(self) -> None:
-        numbering, self._numbering = self._numbering, None
-        if numbering is not None:
-            numbering.release()
-
-    def exception(self) -> KeyboardInterrupt:
-        if self.stop_reason == "timeout":
-            return ExecutionTimeout(
-                f"the cell ran longer than its execution timeout of {self.timeout:g} s"
-            )
-        return KeyboardInterrupt()
-
-    def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
-        __tracebackhide__ = True  # hidden from tracebacks
-        self.enter_user_code()
-        try:
-            self.stepping = True
-            # An interrupt that came while the cell was not stepping (compiling, or between two
-            # statement groups) only set stop_reason: no signal was sent, so honour it here.
-            if self.stop_reason is not None:
-                raise self.exception()
-            if self.context is None:
-                return fn(*args)
-            return self.context.run(fn, *args)
-        finally:
-            self.stepping = False  # as in _Stepper.send()
-            try:
-                self.settle_interrupt()
-            finally:
-                self.leave_user_code()
-
-    async def run_async(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        __tracebackhide__ = True  # hidden from tracebacks
-        self._call_in_loop = loop_callback_scheduler()
-        with anyio.CancelScope() as scope:
-            self._scope = scope
-            if self.stop_reason is not None:
-                scope.cancel()
-            result = await _Stepper(coro, self)
-        self._scope = None
-        if scope.cancelled_caught:
-            raise self.exception()
-        return result
-
-    def start_timer(self) -> None:
-        if not self.timeout:
-            return
-        if threads_available():
-            timer = threading.Timer(self.timeout, self.stop, ("timeout",))
-            timer.daemon = True
-            timer.start()
-            self._cancel_timer = timer.cancel
-        else:  # on the cell's loop (asyncio: Pyodide's): it can only stop an awaiting cell
-            import asyncio
-
-            handle = asyncio.get_running_loop().call_later(self.timeout, self.stop, "timeout")
-            self._cancel_timer = handle.cancel
-
-    def settle_interrupt(self) -> None:
-        """End a step on the cell's thread: withdraw an exception posted but not yet raised.
-
-        Called right after ``stepping`` is cleared. CPython raises a posted exception at the
-        thread's next check between bytecodes, so one posted as the cell's code returned may
-        still be pending: raised later, it would land in the loop's or IPython's code instead
-        of the cell. Under the gate no new exception can be posted (stop() sees ``stepping``
-        cleared), and a pending one is withdrawn; the stop is then honoured as for a cell
-        suspended at an await (its scope is cancelled), because stop_reason stays set. One
-        that fired in the few bytecodes between the return and this call surfaces at the
-        cell's await in run_async, or in run_sync: still the cell's own interrupt.
-        """
-        with self._gate:  # always taken: a stop() may be between its look and its post
-            if self._posted:
-                self._posted = False
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                    ctypes.c_ulong(self.thread.ident or 0), None
-                )
-                scope, call = self._scope, self._call_in_loop
-                if scope is not None and call is not None:
-                    call(scope.cancel)
-
-    def finish(self) -> None:
-        if self._cancel_timer is not None:
-            self._cancel_timer()
-        self.done.set()
-
-    def stop(self, reason: str = "interrupt") -> None:
-        """Stop the cell from any thread (or a signal handler on the cell's own thread)."""
-        if self.stop_reason is None:
-            self.stop_reason = reason
-        if self.stepping:
-            if (
-                self.thread is threading.main_thread()
-                and threading.current_thread() is not self.thread
-            ):
-                # Wakes a blocking call (time.sleep, input) in the main thread; the kernel's
-                # SIGINT handler then calls stop() again there, which raises below.
-                signal.pthread_kill(self.thread.ident or 0, signal.SIGINT)
-                return
-            if threading.current_thread() is self.thread:
-                raise self.exception()
-            with self._gate:
-                # Looked at again under the gate: a step that ended since the look above has
-                # cleared stepping, and an exception posted now would fire in kernel code.
-                if self.stepping:
-                    self._posted = True
-                    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                        ctypes.c_ulong(self.thread.ident or 0),
-                        ctypes.py_object(type(self.exception())),
-                    )
-                    posted = True
-                else:
-                    posted = False
-            if posted:
-                wake = self.wake
-                if wake is not None:
-                    wake()
-                return
-        scope, call = self._scope, self._call_in_loop
-        if scope is not None and call is not None:
-            call(scope.cancel)
-
-
-class HistoryBatcher:
-    """Writes stored history to sqlite at most once per ``delay`` seconds, off the cell path.
-
-    IPython's default writes (and commits, with an fsync) after every cell, and the next cell's
-    history store waits on that write's lock: about 0.8 ms of each execute round trip here.
-    Batching loses at most ``delay`` seconds of history if the machine itself dies (a clean
-    shutdown writes everything; ``history_request`` writes out before reading).
-    """
-
-    def __init__(self, history_manager: Any, delay: float = 1.0) -> None:
-        self._history = history_manager
-        self.delay = delay
-        self._due = threading.Event()
-        self._stopping = threading.Event()
-        self._lock = threading.Lock()  # one write-out at a time; none after stop()
-        self._thread: threading.Thread | None = None
-        enabled = history_manager is not None and getattr(history_manager, "enabled", False)
-        if enabled and threads_available():  # else IPython's own per-cell write-out stays
-            history_manager.db_cache_size = 1 << 30  # never write from inside the cell path
-            self._thread = threading.Thread(target=self._run, name="cokernel-history", daemon=True)
-            self._thread.start()
-
-    def touch(self) -> None:
-        """A cell was stored: make sure a write-out happens within ``delay`` seconds."""
-        self._due.set()
-
-    def stop(self) -> None:
-        """Write out what is pending and end the writer thread (before the database closes)."""
-        self._stopping.set()
-        self._due.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(5)
-        self._write()
-
-    def _write(self) -> None:
-        with self._lock:
-            try:
-                self._history.writeout_cache()
-            except Exception:  # a locked or read-only database must not end the kernel
-                import logging
-
-                logging.getLogger("cokernel.history").exception("history write-out failed")
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            self._due.wait()
-            self._stopping.wait(self.delay)
-            self._due.clear()
-            if self._stopping.is_set():
-                return  # stop() writes the rest itself
-            self._write()
-
-
-current_cell: contextvars.ContextVar[CellRun | None] = contextvars.ContextVar(
-    "cokernel_current_cell", default=None
-)
-
-# The kernel's per-request context variables (current_request, current_cell and
-# current_namespace) are never carried from one cell to the next: ShellContext.run sets them.
-
-
-# -- the context cells share (docs/subshells.md, "Context") -------------------------------------
-_UNSET = object()
-
-
-class ShellContext:
-    """The :class:`contextvars.Context` that the cells of one shell run in, one after another.
-
-    A cell's code (each step of an async cell, the whole of a sync one) runs inside it, so what
-    one cell sets (``decimal.getcontext().prec``, a ``ContextVar``) is there for the next, as in
-    a plain Python session. The kernel's own per-request variables (the request, the cell, the
-    subshell namespace) are copied in from the caller's context at every entry, so tasks
-    interleaving on one loop each see their own.
-
-    A context can be entered by one thread at a time: only its owner (the shell's loop thread,
-    the first to run in it) enters it. Another thread running through it gets a snapshot copy
-    (its changes stay its own); a cell run from inside a cell just runs in it.
-    """
-
-    __slots__ = ("__weakref__", "_context", "_entered", "_owner")
-
-    def __init__(
-        self, context: contextvars.Context | None = None, owner: threading.Thread | None = None
-    ) -> None:
-        self._context = context
-        self._owner: int | None = owner.ident if owner is not None else None
-        self._entered = False
-
-    def snapshot(self) -> ShellContext:
-        """A context of its own that starts as a copy of this one (for a thread-mode cell)."""
-        base = self._context
-        if base is None:
-            return ShellContext()
-        copy = base.copy()
-        decimal = sys.modules.get("decimal")
-        if decimal is not None:
-            # decimal keeps a mutable object in its context variable: the copy gets its own, so
-            # a thread cell's `getcontext().prec = 3` does not change the shell's under it.
-            copy.run(lambda: decimal.setcontext(decimal.getcontext().copy()))
-        return ShellContext(copy)
-
-    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        __tracebackhide__ = True  # hidden from tracebacks
-        here = threading.get_ident()
-        if self._owner is None:
-            self._owner = here
-        context = self._context
-        if context is None:
-            context = self._context = contextvars.copy_context()
-        mine = here == self._owner
-        if mine and self._entered:
-            return fn(*args)  # a cell run by a cell (run_cell): already inside
-        if not mine:
-            context = context.copy()
-        cell = current_cell.get(None)
-        request = current_request.get(None)
-        if cell is not None and cell.parent is not None:
-            request = cell.parent  # the cell chose another parent (set_parent)
-        namespace = current_namespace.get(None)
-        if context.get(current_request, _UNSET) is not request:
-            context.run(current_request.set, request)
-        if context.get(current_cell, _UNSET) is not cell:
-            context.run(current_cell.set, cell)
-        if context.get(current_namespace, _UNSET) is not namespace:
-            context.run(current_namespace.set, namespace)
-        if not mine:
-            return context.run(fn, *args)
-        self._entered = True
-        try:
-            return context.run(fn, *args)
-        finally:
-            self._entered = False
-
-
-def _current_cell_number() -> int | None:
-    cell = current_cell.get()
-    return cell.number if cell is not None else None
-
-
-def _release_numbering() -> None:
-    # IPython fires pre_execute right after it has numbered the cell.
-    cell = current_cell.get()
-    if cell is not None:
-        cell.number_taken()
+from cokernel.shell._history import HistoryBatcher
+from cokernel.shell._interrupts import _drop_kernel_tail, _loop_is_cancelling, _skip_kernel_head
 
 
 class CellCompiler(CachingCompiler):  # type: ignore[misc]
@@ -473,10 +94,15 @@ class CokernelShell(ShellCompat, InteractiveShell):  # type: ignore[misc]
         for part in (self.display_pub, self.displayhook):
             part.publish_msg = self.publish_msg
             part.flush_streams = self.flush_streams
-        self.displayhook.cell_number = _current_cell_number
+        self.displayhook.cell_number = current_cell_number
         self.running_cells: set[CellRun] = set()
         self.numbering = threading.Lock()  # see CellRun.take_number
-        self.events.register("pre_execute", _release_numbering)
+        # Asked first by on_sigint, with the interrupted frame; a guard returning True takes
+        # the interrupt over. The debugger adds one while it is connected: a KeyboardInterrupt
+        # raised inside debugpy's own code (a thread held at a breakpoint, or its trace
+        # function) would break the debugger.
+        self.sigint_guards: list[Callable[[types.FrameType | None], bool]] = []
+        self.events.register("pre_execute", release_numbering)
         self.history_batcher = HistoryBatcher(self.history_manager)
         self._init_contexts()
         self._init_loop_runner()
@@ -731,116 +357,3 @@ class CokernelShell(ShellCompat, InteractiveShell):  # type: ignore[misc]
         for cell in cells:
             cell.stop(reason)
         return len(cells)
-
-
-_KERNEL_DIR = __file__.rsplit("/", 1)[0]
-
-
-# A signal landing in these frames (the stepping flag is already set, the cell's code has not
-# begun) must not raise there: it would surface in the loop's machinery (see on_sigint).
-_STEPPER_CODES = frozenset(
-    {_Stepper.send.__code__, _Stepper.throw.__code__, ShellContext.run.__code__}
-)
-
-_WRAPPER_CODES = frozenset(
-    {
-        _Stepper.send.__code__,
-        _Stepper.throw.__code__,
-        CellRun.run_sync.__code__,
-        CellRun.run_async.__code__,
-        ShellContext.run.__code__,
-    }
-)
-
-
-def _skip_kernel_head(exc: BaseException) -> types.TracebackType | None:
-    """The traceback of ``exc`` from the cell's first frame on, without run_code and the
-    kernel's cell wrappers (they would show as "[... skipping hidden N frame]")."""
-    head = exc.__traceback__
-    after = head.tb_next if head is not None else None
-    while after is not None and after.tb_frame.f_code in _WRAPPER_CODES:
-        after = after.tb_next
-    return after if after is not None else head
-
-
-def _loop_is_cancelling() -> bool:
-    """Whether the running task is being cancelled from outside (its loop is stopping)."""
-    try:
-        if anyio.current_effective_deadline() == -math.inf:  # trio, and anyio cancel scopes
-            return True
-    except Exception:  # not in a task anyio knows
-        pass
-    if sniffio.current_async_library() == "asyncio":
-        import asyncio
-
-        task = asyncio.current_task()
-        return task is not None and task.cancelling() > 0
-    return False
-
-
-def _drop_kernel_tail(exc: BaseException) -> None:
-    """Cut the kernel's own frames (signal handler, stdin wait) off the end of a traceback.
-
-    An interrupt is raised by the kernel's SIGINT handler; the user should see the line their
-    cell was running, not the handler that raised.
-    """
-    last_user: types.TracebackType | None = None
-    tb = exc.__traceback__
-    while tb is not None:
-        filename = tb.tb_frame.f_code.co_filename
-        if not filename.startswith(_KERNEL_DIR) and not filename.startswith(threading.__file__):
-            last_user = tb
-        tb = tb.tb_next
-    if last_user is not None:
-        last_user.tb_next = None
-
-
-def _knock_again(cell: CellRun, delay: float = 0.01) -> None:
-    def knock() -> None:
-        # Stepping again: signal again. Suspended at an await by now (the step the signal
-        # hit has ended): cancel, or the interrupt would be lost while the cell waits.
-        if not cell.done.is_set():
-            cell.stop(cell.stop_reason or "interrupt")
-
-    timer = threading.Timer(delay, knock)
-    timer.daemon = True
-    timer.start()
-
-
-#: Asked first by :func:`on_sigint`, with the interrupted frame; a guard returning True takes
-#: the interrupt over. The debugger has one: a KeyboardInterrupt raised inside debugpy's own
-#: code (a thread held at a breakpoint, or its trace function) would break the debugger.
-sigint_guards: list[Callable[[types.FrameType | None], bool]] = []
-
-
-def on_sigint(shell: CokernelShell, frame: types.FrameType | None) -> None:
-    """The kernel's SIGINT handler body, run on the main thread between bytecodes.
-
-    Suspended main-thread cells are cancelled; the one that is stepping gets KeyboardInterrupt
-    raised at its current line, but never inside the stepping wrapper itself (that would
-    surface in the event loop's machinery instead of the cell).
-    """
-    __tracebackhide__ = True  # hidden from tracebacks
-    if any(guard(frame) for guard in sigint_guards):
-        return
-    main = threading.main_thread()
-    stepping: CellRun | None = None
-    for cell in list(shell.running_cells):
-        if cell.thread is not main:
-            continue
-        if cell.stop_reason is None:
-            cell.stop_reason = "interrupt"
-        if cell.stepping and (frame is None or frame.f_code not in _STEPPER_CODES):
-            stepping = cell
-            continue
-        if cell.stepping:
-            # The signal landed inside the stepping wrapper, after its last look at
-            # stop_reason and before the cell's own code began: raised here, it would surface
-            # in the loop's machinery; dropped, a time.sleep(60) would run on. Knock again.
-            _knock_again(cell)
-            continue
-        scope, call = cell._scope, cell._call_in_loop
-        if scope is not None and call is not None:
-            call(scope.cancel)
-    if stepping is not None:
-        raise stepping.exception()

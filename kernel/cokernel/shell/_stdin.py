@@ -154,6 +154,6 @@ class StdinBridge:
 
 
 def _current_cell() -> Any:
-    from cokernel.shell._shell import current_cell  # the shell imports IPython: only when asked
+    from cokernel.shell._cells import current_cell  # the shell imports IPython: only when asked
 
     return current_cell.get()

@@ -1,0 +1,352 @@
+"""One running cell (:class:`CellRun`) and the context cells of one shell share
+(:class:`ShellContext`).
+
+A :class:`CellRun` knows at every instant whether the cell's own code is executing (*stepping*)
+or suspended at an ``await``, and how to stop it either way; :mod:`cokernel.shell._interrupts`
+decides which, when SIGINT arrives.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import ctypes
+import itertools
+import signal
+import sys
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import anyio
+
+from cokernel.engine._caller import Caller, loop_callback_scheduler, threads_available
+from cokernel.engine._subshells import current_namespace
+from cokernel.protocol._request import current_request
+
+
+class ExecutionTimeout(KeyboardInterrupt):
+    """A cell ran past its execution timeout.
+
+    A KeyboardInterrupt so that ``except Exception`` in user code does not swallow it.
+    """
+
+
+class _Stepper:
+    """Awaitable wrapper around a cell's coroutine that marks when the cell's code runs."""
+
+    __slots__ = ("_cell", "_coro")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], cell: CellRun) -> None:
+        self._coro, self._cell = coro, cell
+
+    def __await__(self) -> _Stepper:
+        return self
+
+    def __iter__(self) -> _Stepper:
+        return self
+
+    def __next__(self) -> Any:
+        return self.send(None)
+
+    def send(self, value: Any) -> Any:
+        __tracebackhide__ = True  # IPython hides frames that define it
+        cell = self._cell
+        cell.enter_user_code()
+        try:
+            cell.stepping = True
+            if cell.context is None:
+                return self._coro.send(value)
+            return cell.context.run(self._coro.send, value)
+        finally:
+            cell.stepping = False  # a plain store: no pending exception can fire before it
+            try:
+                cell.settle_interrupt()
+            finally:
+                cell.leave_user_code()
+
+    def throw(self, *exc: Any) -> Any:
+        __tracebackhide__ = True  # hidden from tracebacks
+        cell = self._cell
+        cell.enter_user_code()
+        try:
+            cell.stepping = True
+            if cell.context is None:
+                return self._coro.throw(*exc)
+            return cell.context.run(self._coro.throw, *exc)
+        finally:
+            cell.stepping = False  # as in send()
+            try:
+                cell.settle_interrupt()
+            finally:
+                cell.leave_user_code()
+
+    def close(self) -> None:
+        self._coro.close()
+
+
+_cell_order = itertools.count()
+
+
+class CellRun:
+    """One execution of one cell: where it runs, whether it is stepping, how to stop it."""
+
+    def __init__(self, timeout: float | None = None) -> None:
+        self.thread = threading.current_thread()
+        self.request = current_request.get()  # the execute_request it runs for
+        self.order = next(_cell_order)  # later cells have higher numbers
+        self.timeout = timeout
+        self.stepping = False
+        self.stop_reason: str | None = None  # "interrupt" | "timeout"
+        # Posting an exception to the cell's (non-main) thread and the end of a step exclude
+        # each other: see stop() and settle_interrupt().
+        self._gate = threading.Lock()
+        self._posted = False
+        self._scope: anyio.CancelScope | None = None
+        self._call_in_loop: Callable[..., Any] | None = None
+        self._cancel_timer: Callable[[], None] | None = None
+        self.done = threading.Event()  # set when the cell has finished running
+        self._numbering: threading.Lock | None = None
+        self.number: int | None = None  # the execution count it shows (In[n] / Out[n])
+        # Called after an interrupt is posted to the cell's (non-main) thread: a thread blocked
+        # in a lock wait only sees the exception once something wakes it (input() sets this).
+        self.wake: Callable[[], None] | None = None
+        # The Lender of the loop this cell runs on (None in a thread-mode cell's worker): told
+        # when the cell's code runs, so that the loop's comm lane is lent while it blocks.
+        caller = Caller.current()
+        self._lender = caller.lender if caller is not None else None
+        # The context the cell's code runs in: its shell's, shared by the shell's cells.
+        self.context: ShellContext | None = None
+        # The request its output goes to when the cell chose one (set_parent), else None.
+        self.parent: Any = None
+
+    def enter_user_code(self) -> None:
+        if self._lender is not None:
+            self._lender.enter()
+
+    def leave_user_code(self) -> None:
+        if self._lender is not None:
+            self._lender.leave()
+
+    def take_number(self, numbering: threading.Lock) -> None:
+        """Hold the shell's numbering lock until IPython has given this cell its number.
+
+        Cells on subshell threads share one counter: between reading the number a cell's
+        execute_input shows and IPython taking it, no other thread may take one. The section
+        is synchronous (no await), so the lock is held for microseconds.
+        """
+        numbering.acquire()
+        self._numbering = numbering
+
+    def number_taken(self) -> None:
+        numbering, self._numbering = self._numbering, None
+        if numbering is not None:
+            numbering.release()
+
+    def exception(self) -> KeyboardInterrupt:
+        if self.stop_reason == "timeout":
+            return ExecutionTimeout(
+                f"the cell ran longer than its execution timeout of {self.timeout:g} s"
+            )
+        return KeyboardInterrupt()
+
+    def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
+        __tracebackhide__ = True  # hidden from tracebacks
+        self.enter_user_code()
+        try:
+            self.stepping = True
+            # An interrupt that came while the cell was not stepping (compiling, or between two
+            # statement groups) only set stop_reason: no signal was sent, so honour it here.
+            if self.stop_reason is not None:
+                raise self.exception()
+            if self.context is None:
+                return fn(*args)
+            return self.context.run(fn, *args)
+        finally:
+            self.stepping = False  # as in _Stepper.send()
+            try:
+                self.settle_interrupt()
+            finally:
+                self.leave_user_code()
+
+    async def run_async(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        __tracebackhide__ = True  # hidden from tracebacks
+        self._call_in_loop = loop_callback_scheduler()
+        with anyio.CancelScope() as scope:
+            self._scope = scope
+            if self.stop_reason is not None:
+                scope.cancel()
+            result = await _Stepper(coro, self)
+        self._scope = None
+        if scope.cancelled_caught:
+            raise self.exception()
+        return result
+
+    def start_timer(self) -> None:
+        if not self.timeout:
+            return
+        if threads_available():
+            timer = threading.Timer(self.timeout, self.stop, ("timeout",))
+            timer.daemon = True
+            timer.start()
+            self._cancel_timer = timer.cancel
+        else:  # on the cell's loop (asyncio: Pyodide's): it can only stop an awaiting cell
+            import asyncio
+
+            handle = asyncio.get_running_loop().call_later(self.timeout, self.stop, "timeout")
+            self._cancel_timer = handle.cancel
+
+    def settle_interrupt(self) -> None:
+        """End a step on the cell's thread: withdraw an exception posted but not yet raised.
+
+        Called right after ``stepping`` is cleared. CPython raises a posted exception at the
+        thread's next check between bytecodes, so one posted as the cell's code returned may
+        still be pending: raised later, it would land in the loop's or IPython's code instead
+        of the cell. Under the gate no new exception can be posted (stop() sees ``stepping``
+        cleared), and a pending one is withdrawn; the stop is then honoured as for a cell
+        suspended at an await (its scope is cancelled), because stop_reason stays set. One
+        that fired in the few bytecodes between the return and this call surfaces at the
+        cell's await in run_async, or in run_sync: still the cell's own interrupt.
+        """
+        with self._gate:  # always taken: a stop() may be between its look and its post
+            if self._posted:
+                self._posted = False
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(self.thread.ident or 0), None
+                )
+                scope, call = self._scope, self._call_in_loop
+                if scope is not None and call is not None:
+                    call(scope.cancel)
+
+    def finish(self) -> None:
+        if self._cancel_timer is not None:
+            self._cancel_timer()
+        self.done.set()
+
+    def stop(self, reason: str = "interrupt") -> None:
+        """Stop the cell from any thread (or a signal handler on the cell's own thread)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        if self.stepping:
+            if (
+                self.thread is threading.main_thread()
+                and threading.current_thread() is not self.thread
+            ):
+                # Wakes a blocking call (time.sleep, input) in the main thread; the kernel's
+                # SIGINT handler then calls stop() again there, which raises below.
+                signal.pthread_kill(self.thread.ident or 0, signal.SIGINT)
+                return
+            if threading.current_thread() is self.thread:
+                raise self.exception()
+            with self._gate:
+                # Looked at again under the gate: a step that ended since the look above has
+                # cleared stepping, and an exception posted now would fire in kernel code.
+                if self.stepping:
+                    self._posted = True
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                        ctypes.c_ulong(self.thread.ident or 0),
+                        ctypes.py_object(type(self.exception())),
+                    )
+                    posted = True
+                else:
+                    posted = False
+            if posted:
+                wake = self.wake
+                if wake is not None:
+                    wake()
+                return
+        scope, call = self._scope, self._call_in_loop
+        if scope is not None and call is not None:
+            call(scope.cancel)
+
+
+current_cell: contextvars.ContextVar[CellRun | None] = contextvars.ContextVar(
+    "cokernel_current_cell", default=None
+)
+
+# The kernel's per-request context variables (current_request, current_cell and
+# current_namespace) are never carried from one cell to the next: ShellContext.run sets them.
+
+
+# -- the context cells share (docs/subshells.md, "Context") -------------------------------------
+_UNSET = object()
+
+
+class ShellContext:
+    """The :class:`contextvars.Context` that the cells of one shell run in, one after another.
+
+    A cell's code (each step of an async cell, the whole of a sync one) runs inside it, so what
+    one cell sets (``decimal.getcontext().prec``, a ``ContextVar``) is there for the next, as in
+    a plain Python session. The kernel's own per-request variables (the request, the cell, the
+    subshell namespace) are copied in from the caller's context at every entry, so tasks
+    interleaving on one loop each see their own.
+
+    A context can be entered by one thread at a time: only its owner (the shell's loop thread,
+    the first to run in it) enters it. Another thread running through it gets a snapshot copy
+    (its changes stay its own); a cell run from inside a cell just runs in it.
+    """
+
+    __slots__ = ("__weakref__", "_context", "_entered", "_owner")
+
+    def __init__(
+        self, context: contextvars.Context | None = None, owner: threading.Thread | None = None
+    ) -> None:
+        self._context = context
+        self._owner: int | None = owner.ident if owner is not None else None
+        self._entered = False
+
+    def snapshot(self) -> ShellContext:
+        """A context of its own that starts as a copy of this one (for a thread-mode cell)."""
+        base = self._context
+        if base is None:
+            return ShellContext()
+        copy = base.copy()
+        decimal = sys.modules.get("decimal")
+        if decimal is not None:
+            # decimal keeps a mutable object in its context variable: the copy gets its own, so
+            # a thread cell's `getcontext().prec = 3` does not change the shell's under it.
+            copy.run(lambda: decimal.setcontext(decimal.getcontext().copy()))
+        return ShellContext(copy)
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        __tracebackhide__ = True  # hidden from tracebacks
+        here = threading.get_ident()
+        if self._owner is None:
+            self._owner = here
+        context = self._context
+        if context is None:
+            context = self._context = contextvars.copy_context()
+        mine = here == self._owner
+        if mine and self._entered:
+            return fn(*args)  # a cell run by a cell (run_cell): already inside
+        if not mine:
+            context = context.copy()
+        cell = current_cell.get(None)
+        request = current_request.get(None)
+        if cell is not None and cell.parent is not None:
+            request = cell.parent  # the cell chose another parent (set_parent)
+        namespace = current_namespace.get(None)
+        if context.get(current_request, _UNSET) is not request:
+            context.run(current_request.set, request)
+        if context.get(current_cell, _UNSET) is not cell:
+            context.run(current_cell.set, cell)
+        if context.get(current_namespace, _UNSET) is not namespace:
+            context.run(current_namespace.set, namespace)
+        if not mine:
+            return context.run(fn, *args)
+        self._entered = True
+        try:
+            return context.run(fn, *args)
+        finally:
+            self._entered = False
+
+
+def current_cell_number() -> int | None:
+    cell = current_cell.get()
+    return cell.number if cell is not None else None
+
+
+def release_numbering() -> None:
+    # IPython fires pre_execute right after it has numbered the cell.
+    cell = current_cell.get()
+    if cell is not None:
+        cell.number_taken()

@@ -1,0 +1,135 @@
+"""Interrupts: SIGINT on the main thread, and the frames a cell's traceback leaves out.
+
+Suspended main-thread cells are cancelled; the one stepping gets KeyboardInterrupt at its
+current line. A shell's :attr:`~cokernel.shell._shell.CokernelShell.sigint_guards` are asked
+first (the debugger keeps SIGINT out of debugpy's own code with one).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import types
+from collections.abc import Callable
+from typing import Protocol
+
+import anyio
+import sniffio
+
+from cokernel.shell._cells import CellRun, ShellContext, _Stepper
+
+
+class Interruptible(Protocol):
+    """What :func:`on_sigint` needs of a shell (:class:`~cokernel.shell._shell.CokernelShell`)."""
+
+    running_cells: set[CellRun]
+    sigint_guards: list[Callable[[types.FrameType | None], bool]]
+
+
+# The whole package: frames from any of its files are the kernel's, not the cell's.
+_KERNEL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# A signal landing in these frames (the stepping flag is already set, the cell's code has not
+# begun) must not raise there: it would surface in the loop's machinery (see on_sigint).
+_STEPPER_CODES = frozenset(
+    {_Stepper.send.__code__, _Stepper.throw.__code__, ShellContext.run.__code__}
+)
+
+_WRAPPER_CODES = frozenset(
+    {
+        _Stepper.send.__code__,
+        _Stepper.throw.__code__,
+        CellRun.run_sync.__code__,
+        CellRun.run_async.__code__,
+        ShellContext.run.__code__,
+    }
+)
+
+
+def _skip_kernel_head(exc: BaseException) -> types.TracebackType | None:
+    """The traceback of ``exc`` from the cell's first frame on, without run_code and the
+    kernel's cell wrappers (they would show as "[... skipping hidden N frame]")."""
+    head = exc.__traceback__
+    after = head.tb_next if head is not None else None
+    while after is not None and after.tb_frame.f_code in _WRAPPER_CODES:
+        after = after.tb_next
+    return after if after is not None else head
+
+
+def _loop_is_cancelling() -> bool:
+    """Whether the running task is being cancelled from outside (its loop is stopping)."""
+    try:
+        if anyio.current_effective_deadline() == -math.inf:  # trio, and anyio cancel scopes
+            return True
+    except Exception:  # not in a task anyio knows
+        pass
+    if sniffio.current_async_library() == "asyncio":
+        import asyncio
+
+        task = asyncio.current_task()
+        return task is not None and task.cancelling() > 0
+    return False
+
+
+def _drop_kernel_tail(exc: BaseException) -> None:
+    """Cut the kernel's own frames (signal handler, stdin wait) off the end of a traceback.
+
+    An interrupt is raised by the kernel's SIGINT handler; the user should see the line their
+    cell was running, not the handler that raised.
+    """
+    last_user: types.TracebackType | None = None
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if not filename.startswith(_KERNEL_DIR) and not filename.startswith(threading.__file__):
+            last_user = tb
+        tb = tb.tb_next
+    if last_user is not None:
+        last_user.tb_next = None
+
+
+def _knock_again(cell: CellRun, delay: float = 0.01) -> None:
+    def knock() -> None:
+        # Stepping again: signal again. Suspended at an await by now (the step the signal
+        # hit has ended): cancel, or the interrupt would be lost while the cell waits.
+        if not cell.done.is_set():
+            cell.stop(cell.stop_reason or "interrupt")
+
+    timer = threading.Timer(delay, knock)
+    timer.daemon = True
+    timer.start()
+
+
+def on_sigint(shell: Interruptible, frame: types.FrameType | None) -> None:
+    """The kernel's SIGINT handler body, run on the main thread between bytecodes.
+
+    Suspended main-thread cells are cancelled; the one that is stepping gets KeyboardInterrupt
+    raised at its current line, but never inside the stepping wrapper itself (that would
+    surface in the event loop's machinery instead of the cell).
+    """
+    __tracebackhide__ = True  # hidden from tracebacks
+    if any(guard(frame) for guard in list(shell.sigint_guards)):
+        return
+    main = threading.main_thread()
+    stepping: CellRun | None = None
+    for cell in list(shell.running_cells):
+        if cell.thread is not main:
+            continue
+        if cell.stop_reason is None:
+            cell.stop_reason = "interrupt"
+        if cell.stepping and (frame is None or frame.f_code not in _STEPPER_CODES):
+            stepping = cell
+            continue
+        if cell.stepping:
+            # The signal landed inside the stepping wrapper, after its last look at
+            # stop_reason and before the cell's own code began: raised here, it would surface
+            # in the loop's machinery; dropped, a time.sleep(60) would run on. Knock again.
+            _knock_again(cell)
+            continue
+        scope, call = cell._scope, cell._call_in_loop
+        if scope is not None and call is not None:
+            call(scope.cancel)
+    if stepping is not None:
+        raise stepping.exception()
