@@ -211,7 +211,6 @@ def _functions(tree: ast.AST) -> Iterator[ast.FunctionDef | ast.AsyncFunctionDef
             yield node
 
 
-@pytest.mark.xfail(strict=True, reason="sizes: the big modules are split in the next commit")
 def test_sizes() -> None:
     too_big = []
     for name, path in modules(PACKAGE).items():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -90,62 +91,94 @@ def apply_option(options: KernelOptions, name: str, raw: str | None) -> None:
     negated = False
     if key.startswith("no_") and raw is None:
         key, negated = key[3:], True
-    if key == "backend":
-        if raw not in BACKENDS:
-            raise OptionError(f"--backend must be one of {', '.join(BACKENDS)}, not {raw!r}")
-        options.backend = raw  # type: ignore[assignment]
-    elif key == "host":
-        if raw in (None, "", "none"):
-            options.host = None
-        elif raw in HOSTS:
-            options.host = raw  # type: ignore[assignment]
-        else:
-            raise OptionError(f"--host must be one of {', '.join(HOSTS)} or none, not {raw!r}")
-    elif key == "use_uvloop":
-        options.use_uvloop = (not negated) if raw is None else _parse_bool(name, raw)
-    elif key == "capture_fds":
-        options.capture_fds = (not negated) if raw is None else _parse_bool(name, raw)
-    elif key == "timeout":
-        if raw is None or raw.lower() in ("", "none", "0"):
-            options.timeout = None
-        else:
-            try:
-                value = float(raw)
-            except ValueError:
-                raise OptionError(f"--timeout expects seconds, not {raw!r}") from None
-            if value < 0:
-                raise OptionError(f"--timeout must not be negative, got {raw!r}")
-            options.timeout = value
-    elif key == "log_level":
-        if raw is None or raw.upper() not in LOG_LEVELS:
-            raise OptionError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {raw!r}")
-        options.log_level = raw.upper()
-    elif key == "subshell_namespace":
-        if raw not in ("shared", "own"):
-            raise OptionError(f"--subshell-namespace must be shared or own, not {raw!r}")
-        options.subshell_namespace = raw  # type: ignore[assignment]
-    elif key == "qt_binding":
-        match = [b for b in QT_BINDINGS if raw is not None and b.lower() == raw.strip().lower()]
-        if not match:
-            raise OptionError(f"--qt-binding must be one of {', '.join(QT_BINDINGS)}, not {raw!r}")
-        options.qt_binding = match[0]  # type: ignore[assignment]
-    elif key == "profile":
-        if not raw or os.sep in raw or raw in (".", ".."):
-            raise OptionError(f"--profile needs an IPython profile name, not {raw!r}")
-        options.profile = raw
-    elif key == "record":
-        if not raw:
-            raise OptionError("--record needs a file path")
-        options.record = raw
-    elif key == "kernel_name":
-        if not raw:
-            raise OptionError("--kernel-name needs a value")
-        options.kernel_name = raw
-    else:
+    if key in ("use_uvloop", "capture_fds"):
+        setattr(options, key, (not negated) if raw is None else _parse_bool(name, raw))
+        return
+    setter = _SETTERS.get(key)
+    if setter is None:
         raise OptionError(
             f"unknown kernel option --{name}; known: --backend, --[no-]use-uvloop, --host, "
             "--[no-]capture-fds, --profile, --timeout, --log-level, --kernel-name, --subshell-namespace, --qt-binding, --record"
         )
+    setter(options, raw)
+
+
+def _set_backend(options: KernelOptions, raw: str | None) -> None:
+    if raw not in BACKENDS:
+        raise OptionError(f"--backend must be one of {', '.join(BACKENDS)}, not {raw!r}")
+    options.backend = raw  # type: ignore[assignment]
+
+
+def _set_host(options: KernelOptions, raw: str | None) -> None:
+    if raw in (None, "", "none"):
+        options.host = None
+    elif raw in HOSTS:
+        options.host = raw  # type: ignore[assignment]
+    else:
+        raise OptionError(f"--host must be one of {', '.join(HOSTS)} or none, not {raw!r}")
+
+
+def _set_timeout(options: KernelOptions, raw: str | None) -> None:
+    if raw is None or raw.lower() in ("", "none", "0"):
+        options.timeout = None
+        return
+    try:
+        value = float(raw)
+    except ValueError:
+        raise OptionError(f"--timeout expects seconds, not {raw!r}") from None
+    if value < 0:
+        raise OptionError(f"--timeout must not be negative, got {raw!r}")
+    options.timeout = value
+
+
+def _set_log_level(options: KernelOptions, raw: str | None) -> None:
+    if raw is None or raw.upper() not in LOG_LEVELS:
+        raise OptionError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {raw!r}")
+    options.log_level = raw.upper()
+
+
+def _set_subshell_namespace(options: KernelOptions, raw: str | None) -> None:
+    if raw not in ("shared", "own"):
+        raise OptionError(f"--subshell-namespace must be shared or own, not {raw!r}")
+    options.subshell_namespace = raw  # type: ignore[assignment]
+
+
+def _set_qt_binding(options: KernelOptions, raw: str | None) -> None:
+    match = [b for b in QT_BINDINGS if raw is not None and b.lower() == raw.strip().lower()]
+    if not match:
+        raise OptionError(f"--qt-binding must be one of {', '.join(QT_BINDINGS)}, not {raw!r}")
+    options.qt_binding = match[0]  # type: ignore[assignment]
+
+
+def _set_profile(options: KernelOptions, raw: str | None) -> None:
+    if not raw or os.sep in raw or raw in (".", ".."):
+        raise OptionError(f"--profile needs an IPython profile name, not {raw!r}")
+    options.profile = raw
+
+
+def _set_record(options: KernelOptions, raw: str | None) -> None:
+    if not raw:
+        raise OptionError("--record needs a file path")
+    options.record = raw
+
+
+def _set_kernel_name(options: KernelOptions, raw: str | None) -> None:
+    if not raw:
+        raise OptionError("--kernel-name needs a value")
+    options.kernel_name = raw
+
+
+_SETTERS: dict[str, Callable[[KernelOptions, str | None], None]] = {
+    "backend": _set_backend,
+    "host": _set_host,
+    "timeout": _set_timeout,
+    "log_level": _set_log_level,
+    "subshell_namespace": _set_subshell_namespace,
+    "qt_binding": _set_qt_binding,
+    "profile": _set_profile,
+    "record": _set_record,
+    "kernel_name": _set_kernel_name,
+}
 
 
 def parse_kernel_args(args: list[str], options: KernelOptions | None = None) -> KernelOptions:

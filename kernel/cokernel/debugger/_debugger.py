@@ -29,12 +29,10 @@ import importlib.util
 import itertools
 import logging
 import os
-import signal
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -47,14 +45,13 @@ from cokernel.debugger._dap import (
     held_by_debugger,
     hide_from_debugpy,
     hide_kernel_threads,
-    in_debugpy_code,
 )
+from cokernel.debugger._held import HeldThreads
 from cokernel.debugger._host import DebugHost
 from cokernel.engine._caller import Pending, threads_available
 
 if TYPE_CHECKING:
     from cokernel.protocol._request import Request
-    from cokernel.shell._shell import CokernelShell
 
 log = logging.getLogger("cokernel.debugger")
 
@@ -72,7 +69,7 @@ _endpoint: tuple[str, int] | None = None
 _endpoint_lock = threading.Lock()
 
 
-class Debugger:
+class Debugger(HeldThreads):
     """The kernel side of JupyterLab's debugger; debugpy is imported on first ``initialize``."""
 
     def __init__(self, kernel: DebugHost) -> None:
@@ -415,94 +412,6 @@ class Debugger:
             self.stopped_threads.clear()
         else:
             self.stopped_threads.discard(thread_id)
-
-    # -- interrupts while held ------------------------------------------------------------
-    def interrupt(self, shell: CokernelShell) -> bool:
-        """Interrupt cells while debugpy holds some: resume them, then interrupt.
-
-        Returns False (doing nothing) when no thread is held. KeyboardInterrupt raised into a
-        thread that sits in debugpy's wait loop would unwind debugpy instead of the cell.
-        """
-        if not self.attached or not self.stopped_threads:
-            return False
-        worker = threading.Thread(
-            target=self._release_then_interrupt, args=(shell,), name="cokernel-debugger-interrupt"
-        )
-        hide_from_debugpy(worker)
-        worker.daemon = True
-        worker.start()
-        return True
-
-    def _release_then_interrupt(self, shell: CokernelShell) -> None:
-        cells = list(shell.running_cells)
-        for cell in cells:  # later statements of the cell do not start (CellRun.run_sync)
-            if cell.stop_reason is None:
-                cell.stop_reason = "interrupt"
-        # Breakpoints are muted until the cells have ended: one in a loop would hold the
-        # thread again before the interrupt lands (it must not land in debugpy's wait loop),
-        # and the KeyboardInterrupt itself would stop at an exception breakpoint.
-        muted = self._mute_breakpoints()
-        try:
-            deadline = time.monotonic() + 10
-            while True:
-                held = next(iter(self.stopped_threads), None)
-                if held is not None and self.attached:
-                    self._tell("continue", {"threadId": held})
-                while time.monotonic() < deadline and any(
-                    held_by_debugger(t) for t in threading.enumerate()
-                ):
-                    time.sleep(0.002)
-                shell.interrupt_cells()
-                finished = all(cell.done.wait(0.1) for cell in cells)
-                if finished or time.monotonic() > deadline:
-                    return
-        finally:
-            for command, arguments in muted:
-                self._tell(command, arguments)
-
-    def _tell(self, command: str, arguments: dict[str, Any]) -> None:
-        """Send a request of the kernel's own to debugpy and wait (a little) for its answer."""
-        try:
-            answer = self._send(command, arguments).result(5)
-            if not answer.get("success"):
-                log.warning("debugpy refused %s: %s", command, answer.get("message"))
-        except Exception:
-            log.warning("debugpy did not answer %s", command, exc_info=True)
-
-    def _mute_breakpoints(self) -> list[tuple[str, dict[str, Any]]]:
-        """Clear every breakpoint in debugpy (not in :attr:`breakpoints`); returns the
-        requests that restore them."""
-        restore: list[tuple[str, dict[str, Any]]] = []
-        for path, lines in list(self.breakpoints.items()):
-            self._tell("setBreakpoints", {"source": {"path": path}, "breakpoints": []})
-            restore.append(("setBreakpoints", {"source": {"path": path}, "breakpoints": lines}))
-        if self.exception_breakpoints:
-            self._tell("setExceptionBreakpoints", {"filters": []})
-            restore.append(("setExceptionBreakpoints", dict(self.exception_breakpoints)))
-        return restore
-
-    def _sigint_guard(self, frame: FrameType | None) -> bool:
-        """Keep SIGINT out of debugpy's code on the main thread; deliver it again later."""
-        if not in_debugpy_code(frame):
-            self._redeliveries = 0
-            return False
-        self._redeliveries += 1
-        if self._redeliveries <= 500:  # about 5 s of tries
-            timer = threading.Timer(0.01, self._redeliver)
-            timer.daemon = True
-            timer.start()
-        return True
-
-    def _redeliver(self) -> None:
-        shell = self.kernel.shell
-        main = threading.main_thread()
-        if shell is None or main.ident is None:
-            return
-        if any(
-            c.thread is main and c.stop_reason is not None and not c.done.is_set()
-            for c in list(shell.running_cells)
-        ):
-            signal.pthread_kill(main.ident, signal.SIGINT)
 
 
 _OWN_COMMANDS: dict[str, Callable[[Debugger, dict[str, Any]], Any]] = {

@@ -8,9 +8,9 @@ Work reaches a Caller from any thread through four doors, each returning a :clas
 - :meth:`Caller.to_thread` runs a blocking function in a worker thread, off the loop;
 - :meth:`Caller.call_direct` runs it at once on the calling thread.
 
-This module knows nothing of Jupyter. The only backend-specific code is how a thread wakes the
-loop (``call_soon_threadsafe`` on asyncio, ``TrioToken.run_sync_soon`` on trio): both are safe
-from other threads and from signal handlers, which the kernel's interrupt path relies on.
+This module knows nothing of Jupyter, nor of asyncio or trio: what differs between them (how a
+thread wakes the loop, safely from other threads and from signal handlers, which the kernel's
+interrupt path relies on; how lane tasks start in order) is in :mod:`cokernel.engine._backends`.
 """
 
 from __future__ import annotations
@@ -19,134 +19,25 @@ import concurrent.futures
 import contextvars
 import inspect
 import logging
-import math
 import os
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Coroutine, Generator, Hashable
-from typing import Any, Generic, TypeVar, cast
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
 
-import aiologic
 import anyio
-import sniffio
 
-from cokernel.engine._lending import Borrowed, Lender, make_call_soon_thread_aware
+from cokernel.engine import _backends as backends
+from cokernel.engine._lending import Lender
+from cokernel.engine._pending import Pending as Pending
+from cokernel.engine._pending import PendingCancelled as PendingCancelled
+from cokernel.engine._pending import _run_then_settle
 
 T = TypeVar("T")
 log = logging.getLogger("cokernel.caller")
 
 _this_thread = threading.local()  # .caller: the Caller whose loop runs on this thread
-
-
-class PendingCancelled(Exception):
-    """The work behind a :class:`Pending` was cancelled before it produced a result."""
-
-
-class Pending(Generic[T]):
-    """A thread-safe handle on work that finishes later.
-
-    Await it from any backend (asyncio or trio, on any thread), or block a plain thread on
-    :meth:`result`. Completion callbacks run on the thread that completes the work.
-    """
-
-    __slots__ = ("_callbacks", "_canceller", "_event", "_exception", "_lock", "_result", "_state")
-
-    def __init__(self) -> None:
-        self._event = aiologic.Event()
-        self._lock = threading.Lock()
-        self._state = "pending"  # pending -> done | failed | cancelled
-        self._result: T | None = None
-        self._exception: BaseException | None = None
-        self._callbacks: list[Callable[[Pending[T]], None]] = []
-        self._canceller: Callable[[], None] | None = None
-
-    def __repr__(self) -> str:
-        return f"<Pending {self._state}>"
-
-    def _finish(self, state: str, result: T | None, exc: BaseException | None) -> bool:
-        with self._lock:
-            if self._state != "pending":
-                return False
-            self._state, self._result, self._exception = state, result, exc
-            callbacks, self._callbacks = self._callbacks, []
-            self._canceller = None
-        self._event.set()
-        for callback in callbacks:
-            try:
-                callback(self)
-            except Exception:
-                log.exception("Pending callback %r failed", callback)
-        return True
-
-    def set_result(self, value: T) -> bool:
-        return self._finish("done", value, None)
-
-    def set_exception(self, exc: BaseException) -> bool:
-        return self._finish("failed", None, exc)
-
-    def set_canceller(self, canceller: Callable[[], None] | None) -> None:
-        """Register how to stop the running work; :meth:`cancel` calls it once."""
-        with self._lock:
-            if self._state == "pending":
-                self._canceller = canceller
-
-    def cancel(self) -> bool:
-        """Ask the work to stop. Returns False if it had already finished.
-
-        Work not yet started never starts; running work is cancelled at its next checkpoint
-        and this handle then reports :class:`PendingCancelled`.
-        """
-        with self._lock:
-            if self._state != "pending":
-                return False
-            canceller = self._canceller
-        if canceller is not None:
-            canceller()
-            return True
-        return self._finish("cancelled", None, PendingCancelled("cancelled before it started"))
-
-    def mark_cancelled(self) -> bool:
-        return self._finish("cancelled", None, PendingCancelled("cancelled"))
-
-    def done(self) -> bool:
-        return self._state != "pending"
-
-    def cancelled(self) -> bool:
-        return self._state == "cancelled"
-
-    def add_done_callback(self, callback: Callable[[Pending[T]], None]) -> None:
-        with self._lock:
-            if self._state == "pending":
-                self._callbacks.append(callback)
-                return
-        callback(self)
-
-    def result(self, timeout: float | None = None) -> T:
-        """Block this thread until done; raise the work's exception, or TimeoutError."""
-        if not self._event.wait(timeout):
-            raise TimeoutError("pending work did not finish in time")
-        if self._exception is not None:
-            raise self._exception
-        return cast(T, self._result)
-
-    async def wait(self) -> T:
-        await self._event
-        if self._exception is not None:
-            raise self._exception
-        return cast(T, self._result)
-
-    def __await__(self) -> Generator[Any, None, T]:
-        return self.wait().__await__()
-
-
-def _run_then_settle(pending: Pending[Any], fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-    if pending.done():
-        return
-    try:
-        pending.set_result(fn(*args))
-    except BaseException as e:
-        pending.set_exception(e)
 
 
 class _Job:
@@ -195,7 +86,7 @@ class Caller:
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_threads, thread_name_prefix=f"{name}-worker"
         )
-        self._borrowed = Borrowed(backend)
+        self._borrowed = backends.get(backend).borrowed()
         #: Lendable lanes (see :mod:`cokernel.engine._lending`): served on this loop, or lent while its
         #: thread is stuck in user code.
         self.lender = Lender(
@@ -253,44 +144,14 @@ class Caller:
         outer, _this_thread.caller = getattr(_this_thread, "caller", None), self
         undo_call_soon: Callable[[], None] | None = None
         try:
-            self._threadsafe = loop_callback_scheduler()
+            backend = backends.current()
+            self._threadsafe = backend.scheduler()
             self._borrowed.capture_loop()
-            if sniffio.current_async_library() != "trio":
-                import asyncio
-
-                undo_call_soon = make_call_soon_thread_aware(asyncio.get_running_loop())
-            if sniffio.current_async_library() == "trio":
-                import trio
-
-                async with trio.open_nursery() as nursery:
-                    # No await until both are set: loop callbacks (_enqueue) may already run.
-                    send, receive = trio.open_memory_channel[
-                        tuple[Callable[..., Any], tuple[Any, ...]]
-                    ](math.inf)
-                    self._start_task = nursery.start_soon
-                    self._start_lane = lambda fn, *args: send.send_nowait((fn, args))
-                    nursery.start_soon(self._lane_launcher, nursery, send, receive)
-                    await self._serve_until_stopped()
-                    nursery.cancel_scope.cancel()
-            else:
-                import asyncio
-
-                loop = asyncio.get_running_loop()
-                tasks: set[asyncio.Task[Any]] = set()
-
-                def start_task(fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
-                    task = loop.create_task(fn(*args))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-
-                self._start_task = self._start_lane = start_task
-                try:
-                    await self._serve_until_stopped()
-                finally:
-                    for task in list(tasks):
-                        task.cancel()
-                    if tasks:
-                        await asyncio.wait(list(tasks), timeout=5)
+            undo_call_soon = backend.make_loop_thread_aware()
+            abandon = self._abandon_launch
+            async with backend.task_starters(abandon) as (start_task, start_lane):
+                self._start_task, self._start_lane = start_task, start_lane
+                await self._serve_until_stopped()
         finally:
             self.lender.close()
             if undo_call_soon is not None:
@@ -426,34 +287,9 @@ class Caller:
                     del self._lanes[lane]
                 self._abandon(queue)
 
-    async def _lane_launcher(self, nursery: Any, send: Any, receive: Any) -> None:
-        """trio only: start lane tasks one by one, each once the previous one has begun.
-
-        trio runs the tasks that became runnable together in either order (it reverses the
-        batch at random), so two lanes started by messages that arrived one after the other
-        could begin in the opposite order: a comm_open queued before a cell might run after
-        it. Started through here, a lane's task runs its first job up to its first real
-        suspension before the next lane's task is even spawned, as on asyncio (FIFO).
-        """
-        import trio
-
-        try:
-            async for fn, args in receive:
-                try:
-                    await nursery.start(_begun_then_run, fn, args)
-                except Exception:  # the lane's task failed before it began: go on
-                    log.exception("a lane task of %r failed to start", fn)
-        finally:
-            # The loop is ending: later launches fail (their lane is settled by _enqueue), and
-            # lanes still waiting here for their task are settled, not lost.
-            send.close()
-            while True:
-                try:
-                    _, args = receive.receive_nowait()
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
-                self._abandon(args[1])
-            receive.close()
+    def _abandon_launch(self, args: tuple[Any, ...]) -> None:
+        """A lane whose task was started (``_drain_lane(lane, queue)``) but never began."""
+        self._abandon(args[1])
 
     @staticmethod
     def _abandon(queue: deque[_Job]) -> None:
@@ -503,15 +339,6 @@ class Caller:
             pending.mark_cancelled()
 
 
-async def _begun_then_run(
-    fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...], *, task_status: Any
-) -> None:
-    # started() wakes the launcher in a later scheduling batch; until then this task runs on,
-    # synchronously, into fn's first suspension.
-    task_status.started()
-    await fn(*args)
-
-
 def threads_available() -> bool:
     """Whether this interpreter can start threads.
 
@@ -528,10 +355,4 @@ def threads_available() -> bool:
 
 def loop_callback_scheduler() -> Callable[..., Any]:
     """The running loop's thread- and signal-safe "run this callback soon" function."""
-    if sniffio.current_async_library() == "trio":
-        import trio
-
-        return trio.lowlevel.current_trio_token().run_sync_soon
-    import asyncio
-
-    return asyncio.get_running_loop().call_soon_threadsafe
+    return backends.current().scheduler()

@@ -27,7 +27,7 @@ Guarantees:
   (:meth:`Lender.leave` waits for it), so a lent job runs while the loop's own data is at rest;
 - a lent job runs with the owner loop *borrowed*: on asyncio the stand-in sees the owner loop as
   its running loop, and the owner loop's ``call_soon`` is thread-aware (see
-  :func:`make_call_soon_thread_aware`), so completing a future, setting an Event or creating a
+  :func:`cokernel.engine._backends._asyncio.make_call_soon_thread_aware`), so completing a future, setting an Event or creating a
   task takes effect on the owner loop as soon as it runs again; on trio the stand-in runs in the
   owner run's context, so a ``trio.Event``/``anyio.Event`` set there wakes its waiter when the
   loop runs again.
@@ -44,6 +44,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any
+
+from cokernel.engine import _backends as backends
 
 log = logging.getLogger("cokernel.lending")
 
@@ -66,61 +68,6 @@ class _Lane:
         self.since = 0.0  # when its jobs began to wait for the loop (runner _LOOP)
 
 
-class Borrowed:
-    """How a thread other than the loop's borrows the owner loop's context for a lent job."""
-
-    def __init__(self, backend: str) -> None:
-        self.backend = backend
-        self._loop: Any = None
-        self._runner: Any = None
-        self._task: Any = None
-
-    def capture_loop(self) -> None:
-        """On the loop's thread, once the loop runs."""
-        if self.backend == "trio":
-            from trio._core._run import GLOBAL_RUN_CONTEXT
-
-            self._runner = getattr(GLOBAL_RUN_CONTEXT, "runner", None)
-        else:
-            import asyncio
-
-            self._loop = asyncio.get_running_loop()
-
-    def capture_task(self) -> None:
-        """On the loop's thread, as it enters user code: the task the stand-in stands in for."""
-        if self._runner is not None:
-            from trio._core._run import GLOBAL_RUN_CONTEXT
-
-            self._task = getattr(GLOBAL_RUN_CONTEXT, "task", None)
-
-    @contextlib.contextmanager
-    def entered(self) -> Iterator[None]:
-        if self._loop is not None:
-            import asyncio
-
-            asyncio._set_running_loop(self._loop)
-            try:
-                yield
-            finally:
-                asyncio._set_running_loop(None)
-        elif self._runner is not None:
-            import sniffio
-            from trio._core._run import GLOBAL_RUN_CONTEXT
-
-            GLOBAL_RUN_CONTEXT.runner = self._runner
-            GLOBAL_RUN_CONTEXT.task = self._task
-            sniffio.thread_local.name = "trio"
-            try:
-                yield
-            finally:
-                sniffio.thread_local.name = None
-                for name in ("runner", "task"):
-                    with contextlib.suppress(AttributeError):
-                        delattr(GLOBAL_RUN_CONTEXT, name)
-        else:
-            yield
-
-
 class Lender:
     """The lendable lanes of one Caller, and who runs them.
 
@@ -133,7 +80,7 @@ class Lender:
         name: str,
         post: Callable[..., bool],
         settle: Callable[[Any, Callable[..., Any], tuple[Any, ...]], None],
-        borrowed: Borrowed,
+        borrowed: backends.Borrowed,
         *,
         threads: bool = True,
     ) -> None:
@@ -384,30 +331,3 @@ class Lender:
         with self._cond:
             lane = self._lanes.get(lane_key)
             return len(lane.jobs) if lane is not None else 0
-
-
-def make_call_soon_thread_aware(loop: Any) -> Callable[[], None]:
-    """Make ``loop.call_soon`` safe from other threads; returns the undo.
-
-    asyncio's ``call_soon`` is for the loop's own thread: from another one it neither wakes the
-    loop nor is safe on uvloop. Futures, Events, Queues and new Tasks all schedule their
-    callbacks through it, so a callback completed elsewhere (a comm handler on a stand-in or a
-    subshell, a user thread) would never wake an idle loop. From other threads the call is
-    passed to ``call_soon_threadsafe``; on the loop's thread nothing changes.
-    """
-    owner = threading.get_ident()
-    call_soon = loop.call_soon
-    threadsafe = loop.call_soon_threadsafe
-
-    def thread_aware_call_soon(callback: Any, *args: Any, context: Any = None) -> Any:
-        if threading.get_ident() == owner:
-            return call_soon(callback, *args, context=context)
-        return threadsafe(callback, *args, context=context)
-
-    loop.call_soon = thread_aware_call_soon
-
-    def undo() -> None:
-        with contextlib.suppress(AttributeError):
-            del loop.call_soon
-
-    return undo

@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import atexit
 import builtins
-import contextvars
 import functools
 import getpass
-import inspect
 import logging
 import os
 import signal
 import sys
 import threading
 import time
-import traceback
 import types
 import warnings
 from collections.abc import Callable
@@ -34,22 +31,24 @@ from IPython.core.profiledir import ProfileDir
 from traitlets.config import Config
 
 from cokernel.debugger._debugger import Debugger
-from cokernel.engine import _nested_run as backends
+from cokernel.debugger._host import DebugHost
+from cokernel.engine import _backends as backends
+from cokernel.engine import _nested_run as nested_run
 from cokernel.engine._caller import Caller, Pending, threads_available
-from cokernel.engine._dispatch import DirectiveError, RunMode, cell_directives
-from cokernel.engine._subshells import SubshellNotFound, SubshellRegistry
+from cokernel.engine._subshells import SubshellRegistry
 from cokernel.kernel._compat import KernelCompat
-from cokernel.kernel._host import Handler, HandlerFn, HandlerTable, Reply
+from cokernel.kernel._host import HandlerTable, KernelHost
+from cokernel.kernel._routing import Routing
+from cokernel.kernel._subshell_magic import subshell_magic
 from cokernel.options import KernelOptions
-from cokernel.protocol._droplog import drop_log
 from cokernel.protocol._messages import Channel, Message, Session, reply_type
 from cokernel.protocol._recorder import MessageRecorder, record_path
-from cokernel.protocol._request import Request, current_request, propagate_context_to_threads
+from cokernel.protocol._request import Request, propagate_context_to_threads
 from cokernel.shell import _pdbsupport as pdbsupport
 from cokernel.shell import _profile as profile
-from cokernel.shell import _warmup as warmup
-from cokernel.shell._comms import KernelCommManager
+from cokernel.shell._comms import KernelCommManager, KernelComms, current_comms
 from cokernel.shell._comms import install as install_comms
+from cokernel.shell._comms import uninstall as uninstall_comms
 from cokernel.shell._fdcapture import FdCapture
 from cokernel.shell._interrupts import on_sigint
 from cokernel.shell._magics import KernelMagics
@@ -68,7 +67,7 @@ _OUTPUT_TYPES = frozenset(
 )
 
 
-class Kernel(KernelCompat):
+class Kernel(Routing, KernelCompat):
     """One kernel: a shell on the main thread's loop, a control loop on its own thread.
 
     Also offers the ipykernel attributes libraries use (``get_parent``, ``iopub_socket``...):
@@ -115,6 +114,7 @@ class Kernel(KernelCompat):
         self.backend_detail: str = options.backend
         self.debugger = Debugger(self)  # debugpy itself is imported on the first initialize
         self._warm_pending = False
+        self._comms: KernelComms | None = None
         self.recorder: MessageRecorder | None = None
         path = record_path(options.record)
         if path is not None:
@@ -211,251 +211,6 @@ class Kernel(KernelCompat):
         else:
             log.exception("handler failed")
 
-    # -- incoming ---------------------------------------------------------------------------
-    def receive(self, channel: Channel, identities: list[bytes], msg: Message) -> None:
-        """Accept one verified message from an interface thread; never raises."""
-        if self.recorder is not None:
-            self.recorder.record(channel, msg)
-        try:
-            self._route(Request(channel, identities, msg))
-        except Exception:
-            log.exception("failed to schedule %s on %s", msg["header"].get("msg_type"), channel)
-
-    def _route(self, request: Request) -> None:
-        msg_type, channel = request.msg_type, request.channel
-        if channel is not Channel.stdin and not request.subshell_id_valid:
-            self._reject_subshell_id(request)
-            return
-        if channel is Channel.stdin:
-            self._stdin_message(request)
-            return
-        handler = self.handlers.route(channel, msg_type)
-        if handler is None:
-            self._unknown(request)
-            return
-        mode = handler.mode
-        if msg_type == "execute_request":
-            mode = self._execute_mode(request, mode)
-        if mode is RunMode.thread and not self.threads:
-            mode = RunMode.task
-        caller = self._addressed_caller(request, handler.lane)
-        if caller is None:
-            return
-        pending = self._schedule(request, handler, mode, caller)
-        pending.add_done_callback(lambda p: self._answer_unserved(request, p))
-
-    def _stdin_message(self, request: Request) -> None:
-        if request.msg_type != "input_reply":
-            drop_log.warning("unexpected %s on stdin dropped", request.msg_type)
-        elif not self.stdin.receive_reply(request.msg, request.identities):
-            drop_log.warning(
-                "input_reply nobody waited for (parent %s)",
-                request.msg["parent_header"].get("msg_id"),
-            )
-
-    def _addressed_caller(self, request: Request, lane: str) -> Caller | None:
-        """The Caller of the shell ``request`` is addressed to; None (answered) if that
-        subshell does not exist."""
-        if request.channel is Channel.control:
-            return self.control_caller
-        # A comm message goes to its comm's owner, whatever it was addressed to: JupyterLab
-        # sends a comm's close on the comm's subshell and deletes that subshell at once, and
-        # the deletion may arrive first; the close must still reach the comm.
-        if request.subshell_id is None or lane == "comm":
-            return self.shell_caller
-        try:
-            return self.subshells.get(request.subshell_id).caller
-        except SubshellNotFound as e:
-            if request.msg_type.endswith("_request"):
-                self._error_reply(request, "SubshellNotFound", str(e))
-            else:  # comm_msg & co. are never answered: a reply would be a stray message
-                drop_log.warning("%s for unknown subshell dropped: %s", request.msg_type, e)
-                self._status("busy", request)
-                self._status("idle", request)
-            return None
-
-    def _schedule(
-        self, request: Request, handler: Handler, mode: RunMode, caller: Caller
-    ) -> Pending[Any]:
-        fn, lane = handler.fn, handler.lane
-        if mode is RunMode.direct:
-            return caller.call_direct(self._serve_sync, fn, request)
-        if mode is RunMode.thread:
-            return caller.to_thread(self._serve_sync, fn, request)
-        if mode is RunMode.task:
-            return caller.call_soon(self._serve_async, fn, request)
-        if lane == "comm":
-            # A comm's messages run where the comm lives (its owner shell's loop), whichever
-            # subshell the frontend sent them on (JupyterLab sends them on subshells); lent to
-            # a stand-in while that loop's thread is stuck in user code (cokernel.engine._lending).
-            caller, owner = self._comm_route(request, caller)
-            return caller.queue_lendable(
-                (request.channel, lane, owner), self._serve_sync, fn, request
-            )
-        lane_key = (request.channel, lane, request.subshell_id)
-        return caller.queue_call(lane_key, self._serve_async, fn, request)
-
-    def _reject_subshell_id(self, request: Request) -> None:
-        """A header whose ``subshell_id`` is neither a string nor null names no shell at all:
-        a request is answered with an error, anything else is dropped (never run elsewhere)."""
-        value = request.header.get("subshell_id")
-        problem = f"subshell_id must be a string or null, not {type(value).__name__}"
-        if request.msg_type.endswith("_request"):
-            self._error_reply(request, "InvalidSubshellId", problem)
-        else:
-            drop_log.warning("%s dropped: %s", request.msg_type, problem)
-
-    def _comm_route(self, request: Request, addressed: Caller) -> tuple[Caller, str | None]:
-        """The Caller and subshell id (None: main) of the shell that owns ``request``'s comm."""
-        if request.channel is not Channel.shell:
-            return addressed, request.subshell_id
-        owner = self.comm_manager.owner_of(request.msg)
-        if owner is None:
-            return self.shell_caller, None
-        try:
-            return self.subshells.get(owner).caller, owner
-        except SubshellNotFound:  # its shell was deleted: the comm now lives on the main shell
-            return self.shell_caller, None
-
-    def _comm_home(self) -> str | None:
-        """The shell (None: main) that owns a comm or comm target made by the running code:
-        the shell a cell runs on, or for code run by a comm message, that comm's owner."""
-        request = current_request.get()
-        if request is None or request.channel is not Channel.shell:
-            return None
-        if request.msg_type.startswith("comm_"):
-            return self.comm_manager.owner_of(request.msg, route=False)
-        return request.subshell_id
-
-    def _answer_unserved(self, request: Request, pending: Pending[Any]) -> None:
-        """A request whose job was cancelled before it started (its subshell was deleted, the
-        kernel is stopping) still gets its one reply: nothing queued is silently lost."""
-        if request.served or not pending.cancelled() or not request.msg_type.endswith("_request"):
-            return
-        self._error_reply(
-            request,
-            "RequestCancelled",
-            f"{request.msg_type} was cancelled before it ran (its subshell was deleted or the kernel is stopping)",
-        )
-
-    def _error_reply(self, request: Request, ename: str, evalue: str) -> None:
-        """Answer ``request`` with an error, through the same busy/reply/idle as a handler."""
-        content: dict[str, Any] = {
-            "status": "error",
-            "ename": ename,
-            "evalue": evalue,
-            "traceback": [],
-        }
-        if request.msg_type == "execute_request" and self.shell is not None:
-            # An execute_reply always carries the counter; a request that never ran takes no
-            # number of its own, so it reports the last one used.
-            content["execution_count"] = self.shell.execution_count - 1
-        self._serve_sync(lambda _host, _request: content, request)
-
-    def _execute_mode(self, request: Request, default: RunMode) -> RunMode:
-        code = request.content.get("code")
-        try:
-            directives = cell_directives(
-                code if isinstance(code, str) else "", request.msg["metadata"]
-            )
-        except DirectiveError:
-            return default  # the handler reports the bad directive as the cell's error
-        mode = directives.get("run_mode", default)
-        return RunMode(mode)
-
-    def _unknown(self, request: Request) -> None:
-        msg_type = request.msg_type
-        drop_log.warning("no handler for %s on %s", msg_type, request.channel)
-        if msg_type.endswith("_request"):
-            self._error_reply(
-                request,
-                "UnknownMessageType",
-                f"cokernel does not handle {msg_type!r} on the {request.channel} channel",
-            )
-
-    # busy -> outputs -> exactly one reply -> idle, for every request, whatever the run mode.
-    def _serve_sync(self, fn: HandlerFn, request: Request) -> None:
-        token = self._begin(request)
-        answer: Any = None
-        failure: Exception | None = None
-        try:
-            answer = fn(self, request)
-            if inspect.iscoroutine(answer):  # an async handler run in thread mode: its own loop
-                answer = anyio.run(_await, answer, backend=self.options.backend)
-        except Exception as e:
-            failure = e
-        finally:
-            self._end(request, token, answer, failure)
-
-    async def _serve_async(self, fn: HandlerFn, request: Request) -> None:
-        token = self._begin(request)
-        answer: Any = None
-        failure: Exception | None = None
-        try:
-            answer = fn(self, request)
-            if inspect.isawaitable(answer):
-                answer = await answer
-        except Exception as e:
-            failure = e
-        finally:
-            self._end(request, token, answer, failure)
-
-    def _begin(self, request: Request) -> contextvars.Token[Request | None]:
-        request.served = True
-        token = current_request.set(request)
-        self._status("busy", request)
-        return token
-
-    def _end(
-        self,
-        request: Request,
-        token: contextvars.Token[Request | None],
-        answer: Any,
-        failure: Exception | None,
-    ) -> None:
-        """Send the one reply (the handler's answer, or an error if it raised), then idle."""
-        try:
-            after = self._reply_with(request, answer, failure)
-            if after is not None:
-                after()
-        except Exception:
-            log.exception("answering %s failed", request.msg_type)
-        finally:
-            if self.streams is not None:
-                self.streams.flush(request)
-            if self._warm_pending and request.msg_type == "execute_request":
-                self._warm_pending = False
-                warmup.start()
-            self._status("idle", request)
-            current_request.reset(token)
-
-    def _reply_with(
-        self, request: Request, answer: Any, failure: Exception | None
-    ) -> Callable[[], None] | None:
-        if failure is not None:
-            log.error("%s handler failed", request.msg_type, exc_info=failure)
-        if not request.msg_type.endswith("_request"):
-            return None  # comm_msg & co. are never answered
-        if failure is None and isinstance(answer, Reply):
-            self.reply(request, answer.content, answer.metadata)
-            return answer.then
-        if failure is None and isinstance(answer, dict):
-            self.reply(request, answer)
-            return None
-        if failure is None:
-            failure = TypeError(f"the {request.msg_type} handler gave no reply content")
-            log.error("%s", failure)
-        self.reply(
-            request,
-            {
-                "status": "error",
-                "ename": type(failure).__name__,
-                "evalue": str(failure),
-                "traceback": traceback.format_exception(failure),
-            },
-        )
-        return None
-
     # -- stop-on-error aborts ---------------------------------------------------------------
     def abort_queued(self, request: Request) -> None:
         """Abort the execute requests of ``request``'s lane that arrived before now."""
@@ -472,12 +227,18 @@ class Kernel(KernelCompat):
             self._profile_dir = profile.profile_dir(self.options.profile)
             self._ipython_config = profile.load_config(self._profile_dir)
             settings = {"config": self._ipython_config, "profile_dir": self._profile_dir}
-        shell: CokernelShell = CokernelShell.instance(
+        settings.update(
             publish_msg=self.publish,
             flush_streams=lambda: self.streams.flush() if self.streams else None,
             backend=self.options.backend,
             gui_host=self.options.host,
-            **settings,
+        )
+        # The first kernel of the process makes IPython's singleton (get_ipython() outside any
+        # cell finds it); a second kernel running at the same time gets a shell of its own.
+        shell: CokernelShell = (
+            CokernelShell(**settings)
+            if CokernelShell.initialized()
+            else CokernelShell.instance(**settings)
         )
         shell.kernel = self
         KernelMagics(shell).register()
@@ -488,37 +249,7 @@ class Kernel(KernelCompat):
 
     def _subshell_magic(self, line: str = "") -> None:
         """%subshell: where this cell runs, and every shell of the kernel with its running cells."""
-        request = current_request.get()
-        here = request.subshell_id if request is not None else None
-        running: dict[str, int] = {}
-        for cell in list(self.shell.running_cells) if self.shell is not None else []:
-            running[cell.thread.name] = running.get(cell.thread.name, 0) + 1
-        main = (
-            threading.main_thread().name
-            if self.shell_caller.thread is None
-            else self.shell_caller.thread.name
-        )
-        rows = [("main", main, running.get(main, 0), "shared")]
-        for subshell_id in self.subshells.ids():
-            try:
-                sub = self.subshells.get(subshell_id)
-            except SubshellNotFound:
-                continue
-            thread = sub.thread.name if sub.thread is not None else "?"
-            rows.append(
-                (
-                    subshell_id,
-                    thread,
-                    running.get(thread, 0),
-                    "own" if sub.namespace is not None else "shared",
-                )
-            )
-        print(
-            f"this cell runs on: {'subshell ' + here if here else 'the main shell'} (thread {threading.current_thread().name})"
-        )
-        print(f"{'shell':34} {'thread':28} {'running':>7}  namespace")
-        for name, thread, count, namespace in rows:
-            print(f"{name:34} {thread:28} {count:>7}  {namespace}")
+        subshell_magic(self.shell, self.shell_caller, self.subshells)
 
     async def run(self, *, handle_sigint: bool = True) -> None:
         """Serve until shutdown, on the current thread's running anyio loop.
@@ -530,48 +261,29 @@ class Kernel(KernelCompat):
         """
         propagate_context_to_threads()
         saved_input, saved_getpass = builtins.input, getpass.getpass
-        saved_sigint = signal.getsignal(signal.SIGINT)
-        self.streams = StreamRouter(self.publish, self._fallback_parent, threaded=self.threads)
-        self._saved_streams = (sys.stdout, sys.stderr)
-        if self.options.capture_fds and self.threads:
-            self.fd_capture = FdCapture(self._fd_output)  # started last: see below
-        fds = self.fd_capture
-        for name, fd in (("stdout", 1), ("stderr", 2)):
-            stream = OutStream(
-                name,
-                self.streams,
-                fileno=functools.partial(fds.fileno, fd) if fds is not None else None,
-                before_write=fds.drain_if_due if fds is not None else None,
-                before_flush=fds.drain if fds is not None else None,
-            )
-            setattr(sys, name, stream)
+        streams = self._install_streams()
         self.shell = self._make_shell()
         self.stdin.install()
         pdbsupport.install()
-        backends.install()
+        nested_run.install()
         # IPython makes ProvisionalCompleterWarning an error outside provisionalcompleter(),
         # whose catch_warnings() is not thread-safe: a complete_request in one worker thread and
         # an is_complete_request (check_complete also uses catch_warnings) in another restore
         # each other's filter lists, and the completion fails. A filter installed up front is in
         # every list they save and restore.
         warnings.filterwarnings("ignore", category=ProvisionalCompleterWarning)
-        install_comms(self.comm_manager, self._publish_comm)
+        self._comms = install_comms(self.comm_manager, self._publish_comm)
+        # Code this loop runs outside any request (start-up files, tasks they start) knows its
+        # kernel's comms too; each request sets them again (cokernel.kernel._serving).
+        comms_token = current_comms.set(self._comms)
         # Extensions, startup files, exec_lines: on the fully set-up kernel, before any request.
         profile.apply(self.shell, self._profile_dir, self._ipython_config)
         self.backend_detail = _describe_backend(self.options.backend, self.options.host)
-        sigint_installed = handle_sigint and threading.current_thread() is threading.main_thread()
-        if sigint_installed:
-            shell = self.shell
-
-            def sigint(signum: int, frame: types.FrameType | None) -> None:
-                __tracebackhide__ = True  # hidden from tracebacks
-                on_sigint(shell, frame)
-
-            signal.signal(signal.SIGINT, sigint)
+        saved_sigint = self._install_sigint(handle_sigint)
         if self.threads:
             self.control_caller.start_thread()
         else:
-            self.shell_caller.call_soon(self.streams.flush_periodically)
+            self.shell_caller.call_soon(streams.flush_periodically)
         # perf: jedi is warmed on a thread once a first cell has run (see cokernel.shell._warmup).
         self._warm_pending = self.threads and bool(self.shell.Completer.use_jedi)
         if self.fd_capture is not None:
@@ -582,27 +294,71 @@ class Kernel(KernelCompat):
         try:
             await self.shell_caller.serve()
         finally:
-            self.subshells.delete_all()
-            self.control_caller.stop()
-            if self.fd_capture is not None:
-                self.fd_capture.stop()
-            if self.streams is not None:
-                self.streams.close()
-            sys.stdout, sys.stderr = self._saved_streams
+            self._tear_down(saved_sigint)
             builtins.input, getpass.getpass = saved_input, saved_getpass
-            pdbsupport.uninstall()
-            if sigint_installed:
-                signal.signal(signal.SIGINT, saved_sigint)
-            if self.shell is not None:
-                # End the history session and drop temp files now, not at interpreter exit:
-                # an embedding process may outlive this kernel (and its IPYTHONDIR).
-                self.shell.history_batcher.stop()
-                atexit.unregister(self.shell.atexit_operations)
-                self.shell.atexit_operations()
-            # The singleton goes, so a later kernel in this process gets a fresh shell.
-            CokernelShell.clear_instance()
-            if self.recorder is not None:
-                self.recorder.close()
+            current_comms.reset(comms_token)
+
+    def _install_streams(self) -> StreamRouter:
+        """sys.stdout and sys.stderr become the kernel's (and fds 1 and 2, if it owns them)."""
+        streams = self.streams = StreamRouter(
+            self.publish, self._fallback_parent, threaded=self.threads
+        )
+        self._saved_streams = (sys.stdout, sys.stderr)
+        if self.options.capture_fds and self.threads:
+            self.fd_capture = FdCapture(self._fd_output)  # started last: see run()
+        fds = self.fd_capture
+        for name, fd in (("stdout", 1), ("stderr", 2)):
+            stream = OutStream(
+                name,
+                streams,
+                fileno=functools.partial(fds.fileno, fd) if fds is not None else None,
+                before_write=fds.drain_if_due if fds is not None else None,
+                before_flush=fds.drain if fds is not None else None,
+            )
+            setattr(sys, name, stream)
+        return streams
+
+    def _install_sigint(self, wanted: bool) -> Any:
+        """Install the kernel's SIGINT handler if ``wanted`` and on the main thread; returns the
+        handler it replaced (None when it installed nothing)."""
+        if not wanted or threading.current_thread() is not threading.main_thread():
+            return None
+        shell = self.shell
+        assert shell is not None
+
+        def sigint(signum: int, frame: types.FrameType | None) -> None:
+            __tracebackhide__ = True  # hidden from tracebacks
+            on_sigint(shell, frame)
+
+        saved = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, sigint)
+        return saved
+
+    def _tear_down(self, saved_sigint: Any) -> None:
+        self.subshells.delete_all()
+        self.control_caller.stop()
+        if self.fd_capture is not None:
+            self.fd_capture.stop()
+        if self.streams is not None:
+            self.streams.close()
+        sys.stdout, sys.stderr = self._saved_streams
+        pdbsupport.uninstall()
+        if self._comms is not None:
+            uninstall_comms(self._comms)
+        if saved_sigint is not None:
+            signal.signal(signal.SIGINT, saved_sigint)
+        if self.shell is not None:
+            # End the history session and drop temp files now, not at interpreter exit:
+            # an embedding process may outlive this kernel (and its IPYTHONDIR).
+            self.shell.history_batcher.stop()
+            atexit.unregister(self.shell.atexit_operations)
+            self.shell.atexit_operations()
+            # The singleton goes (if it is this kernel's), so a later kernel in this process
+            # gets a fresh shell.
+            if CokernelShell.initialized() and CokernelShell.instance() is self.shell:
+                CokernelShell.clear_instance()
+        if self.recorder is not None:
+            self.recorder.close()
 
     def request_shutdown(self, restart: bool) -> None:
         """Stop serving: interrupt running cells, end both loops (thread-safe)."""
@@ -629,23 +385,12 @@ class Kernel(KernelCompat):
         return self.shell.interrupt_cells()
 
 
-async def _await(coro: Any) -> Any:
-    return await coro
-
-
 def _describe_backend(backend: str, host: str | None = None) -> str:
     if host is not None:
         from cokernel.gui import describe_hosted
 
         return describe_hosted(backend, host)
-    if backend == "asyncio":
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        if type(loop).__module__.startswith("uvloop"):
-            return "asyncio (uvloop)"
-        return "asyncio"
-    return backend
+    return backends.current().describe()
 
 
 def run_until_shutdown(kernel: Kernel) -> None:
@@ -665,13 +410,11 @@ def run_until_shutdown(kernel: Kernel) -> None:
         )
         log.debug("kernel loop ended (pid %s)", os.getpid())
         return
-    backend_options: dict[str, Any] = {}
-    if kernel.options.backend == "asyncio" and kernel.options.use_uvloop:
-        try:
-            import uvloop  # noqa: F401
-        except ImportError:
-            pass
-        else:
-            backend_options["use_uvloop"] = True
+    backend_options = backends.get(kernel.options.backend).run_options(kernel.options.use_uvloop)
     anyio.run(kernel.run, backend=kernel.options.backend, backend_options=backend_options)
     log.debug("kernel loop ended (pid %s)", os.getpid())
+
+
+def _conforms(kernel: Kernel) -> tuple[KernelHost, DebugHost]:
+    """Checked by mypy: a Kernel is what its handlers and its debugger are given."""
+    return kernel, kernel

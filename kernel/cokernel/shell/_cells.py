@@ -19,6 +19,7 @@ from typing import Any
 
 import anyio
 
+from cokernel.engine import _backends as backends
 from cokernel.engine._caller import Caller, loop_callback_scheduler, threads_available
 from cokernel.engine._subshells import current_namespace
 from cokernel.protocol._request import current_request
@@ -189,11 +190,8 @@ class CellRun:
             timer.daemon = True
             timer.start()
             self._cancel_timer = timer.cancel
-        else:  # on the cell's loop (asyncio: Pyodide's): it can only stop an awaiting cell
-            import asyncio
-
-            handle = asyncio.get_running_loop().call_later(self.timeout, self.stop, "timeout")
-            self._cancel_timer = handle.cancel
+        else:  # on the cell's loop (Pyodide's): it can only stop an awaiting cell
+            self._cancel_timer = backends.current().call_later(self.timeout, self.stop, "timeout")
 
     def settle_interrupt(self) -> None:
         """End a step on the cell's thread: withdraw an exception posted but not yet raised.

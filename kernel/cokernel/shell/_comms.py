@@ -8,9 +8,10 @@ running cell, which is what lets a cell ``await`` a value that a widget sends la
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import comm
 from comm.base_comm import BaseComm, CommManager
@@ -24,10 +25,36 @@ PublishComm = Callable[
 ]
 
 
-class KernelComm(BaseComm):  # type: ignore[misc]
-    """A comm whose messages are sent on the kernel's iopub channel."""
+class KernelComms(NamedTuple):
+    """One kernel's comm registry and how its comms publish."""
 
-    publisher: PublishComm | None = None
+    manager: KernelCommManager
+    publish: PublishComm
+
+
+#: The comms of the kernel serving the running code: set by the kernel around every handler
+#: (cokernel.kernel._serving), and so seen by cells, the tasks and threads they start, and comm
+#: handlers. Two kernels in one process each see their own.
+current_comms: contextvars.ContextVar[KernelComms | None] = contextvars.ContextVar(
+    "cokernel_current_comms", default=None
+)
+# For code that runs outside every request (a thread started at import time): the comms of the
+# kernel that started last and still runs, as when there was only ever one.
+_latest: KernelComms | None = None
+
+
+def _comms_here() -> KernelComms | None:
+    return current_comms.get() or _latest
+
+
+class KernelComm(BaseComm):  # type: ignore[misc]
+    """A comm whose messages are sent on the iopub channel of the kernel that made it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Before BaseComm.__init__, which opens the comm (a first message).
+        found = _comms_here()
+        self.publisher: PublishComm | None = found.publish if found is not None else None
+        super().__init__(*args, **kwargs)
 
     def publish_msg(
         self,
@@ -149,8 +176,25 @@ class KernelCommManager(CommManager):  # type: ignore[misc]
         }
 
 
-def install(manager: KernelCommManager, publisher: PublishComm) -> None:
-    """Point the ``comm`` package at this kernel's manager and iopub."""
-    KernelComm.publisher = publisher
+def install(manager: KernelCommManager, publisher: PublishComm) -> KernelComms:
+    """Point the ``comm`` package at the kernels of this process: ``create_comm`` and
+    ``get_comm_manager`` answer with the comms of the kernel serving the calling code."""
+    global _latest
+    comms = _latest = KernelComms(manager, publisher)
     comm.create_comm = KernelComm
-    comm.get_comm_manager = lambda: manager
+    comm.get_comm_manager = _comm_manager
+    return comms
+
+
+def uninstall(comms: KernelComms) -> None:
+    """The kernel of ``comms`` has stopped: it is no longer the fallback."""
+    global _latest
+    if _latest is comms:
+        _latest = None
+
+
+def _comm_manager() -> KernelCommManager:
+    found = _comms_here()
+    if found is None:
+        raise RuntimeError("comms need a running cokernel kernel")
+    return found.manager

@@ -17,6 +17,7 @@ from typing import Protocol
 import anyio
 import sniffio
 
+from cokernel.engine import _backends as backends
 from cokernel.shell._cells import CellRun, ShellContext, _Stepper
 
 
@@ -65,12 +66,10 @@ def _loop_is_cancelling() -> bool:
             return True
     except Exception:  # not in a task anyio knows
         pass
-    if sniffio.current_async_library() == "asyncio":
-        import asyncio
-
-        task = asyncio.current_task()
-        return task is not None and task.cancelling() > 0
-    return False
+    try:
+        return backends.current().task_is_cancelling()
+    except sniffio.AsyncLibraryNotFoundError:
+        return False
 
 
 def _drop_kernel_tail(exc: BaseException) -> None:

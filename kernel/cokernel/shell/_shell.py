@@ -328,26 +328,30 @@ class CokernelShell(ShellCompat, InteractiveShell):  # type: ignore[misc]
                 result.error_in_exec = e
             self.CustomTB(*sys.exc_info())
         except BaseException as e:
-            if isinstance(e, anyio.get_cancelled_exc_class()):
-                if not _loop_is_cancelling():
-                    raise  # raised by the cell's own code: IPython reports it as usual
-                # The cell's loop is being torn down under it (its subshell was deleted, the
-                # kernel is stopping). Re-raised, IPython's run_ast_nodes would catch the
-                # backend's cancellation and report it as the cell's own error; the cell was
-                # stopped, so it ends as an interrupted cell does.
-                e = KeyboardInterrupt(
-                    "the cell was stopped: its subshell was deleted or the kernel is stopping"
-                )
-            if result is not None:
-                result.error_in_exec = e
-            if isinstance(e, KeyboardInterrupt):
-                _drop_kernel_tail(e)
-            explain_backend_mismatch(e, self.backend)
-            user_tb = _skip_kernel_head(e)
-            self.showtraceback((type(e), e, user_tb), tb_offset=0, running_compiled_code=True)
+            if isinstance(e, anyio.get_cancelled_exc_class()) and not _loop_is_cancelling():
+                raise  # raised by the cell's own code: IPython reports it as usual
+            self._show_cell_error(e, result)
         else:
             return False
         return True
+
+    def _show_cell_error(self, e: BaseException, result: Any) -> None:
+        """Record and show what a statement of the cell raised (outside IPython's own cases)."""
+        if isinstance(e, anyio.get_cancelled_exc_class()):
+            # The cell's loop is being torn down under it (its subshell was deleted, the
+            # kernel is stopping). Re-raised, IPython's run_ast_nodes would catch the
+            # backend's cancellation and report it as the cell's own error; the cell was
+            # stopped, so it ends as an interrupted cell does.
+            e = KeyboardInterrupt(
+                "the cell was stopped: its subshell was deleted or the kernel is stopping"
+            )
+        if result is not None:
+            result.error_in_exec = e
+        if isinstance(e, KeyboardInterrupt):
+            _drop_kernel_tail(e)
+        explain_backend_mismatch(e, self.backend)
+        user_tb = _skip_kernel_head(e)
+        self.showtraceback((type(e), e, user_tb), tb_offset=0, running_compiled_code=True)
 
     def interrupt_cells(
         self, *, on_thread: threading.Thread | None = None, reason: str = "interrupt"

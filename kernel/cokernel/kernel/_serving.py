@@ -1,0 +1,137 @@
+"""Serving: busy, exactly one reply, idle, for every request whatever its run mode (mixed into
+:class:`~cokernel.kernel._kernel.Kernel`).
+
+A handler returns its reply's content, a :class:`~cokernel.kernel._host.Reply`, or None (messages
+that are not requests); :meth:`Serving._end` sends that reply, or an error reply if the handler
+raised or gave none.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import logging
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
+import anyio
+
+from cokernel.kernel._host import HandlerFn, KernelHost, Reply
+from cokernel.protocol._request import Request, current_request
+from cokernel.shell import _warmup as warmup
+from cokernel.shell._comms import KernelComms, current_comms
+
+if TYPE_CHECKING:
+    from cokernel.options import KernelOptions
+    from cokernel.shell._streams import StreamRouter
+
+log = logging.getLogger("cokernel")
+
+_Tokens = tuple["contextvars.Token[Request | None]", "contextvars.Token[KernelComms | None]"]
+
+
+class Serving:
+    # Supplied by Kernel.
+    options: KernelOptions
+    streams: StreamRouter | None
+    _warm_pending: bool
+    _comms: KernelComms | None
+
+    def _status(self, state: str, request: Request) -> None:
+        raise NotImplementedError
+
+    def reply(
+        self, request: Request, content: dict[str, Any], metadata: dict[str, Any] | None = None
+    ) -> None:
+        raise NotImplementedError
+
+    # busy -> outputs -> exactly one reply -> idle, for every request, whatever the run mode.
+    def _serve_sync(self, fn: HandlerFn, request: Request) -> None:
+        tokens = self._begin(request)
+        answer: Any = None
+        failure: Exception | None = None
+        try:
+            answer = fn(cast(KernelHost, self), request)
+            if inspect.iscoroutine(answer):  # an async handler run in thread mode: its own loop
+                answer = anyio.run(_await, answer, backend=self.options.backend)
+        except Exception as e:
+            failure = e
+        finally:
+            self._end(request, tokens, answer, failure)
+
+    async def _serve_async(self, fn: HandlerFn, request: Request) -> None:
+        tokens = self._begin(request)
+        answer: Any = None
+        failure: Exception | None = None
+        try:
+            answer = fn(cast(KernelHost, self), request)
+            if inspect.isawaitable(answer):
+                answer = await answer
+        except Exception as e:
+            failure = e
+        finally:
+            self._end(request, tokens, answer, failure)
+
+    def _begin(self, request: Request) -> _Tokens:
+        request.served = True
+        # The handler, and the cells, tasks and threads it starts, know their request and
+        # their kernel's comms.
+        tokens = (current_request.set(request), current_comms.set(self._comms))
+        self._status("busy", request)
+        return tokens
+
+    def _end(
+        self,
+        request: Request,
+        tokens: _Tokens,
+        answer: Any,
+        failure: Exception | None,
+    ) -> None:
+        """Send the one reply (the handler's answer, or an error if it raised), then idle."""
+        try:
+            after = self._reply_with(request, answer, failure)
+            if after is not None:
+                after()
+        except Exception:
+            log.exception("answering %s failed", request.msg_type)
+        finally:
+            if self.streams is not None:
+                self.streams.flush(request)
+            if self._warm_pending and request.msg_type == "execute_request":
+                self._warm_pending = False
+                warmup.start()
+            self._status("idle", request)
+            current_request.reset(tokens[0])
+            current_comms.reset(tokens[1])
+
+    def _reply_with(
+        self, request: Request, answer: Any, failure: Exception | None
+    ) -> Callable[[], None] | None:
+        if failure is not None:
+            log.error("%s handler failed", request.msg_type, exc_info=failure)
+        if not request.msg_type.endswith("_request"):
+            return None  # comm_msg & co. are never answered
+        if failure is None and isinstance(answer, Reply):
+            self.reply(request, answer.content, answer.metadata)
+            return answer.then
+        if failure is None and isinstance(answer, dict):
+            self.reply(request, answer)
+            return None
+        if failure is None:
+            failure = TypeError(f"the {request.msg_type} handler gave no reply content")
+            log.error("%s", failure)
+        self.reply(
+            request,
+            {
+                "status": "error",
+                "ename": type(failure).__name__,
+                "evalue": str(failure),
+                "traceback": traceback.format_exception(failure),
+            },
+        )
+        return None
+
+
+async def _await(coro: Any) -> Any:
+    return await coro
