@@ -29,6 +29,7 @@ from cokernel.engine._subshells import SubshellNotFound
 from cokernel.kernel._execute import error_content, execute_request
 from cokernel.kernel._host import Handler, HandlerTable, KernelHost, Reply
 from cokernel.kernel._prelude import kernel_info_content
+from cokernel.protocol._messages import MsgType
 
 if TYPE_CHECKING:
     from cokernel.protocol._request import Request
@@ -270,29 +271,29 @@ _direct, _queue, _thread = RunMode.direct, RunMode.queue, RunMode.thread
 #: (:mod:`cokernel.engine._dispatch` says what the run modes mean).
 HANDLERS = HandlerTable(
     {
-        "kernel_info_request": Handler(kernel_info_request, _direct, "kernel_info_request"),
-        "connect_request": Handler(connect_request, _direct, "connect_request"),
-        "comm_info_request": Handler(comm_info_request, _direct, "comm_info_request"),
-        "interrupt_request": Handler(interrupt_request, _direct, "interrupt_request"),
-        "shutdown_request": Handler(shutdown_request, _direct, "shutdown_request"),
-        "comm_open": Handler(comm_open, _queue, "comm"),
-        "comm_msg": Handler(comm_msg, _queue, "comm"),
-        "comm_close": Handler(comm_close, _queue, "comm"),
+        MsgType.kernel_info_request: Handler(kernel_info_request, _direct, "kernel_info_request"),
+        MsgType.connect_request: Handler(connect_request, _direct, "connect_request"),
+        MsgType.comm_info_request: Handler(comm_info_request, _direct, "comm_info_request"),
+        MsgType.interrupt_request: Handler(interrupt_request, _direct, "interrupt_request"),
+        MsgType.shutdown_request: Handler(shutdown_request, _direct, "shutdown_request"),
+        MsgType.comm_open: Handler(comm_open, _queue, "comm"),
+        MsgType.comm_msg: Handler(comm_msg, _queue, "comm"),
+        MsgType.comm_close: Handler(comm_close, _queue, "comm"),
         # queue by default; a cell may choose task or thread (cokernel.engine._dispatch)
-        "execute_request": Handler(execute_request, _queue, "execute_request"),
-        "complete_request": Handler(complete_request, _thread, "complete_request"),
-        "inspect_request": Handler(inspect_request, _thread, "inspect_request"),
-        "is_complete_request": Handler(is_complete_request, _thread, "is_complete_request"),
-        "history_request": Handler(history_request, _thread, "history_request"),
-        "usage_request": Handler(usage_request, _thread, "usage_request", control_only=True),
-        "debug_request": Handler(debug_request, _queue, "debug_request", control_only=True),
-        "create_subshell_request": Handler(
+        MsgType.execute_request: Handler(execute_request, _queue, "execute_request"),
+        MsgType.complete_request: Handler(complete_request, _thread, "complete_request"),
+        MsgType.inspect_request: Handler(inspect_request, _thread, "inspect_request"),
+        MsgType.is_complete_request: Handler(is_complete_request, _thread, "is_complete_request"),
+        MsgType.history_request: Handler(history_request, _thread, "history_request"),
+        MsgType.usage_request: Handler(usage_request, _thread, "usage_request", control_only=True),
+        MsgType.debug_request: Handler(debug_request, _queue, "debug_request", control_only=True),
+        MsgType.create_subshell_request: Handler(
             create_subshell_request, _thread, "create_subshell_request", control_only=True
         ),
-        "delete_subshell_request": Handler(
+        MsgType.delete_subshell_request: Handler(
             delete_subshell_request, _thread, "delete_subshell_request", control_only=True
         ),
-        "list_subshell_request": Handler(
+        MsgType.list_subshell_request: Handler(
             list_subshell_request, _direct, "list_subshell_request", control_only=True
         ),
     }

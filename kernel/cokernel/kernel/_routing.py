@@ -17,7 +17,7 @@ from cokernel.engine._subshells import SubshellNotFound, SubshellRegistry
 from cokernel.kernel._host import Handler, HandlerTable
 from cokernel.kernel._serving import Serving
 from cokernel.protocol._droplog import drop_log
-from cokernel.protocol._messages import Channel, Message
+from cokernel.protocol._messages import Channel, Message, MsgType
 from cokernel.protocol._recorder import MessageRecorder
 from cokernel.protocol._request import Request, current_request
 
@@ -76,7 +76,7 @@ class Routing(Serving):
         pending.add_done_callback(lambda p: self._answer_unserved(request, p))
 
     def _stdin_message(self, request: Request) -> None:
-        if request.msg_type != "input_reply":
+        if request.msg_type != MsgType.input_reply:
             drop_log.warning("unexpected %s on stdin dropped", request.msg_type)
         elif not self.stdin.receive_reply(request.msg, request.identities):
             drop_log.warning(

@@ -34,7 +34,10 @@ class Channel(StrEnum):
 
 
 class MsgType(StrEnum):
-    """Every request a kernel receives; replies are the ``_request`` name with ``_reply``."""
+    """Every message a kernel receives; a request's reply is its name with ``_reply``.
+
+    The kernel's handler table (:data:`cokernel.kernel._handlers.HANDLERS`) is keyed by these;
+    ``input_reply`` goes to the stdin bridge instead."""
 
     execute_request = "execute_request"
     inspect_request = "inspect_request"
