@@ -3,13 +3,19 @@ own shell, comms, debugger session and SIGINT guards, and neither sees the other
 
 Nothing a kernel changes may live at module level (issue #15): the comm publisher, the
 debugger's rich results and the SIGINT guards all belong to a kernel instance.
+
+The check runs in a fresh interpreter (this file run as a script): debugpy listens once per
+process, and in-process kernels of earlier tests in the pytest process may have used it.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -93,8 +99,8 @@ class Client:
             ]
 
 
-@pytest.fixture
-def kernels() -> Iterator[tuple[Client, Client]]:
+@contextmanager
+def two_kernels() -> Iterator[tuple[Client, Client]]:
     first = Client("asyncio")
     try:
         second = Client("trio")
@@ -117,10 +123,23 @@ secret_{name} = "{name}"
 """
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(150)
 @pytest.mark.skipif(importlib.util.find_spec("debugpy") is None, reason="needs debugpy")
-def test_two_kernels_in_one_process_share_nothing(kernels: tuple[Client, Client]) -> None:
-    a, b = kernels
+def test_two_kernels_in_one_process_share_nothing() -> None:
+    done = subprocess.run(
+        [sys.executable, __file__], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip().endswith("two kernels: nothing shared")
+
+
+def check_two_kernels() -> None:
+    with two_kernels() as (a, b):
+        check_isolation(a, b)
+    print("two kernels: nothing shared")
+
+
+def check_isolation(a: Client, b: Client) -> None:
     assert a.handle.kernel.shell is not b.handle.kernel.shell
 
     # Comms: each kernel's comm opens on its own iopub only.
@@ -171,3 +190,7 @@ def test_two_kernels_in_one_process_share_nothing(kernels: tuple[Client, Client]
 
     assert a.debug("disconnect")["success"]
     assert a.debug("debugInfo")["body"]["isStarted"] is False
+
+
+if __name__ == "__main__":
+    check_two_kernels()
