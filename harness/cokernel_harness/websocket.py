@@ -38,6 +38,7 @@ import urllib.request
 from typing import Any
 
 import aiologic
+import anyio
 import anyio.to_thread
 from jupyter_client.jsonutil import extract_dates, json_default
 from jupyter_client.session import Session
@@ -45,6 +46,8 @@ from jupyter_client.session import Session
 from cokernel_harness.transport import CHANNELS, Received, Transport
 
 V1_PROTOCOL = "v1.kernel.websocket.jupyter.org"
+# How long drain() waits for the kernel to confirm it received what was sent (see drain).
+DELIVERY_PATIENCE = 10.0
 
 __all__ = [
     "V1_PROTOCOL",
@@ -190,6 +193,8 @@ class WebSocketTransport(Transport):
         self._threads: list[threading.Thread] = []
         self._closed_by_us = False
         self._lost: str | None = None
+        # msg_id of a request the transport sent for itself -> set when its reply arrives
+        self._private: dict[str, aiologic.Event] = {}
 
     # -- REST -----------------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:
@@ -283,6 +288,11 @@ class WebSocketTransport(Transport):
                         raise ValueError(f"unknown channel {channel!r}")
                 except Exception as e:  # the server sent garbage: record it, go on
                     channel, msg = "iopub", _undecodable(e)
+                parent = (msg.get("parent_header") or {}).get("msg_id")
+                if parent in self._private:
+                    if str(msg["header"].get("msg_type", "")).endswith("_reply"):
+                        self._private[parent].set()
+                    continue
                 self._inbox.put(Received(channel, msg, arrived))
         except Exception as e:  # the connection broke
             self._lost = f"{type(e).__name__}: {e}"
@@ -322,11 +332,28 @@ class WebSocketTransport(Transport):
         self._outbox.put((channel, msg))
 
     async def drain(self) -> None:
+        """Return once the kernel has received every message sent so far (as far as it shows).
+
+        Leaving this process is not enough behind a relay: a server and a gateway sit between
+        us and the kernel, and scenarios open a gate expecting their queued requests to be in
+        the kernel already. So after the writer has sent everything, a private
+        ``kernel_info_request`` follows on shell: the relays keep one channel's order, so its
+        reply means every earlier shell message reached the kernel. A kernel that answers
+        nothing on shell while a cell blocks (a sequential one) gets :data:`DELIVERY_PATIENCE`
+        seconds, then drain returns unconfirmed. The private request and everything the kernel
+        sends for it never reach :meth:`receive`.
+        """
         if not self._threads:
             return
         sent = aiologic.Event()
         self._outbox.put((None, sent))
         await sent
+        probe = self.session.msg("kernel_info_request", {})
+        answered = aiologic.Event()
+        self._private[str(probe["header"]["msg_id"])] = answered
+        self._outbox.put(("shell", probe))
+        with anyio.move_on_after(DELIVERY_PATIENCE):
+            await answered
 
     async def receive(self) -> Received:
         return await self._inbox.async_get()
