@@ -24,7 +24,10 @@ What it does, in EG's launcher protocol (version 1):
 5. Serves the communication port until EG asks for a shutdown or the kernel ends. Once the
    kernel has ended the port closes, so EG's liveness poll (``{"signum": 0}``) is refused.
 
-The older ``--RemoteProcessProxy.kernel-id``-style spellings of the options are accepted too.
+The older ``--RemoteProcessProxy.kernel-id``-style spellings of the options are accepted too,
+and so are the environment variables EG's container launchers set in a kernel's pod or
+container (``KERNEL_ID``, ``RESPONSE_ADDRESS``, ``PUBLIC_KEY``, ``PORT_RANGE``,
+``KERNEL_SPARK_CONTEXT_INIT_MODE``): an image's command can then be ``cokernel-eg-launcher``.
 ``--spark-context-initialization-mode`` and ``--cluster-type`` are accepted for kernelspecs
 written for EG's own launchers; cokernel starts no Spark or Dask context, so only ``none``
 (or ``spark`` with mode ``none``) is valid. Any other argument goes to the kernel.
@@ -125,9 +128,24 @@ def parse_port_range(text: str | None) -> tuple[int, int]:
     return low, high
 
 
-def parse_args(argv: Sequence[str]) -> LaunchOptions:
+# Where an option is absent, the environment EG's Kubernetes and Docker launchers give the
+# kernel's container supplies it (the first variable set wins).
+ENVIRONMENT = {
+    "kernel_id": ("KERNEL_ID",),
+    "response_address": ("RESPONSE_ADDRESS", "EG_RESPONSE_ADDRESS"),
+    "public_key": ("PUBLIC_KEY", "EG_PUBLIC_KEY"),
+    "port_range": ("PORT_RANGE", "EG_PORT_RANGE"),
+    "spark_context_initialization_mode": ("KERNEL_SPARK_CONTEXT_INIT_MODE",),
+}
+
+
+def parse_args(argv: Sequence[str], environ: dict[str, str] | None = None) -> LaunchOptions:
     """The launcher's options; everything it does not know is kept for the kernel."""
     args, rest = _parser().parse_known_args(list(argv))
+    env = os.environ if environ is None else environ
+    for dest, names in ENVIRONMENT.items():
+        if getattr(args, dest) is None:
+            setattr(args, dest, next((env[n] for n in names if env.get(n)), None))
     if not args.kernel_id:
         raise LauncherError("--kernel-id is required")
     if not args.public_key:

@@ -88,35 +88,47 @@ class PlaysGateway:
 
 
 @contextlib.contextmanager
-def launched(tmp_path: Path) -> Iterator[tuple[PlaysGateway, subprocess.Popen[bytes], str]]:
+def launched(
+    tmp_path: Path, *, from_environment: bool = False
+) -> Iterator[tuple[PlaysGateway, subprocess.Popen[bytes], str]]:
+    """The launcher as a kernelspec's argv starts it, or as a container's command (options
+    in the environment EG's Kubernetes launcher sets)."""
     eg = PlaysGateway()
     kernel_id = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
-    argv = [
-        sys.executable,
-        "-m",
-        "cokernel.launcher",
-        "--RemoteProcessProxy.kernel-id",
-        kernel_id,
-        "--RemoteProcessProxy.response-address",
-        eg.response_address,
-        "--RemoteProcessProxy.public-key",
-        eg.public_key,
-        "--RemoteProcessProxy.port-range",
-        f"{PORT_RANGE[0]}..{PORT_RANGE[1]}",
-        "--RemoteProcessProxy.spark-context-initialization-mode",
-        "none",
-        "--ip",
-        "127.0.0.1",
-        f"--backend={KERNEL_BACKEND}",
-    ]
+    options = {
+        "kernel-id": kernel_id,
+        "response-address": eg.response_address,
+        "public-key": eg.public_key,
+        "port-range": f"{PORT_RANGE[0]}..{PORT_RANGE[1]}",
+        "spark-context-initialization-mode": "none",
+    }
+    argv = [sys.executable, "-m", "cokernel.launcher", "--ip", "127.0.0.1"]
+    argv.append(f"--backend={KERNEL_BACKEND}")
+    env = dict(os.environ)
+    if from_environment:
+        env |= {
+            "KERNEL_ID": options["kernel-id"],
+            "RESPONSE_ADDRESS": options["response-address"],
+            "PUBLIC_KEY": options["public-key"],
+            "PORT_RANGE": options["port-range"],
+            "KERNEL_SPARK_CONTEXT_INIT_MODE": "none",
+        }
+    else:
+        for name, value in options.items():
+            argv += [f"--RemoteProcessProxy.{name}", value]
     with open(tmp_path / "launcher.log", "wb") as log:
-        launcher = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        launcher = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         yield eg, launcher, kernel_id
     finally:
         if launcher.poll() is None:
-            launcher.kill()
-            launcher.wait(WAIT)
+            # SIGTERM: the launcher passes it to the kernel, and ends when the kernel has.
+            launcher.terminate()
+            try:
+                launcher.wait(WAIT)
+            except subprocess.TimeoutExpired:
+                launcher.kill()
+                launcher.wait(WAIT)
         eg.close()
 
 
@@ -179,15 +191,31 @@ async def test_connection_info_interrupt_and_shutdown(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(180)
 async def test_the_listener_closes_when_the_kernel_ends(tmp_path: Path) -> None:
-    """A kernel shut down over the protocol ends the launcher; EG's next poll is refused."""
-    with launched(tmp_path) as (eg, launcher, _):
+    """A kernel shut down over the protocol ends the launcher; EG's next poll is refused.
+
+    This launcher takes its options from the environment, as in a Kubernetes pod.
+    """
+    with launched(tmp_path, from_environment=True) as (eg, launcher, kernel_id):
         info = eg.receive_connection_info()
+        assert info["kernel_id"] == kernel_id
+        assert PORT_RANGE[0] <= info["comm_port"] <= PORT_RANGE[1]
         transport = ZMQTransport(connection_file=_connection_file(info, tmp_path / "k.json"))
         async with Frontend.connect(transport) as fe:
             reply = await fe.request("control", "shutdown_request", {"restart": False})
             assert reply["status"] == "ok"
         assert launcher.wait(WAIT) == 0, (tmp_path / "launcher.log").read_text()
         assert _refused(info["comm_port"])
+
+
+@pytest.mark.timeout(180)
+def test_sigterm_to_the_launcher_stops_the_kernel(tmp_path: Path) -> None:
+    """What a pod's deletion does: SIGTERM to the launcher ends the kernel, then the launcher."""
+    with launched(tmp_path) as (eg, launcher, _):
+        info = eg.receive_connection_info()
+        kernel = psutil.Process(info["pid"])
+        launcher.terminate()
+        assert launcher.wait(WAIT) == 0, (tmp_path / "launcher.log").read_text()
+        assert not kernel.is_running() or kernel.status() == psutil.STATUS_ZOMBIE
 
 
 def test_bad_arguments_get_a_clear_error() -> None:
