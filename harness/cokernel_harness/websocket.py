@@ -190,6 +190,7 @@ class WebSocketTransport(Transport):
         # (channel, msg), or (None, event) to mark how far the outbox was sent (drain), or None
         self._outbox: queue.SimpleQueue[tuple[str | None, Any] | None] = queue.SimpleQueue()
         self._ws: Any = None
+        self._stack = contextlib.ExitStack()
         self._threads: list[threading.Thread] = []
         self._closed_by_us = False
         self._lost: str | None = None
@@ -225,7 +226,13 @@ class WebSocketTransport(Transport):
         if self.kernel_id is None:
             model = await self.rest("POST", "/api/kernels", {"name": self.kernel_name})
             self.kernel_id = str(model["id"])
-        await anyio.to_thread.run_sync(self._connect)
+        try:
+            await anyio.to_thread.run_sync(self._connect)
+        except BaseException:
+            # Nobody will call close() for a transport that did not start: stop our kernel.
+            with anyio.CancelScope(shield=True):
+                await self.close()
+            raise
 
     def _ws_url(self) -> str:
         parts = urllib.parse.urlsplit(self.server)
@@ -235,18 +242,28 @@ class WebSocketTransport(Transport):
         return urllib.parse.urlunsplit((scheme, parts.netloc, path, query, ""))
 
     def _connect(self) -> None:
-        from websockets.sync.client import connect
-        from websockets.typing import Subprotocol
+        try:
+            from websockets.sync.client import connect
+            from websockets.typing import Subprotocol
+        except ImportError as e:
+            raise ImportError(
+                f"the websocket transport needs 'websockets' (pip install 'cokernel[gateway]'): {e}"
+            ) from e
 
         wanted = [] if self.protocol == "" else [Subprotocol(self.protocol or V1_PROTOCOL)]
-        self._ws = connect(
-            self._ws_url(),
-            subprotocols=wanted or None,
-            additional_headers=self._headers(),
-            open_timeout=self.startup_timeout,
-            max_size=None,
-            compression=None,
-            ping_interval=None,
+        # Entered as a context manager (websockets 17 deprecates a bare connect()); the
+        # stack closes the connection in _disconnect.
+        self._stack = contextlib.ExitStack()
+        self._ws = self._stack.enter_context(
+            connect(
+                self._ws_url(),
+                subprotocols=wanted or None,
+                additional_headers=self._headers(),
+                open_timeout=self.startup_timeout,
+                max_size=None,
+                compression=None,
+                ping_interval=None,
+            )
         )
         self.subprotocol = self._ws.subprotocol
         self._lost = None
@@ -298,6 +315,11 @@ class WebSocketTransport(Transport):
             self._lost = f"{type(e).__name__}: {e}"
         else:
             self._lost = "the server closed the websocket"
+        if not self._closed_by_us:
+            # Say so in the log, so a wait that runs out shows why nothing more came.
+            lost = _undecodable(RuntimeError(self._lost))
+            lost["header"]["msg_type"] = "harness_connection_lost"
+            self._inbox.put(Received("iopub", lost, time.perf_counter()))
 
     def _encode(self, channel: str, msg: dict[str, Any]) -> str | bytes:
         if self.subprotocol == V1_PROTOCOL:
@@ -363,7 +385,7 @@ class WebSocketTransport(Transport):
         self._outbox.put(None)
         if self._ws is not None:
             with contextlib.suppress(Exception):
-                self._ws.close()
+                self._stack.close()
         for thread in self._threads:
             thread.join(10)
         self._threads = []

@@ -52,15 +52,16 @@ async def test_scenario_library_through_server_and_gateway(chain: Chain) -> None
     report = await run_conformance(
         "cokernel", scenarios, share_kernel=True, connect=_connect(chain.server)
     )
-    assert set(report.features) == THROUGH_A_SERVER, report.table()
+    summary = f"{report.table(width=0)}\n{report.details()}"
+    assert set(report.features) == THROUGH_A_SERVER, summary
     outcomes = {r.scenario: r for r in report.results}
     for scenario in scenarios:
         result = outcomes[scenario.name]
         if scenario.requires <= THROUGH_A_SERVER:
-            assert result.outcome is Outcome.passed, f"{scenario.name}: {result.diagnosis}"
-            assert result.violations == [], f"{scenario.name}: {result.violations}"
+            assert result.outcome is Outcome.passed, summary
+            assert result.violations == [], summary
         else:
-            assert result.outcome is Outcome.unsupported, f"{scenario.name}: {result.diagnosis}"
+            assert result.outcome is Outcome.unsupported, summary
             assert scenario.requires - THROUGH_A_SERVER <= LOCAL_ONLY | {"asyncio", "trio"}
     passed = {name for name, r in outcomes.items() if r.outcome is Outcome.passed}
     # What the chain must carry, named: widget await, every interrupt, input(), subshells
