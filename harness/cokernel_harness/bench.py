@@ -7,8 +7,9 @@ only the protocol, so any kernel can be measured); the name ``inprocess`` (or
 ``inprocess:trio``) is a cokernel kernel in the bench's own process, reached through the
 callback interface with no sockets. The workloads are those of
 :mod:`cokernel_harness.bench_workloads`: start-up, execute round trip, pipelined throughput,
-stdout throughput, kernel_info and comm latency while a cell blocks or awaits, subshell
-creation and latency, interrupt latency and memory. Each workload runs on every kernel in turn before the next one starts, so a noisy
+stdout throughput, kernel_info and comm latency while a cell blocks or awaits, how soon a
+widget's comm_msg sent on a subshell (as JupyterLab sends it) wakes the cell awaiting it,
+subshell creation and latency, interrupt latency and memory. Each workload runs on every kernel in turn before the next one starts, so a noisy
 moment on the machine is shared rather than landing on one kernel.
 
 The report gives, per metric and kernel, the median, the 95th percentile (for a rate, the slow
@@ -35,12 +36,21 @@ from typing import Any, TextIO
 
 import psutil
 
-from cokernel_harness.bench_wire import KernelDied, Unsupported, WaitTimeout, Wire, open_wire
+from cokernel_harness.bench_goals import format_goals
+from cokernel_harness.bench_perf import ALL_METRICS as METRICS
+from cokernel_harness.bench_perf import ALL_WORKLOADS as WORKLOADS
+from cokernel_harness.bench_perf import FLOOR_WORKLOADS, STARTUP_EXEC, launch_to_first_execute
+from cokernel_harness.bench_wire import (
+    FLOOR,
+    KernelDied,
+    Unsupported,
+    WaitTimeout,
+    Wire,
+    open_wire,
+)
 from cokernel_harness.bench_workloads import (
-    METRICS,
     STARTUP,
     STARTUP_TIMEOUT,
-    WORKLOADS,
     Failed,
     Metric,
     Result,
@@ -110,8 +120,12 @@ def run_bench(
         # Each start-up sample is a fresh process; the last one stays for the workloads.
         for sample in range(settings.repeat):
             for run in runs:
-                wire = _start(run, say)
-                if wire is not None and sample < settings.repeat - 1:
+                last = sample == settings.repeat - 1
+                # The kept kernel runs no cell before the workloads (RSS after start-up is
+                # measured on it): launch -> first execute is taken on the others, and on the
+                # one start-up when --repeat is 1.
+                wire = _start(run, say, first_execute=not last or settings.repeat == 1)
+                if wire is not None and not last:
                     wire.close(now=True)
                 elif wire is not None:
                     wires[run.name] = wire
@@ -122,6 +136,9 @@ def run_bench(
                 continue
             for run in runs:
                 wire = wires.get(run.name)
+                if run.name == FLOOR and workload.name not in FLOOR_WORKLOADS:
+                    _mark(run.results, workload, "unsupported", "the floor kernel runs no code")
+                    continue
                 if wire is None:
                     _mark(run.results, workload, "failed", "no running kernel")
                     continue
@@ -138,18 +155,26 @@ def run_bench(
     return runs
 
 
-def _start(run: KernelRun, say: Any) -> Wire | None:
+def _start(run: KernelRun, say: Any, *, first_execute: bool = True) -> Wire | None:
     wire = open_wire(run.name)
     result = run.results[STARTUP.key]
     try:
         seconds = wire.start(STARTUP_TIMEOUT)
     except Exception as exc:  # any kernel may fail in any way; the run must go on
-        result.status = "timeout" if isinstance(exc, WaitTimeout) else "failed"
-        result.notes.append(f"{type(exc).__name__}: {exc}")
+        for failed in (result, run.results[STARTUP_EXEC.key]):
+            failed.status = "timeout" if isinstance(exc, WaitTimeout) else "failed"
+            failed.notes.append(f"{type(exc).__name__}: {exc}")
         say(f"  {run.name:<12} start-up failed: {exc}")
         _close_quietly(wire, now=True)
         return None
     result.samples.append(ms(seconds))
+    try:
+        if first_execute:
+            launch_to_first_execute(wire, run.results)
+    except Exception as exc:
+        first = run.results[STARTUP_EXEC.key]
+        first.status = "timeout" if isinstance(exc, WaitTimeout) else "failed"
+        first.notes.append(f"{type(exc).__name__}: {exc}")
     run.kernel_info = wire.kernel_info
     run.interrupt_mode = wire.interrupt_mode
     say(f"  {run.name:<12} started in {ms(seconds):.0f} ms")
@@ -373,7 +398,7 @@ def format_markdown(report: dict[str, Any], command: str) -> str:
     ]
     for row in report_rows(report):
         out.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
-    return "\n".join([*out, "", _footnote(report), ""])
+    return "\n".join([*out, "", _footnote(report), "", format_goals(report), ""])
 
 
 def _footnote(report: dict[str, Any]) -> str:
@@ -429,9 +454,14 @@ def _parser() -> argparse.ArgumentParser:
     add("--block-seconds", type=_positive_float, default=defaults.block_seconds, help="cell sleep")
     add("--comm-messages", type=_positive_int, default=defaults.comm_messages, help="per round")
     add("--interrupts", type=_positive_int, default=defaults.interrupts, help="per cell kind")
+    add("--assignments", type=_positive_int, default=defaults.assignments, help="x=1 pipelined")
+    add("--scale", type=_positive_float, default=defaults.scale, help="size of scale rows (1=full)")
+    add("--no-floor", action="store_true", help="do not run the floor kernel")
     add("--only", action="append", choices=choices, help="run only these workloads (repeat)")
     add("--json", type=Path, metavar="FILE", help="also write the report as JSON")
     add("--markdown", type=Path, metavar="FILE", help="also write the report as Markdown")
+    add("--plot", type=Path, metavar="DIR", help="also draw charts (cokernel_harness.plot)")
+    add("--plot-format", choices=("svg", "png"), default="svg", help="the charts' format")
     return parser
 
 
@@ -447,19 +477,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         block_seconds=args.block_seconds,
         comm_messages=args.comm_messages,
         interrupts=args.interrupts,
+        assignments=args.assignments,
+        scale=args.scale,
     )
+    kernels = list(args.kernel)
+    if not args.no_floor and FLOOR not in kernels:
+        kernels.append(FLOOR)
     only = frozenset(args.only) if args.only else None
     load_before = [round(x, 2) for x in os.getloadavg()]
-    print(f"benchmarking {', '.join(args.kernel)} ({settings})", file=sys.stderr, flush=True)
-    runs = run_bench(args.kernel, settings, only, progress=sys.stderr)
+    print(f"benchmarking {', '.join(kernels)} ({settings})", file=sys.stderr, flush=True)
+    runs = run_bench(kernels, settings, only, progress=sys.stderr)
     report = build_report(runs, settings, {**machine_info(), "loadavg_before": load_before})
     print(format_text(report))
+    print(format_goals(report))
     command = " ".join(["python -m cokernel_harness.bench", *(argv or sys.argv[1:])])
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     if args.markdown is not None:
         args.markdown.write_text(format_markdown(report, command))
-    started = any(run.results[STARTUP.key].samples for run in runs)
+    if args.plot is not None:
+        from cokernel_harness.plot import write_charts
+
+        for path in write_charts(report, args.plot, args.plot_format):
+            print(f"chart: {path}", file=sys.stderr)
+    started = any(run.results[STARTUP.key].samples for run in runs if run.name != FLOOR)
     return 0 if started else 1
 
 

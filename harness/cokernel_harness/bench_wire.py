@@ -15,6 +15,7 @@ Every wait is bounded: :meth:`Wire.wait` raises :class:`WaitTimeout` when its ti
 from __future__ import annotations
 
 import queue
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typing import Any, Literal
 
 import psutil
 import zmq
+from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import KernelManager
 from jupyter_client.session import Session
 
@@ -106,11 +108,16 @@ class Wire:
     first, so a message that arrived while the runner waited for another one is not lost.
     """
 
-    def __init__(self, kernel_name: str) -> None:
+    def __init__(self, kernel_name: str, *, encryption: str = "disabled") -> None:
         self.kernel_name = kernel_name
+        #: jupyter_client's ``transport_encryption`` for the launch: "disabled", "auto" or
+        #: "required" (CurveZMQ, JEP 145; the sockets below then connect as Curve clients).
+        self.encryption = encryption
         self.log: list[Arrival] = []
         self.restarts = 0
         self.kernel_info: dict[str, Any] = {}
+        #: ``perf_counter`` time just before the kernel was launched.
+        self.launched = 0.0
         self._km: KernelManager | None = None
         self._sockets: dict[str, zmq.Socket[bytes]] = {}
         self._poller = zmq.Poller()
@@ -136,8 +143,8 @@ class Wire:
 
         Raises :class:`WaitTimeout` or :class:`KernelDied` if the kernel does not answer.
         """
-        started = time.perf_counter()
-        km = KernelManager(kernel_name=self.kernel_name)
+        started = self.launched = time.perf_counter()
+        km = self._new_manager()
         km.start_kernel()
         self._km = km
         self._connect()
@@ -146,6 +153,9 @@ class Wire:
         self.kernel_info = reply.content
         self._await_iopub(timeout)
         return reply.time - started
+
+    def _new_manager(self) -> KernelManager:
+        return KernelManager(kernel_name=self.kernel_name, transport_encryption=self.encryption)
 
     def restart(self, timeout: float) -> None:
         """Kill the kernel process and start a fresh one; block until it answers."""
@@ -364,7 +374,7 @@ class InProcessWire(Wire):
         from cokernel.interfaces.callback import start
         from cokernel.options import KernelOptions
 
-        started = time.perf_counter()
+        started = self.launched = time.perf_counter()
         self._handle = start(self._emit, options=KernelOptions(backend=self.backend))  # type: ignore[arg-type]
         first = self.send("shell", "kernel_info_request")
         reply = self.wait(reply_to(first), timeout, "the first kernel_info_reply")
@@ -413,12 +423,40 @@ class InProcessWire(Wire):
         return True
 
 
+class FloorWire(Wire):
+    """The bench's own do-nothing kernel (:mod:`cokernel_harness.bench_floor`), named
+    ``floor``: launched by jupyter_client like any kernelspec, but from a spec made here."""
+
+    def _new_manager(self) -> KernelManager:
+        spec = KernelSpec(
+            argv=[sys.executable, "-m", "cokernel_harness.bench_floor", "-f", "{connection_file}"],
+            display_name="bench floor",
+            language="python",
+            interrupt_mode="message",
+        )
+        km = KernelManager(kernel_name=self.kernel_name)
+        km._kernel_spec = spec
+        return km
+
+
 class Unsupported(Exception):
     """The kernel (or the way the bench reaches it) has no such thing to measure."""
 
 
+#: The bench's name for its floor kernel (:class:`FloorWire`).
+FLOOR = "floor"
+
+#: A ``--kernel`` name ending in this launches the kernelspec with CurveZMQ required.
+CURVE_SUFFIX = "+curve"
+
+
 def open_wire(kernel_name: str) -> Wire:
-    """The wire for a bench ``--kernel`` name: a kernelspec, or ``inprocess[:backend]``."""
+    """The wire for a bench ``--kernel`` name: a kernelspec, ``KERNELSPEC+curve`` (the same,
+    with transport encryption required), ``floor``, or ``inprocess[:backend]``."""
+    if kernel_name == FLOOR:
+        return FloorWire(kernel_name)
     if kernel_name == "inprocess" or kernel_name.startswith("inprocess:"):
         return InProcessWire(kernel_name)
+    if kernel_name.endswith(CURVE_SUFFIX):
+        return Wire(kernel_name.removesuffix(CURVE_SUFFIX), encryption="required")
     return Wire(kernel_name)

@@ -87,6 +87,10 @@ class Settings:
     block_seconds: float = 2.0
     comm_messages: int = 20
     interrupts: int = 5
+    #: Requests in the pipelined ``x=1`` batch (bench_perf).
+    assignments: int = 1000
+    #: Size factor of the scale rows (bench_perf): 1 = the issue's figures.
+    scale: float = 1.0
 
 
 Results = dict[str, Result]
@@ -332,6 +336,126 @@ def _echo_of(comm_id: str, seq: int) -> Predicate:
     return match
 
 
+# -- a widget's update wakes the cell awaiting it ---------------------------------------------
+WIDGET_WAKE = Metric(
+    "widget_wake",
+    "widget comm_msg (on a subshell, as JupyterLab) -> awaiting cell wakes",
+    "ms",
+)
+WIDGET_WAKE_PATIENCE = 3.0
+
+# The cell makes a slider and awaits each new value in turn. It tells the page when it is about
+# to await (a custom widget message "waiting") and when it woke ("woke"), so the bench sends
+# each value while the cell awaits and times send -> wake-up from the page's side. A kernel that
+# never wakes the cell lets it wake at its own deadline ("late") and the workload stops there.
+_WAKE_CELL = """\
+import anyio, ipywidgets
+_wake_slider = ipywidgets.IntSlider(value=0, description={description!r})
+_wake_event = [anyio.Event()]
+_wake_slider.observe(lambda change: _wake_event[0].set(), names="value")
+for _wake_i in range(1, {count} + 1):
+    _wake_late = False
+    _wake_event[0] = anyio.Event()
+    if _wake_slider.value < _wake_i:
+        _wake_slider.send({{"waiting": _wake_i}})
+        with anyio.move_on_after({patience}) as _wake_scope:
+            while _wake_slider.value < _wake_i:
+                await _wake_event[0].wait()
+                _wake_event[0] = anyio.Event()
+        _wake_late = anyio.current_time() >= _wake_scope.deadline
+    _wake_slider.send({{"woke": _wake_i, "late": _wake_late}})
+    if _wake_late:
+        break
+for _wake_widget in (_wake_slider.layout, _wake_slider.style, _wake_slider):
+    _wake_widget.close()
+"""
+
+
+def widget_wake(wire: Wire, settings: Settings, out: Results) -> None:
+    """How soon a cell awaiting a widget value wakes once the page sends it.
+
+    JupyterLab (4.4+, default setting) sends a widget's comm messages on a subshell of the
+    ``jupyter.widget`` target when the kernel supports subshells; the bench does the same
+    (one subshell, made when the widget appears, deleted at the end). A kernel without
+    subshells gets them on the main shell, as JupyterLab then sends them.
+    """
+    result = out[WIDGET_WAKE.key]
+    features = wire.kernel_info.get("supported_features") or []
+    on_subshell = "kernel subshells" in features
+    if not on_subshell:
+        result.notes.append("no subshells: sent on the main shell")
+    for _ in range(settings.repeat):
+        wire.forget()
+        description = f"bench-wake-{uuid.uuid4().hex[:8]}"
+        code = _WAKE_CELL.format(
+            description=description, count=settings.comm_messages, patience=WIDGET_WAKE_PATIENCE
+        )
+        cell = wire.execute(code)
+        opened = wire.wait(_widget_or_end(description, cell), CELL_TIMEOUT, "the slider")
+        if opened.msg_type != "comm_open":
+            content = opened.content
+            raise Failed(f"the widget cell ended: {content.get('ename')}: {content.get('evalue')}")
+        comm_id = opened.content["comm_id"]
+        subshell_id: str | None = None
+        if on_subshell:
+            sent = wire.send("control", "create_subshell_request")
+            reply = wire.wait(reply_to(sent), CELL_TIMEOUT, "the create_subshell_reply")
+            if reply.content.get("status") != "ok":
+                raise Failed(f"create_subshell_request: {reply.content}")
+            subshell_id = str(reply.content["subshell_id"])
+        late = False
+        for value in range(1, settings.comm_messages + 1):
+            wire.wait(_custom(comm_id, "waiting", value), CELL_TIMEOUT, "the cell to await")
+            update = {"method": "update", "state": {"value": value}, "buffer_paths": []}
+            sent = wire.send(
+                "shell", "comm_msg", {"comm_id": comm_id, "data": update}, subshell_id=subshell_id
+            )
+            woke = wire.wait(
+                _custom(comm_id, "woke", value), WIDGET_WAKE_PATIENCE + CELL_TIMEOUT, "wake-up"
+            )
+            if (woke.content.get("data") or {}).get("content", {}).get("late"):
+                late = True
+                break
+            result.samples.append(ms(woke.time - sent.time))
+        wire.finish(cell, CELL_TIMEOUT)
+        if subshell_id is not None:
+            sent = wire.send("control", "delete_subshell_request", {"subshell_id": subshell_id})
+            wire.wait(reply_to(sent), CELL_TIMEOUT, "the delete_subshell_reply")
+        if late:
+            result.status = "blocked"
+            result.notes.append(
+                f"the cell woke only at its {WIDGET_WAKE_PATIENCE:g} s deadline"
+                f" (after {len(result.samples)} prompt wake-ups)"
+            )
+            return
+
+
+def _widget_or_end(description: str, cell: Sent) -> Predicate:
+    """Match the comm_open of the slider called ``description``, or the cell's reply."""
+    ended = reply_to(cell)
+
+    def match(a: Arrival) -> bool:
+        if a.msg_type == "comm_open":
+            state = (a.content.get("data") or {}).get("state") or {}
+            return bool(state.get("description") == description)
+        return ended(a)
+
+    return match
+
+
+def _custom(comm_id: str, key: str, value: int) -> Predicate:
+    """Match the widget's custom message ``{key: value}`` (sent by the cell)."""
+
+    def match(a: Arrival) -> bool:
+        if a.msg_type != "comm_msg" or a.content.get("comm_id") != comm_id:
+            return False
+        data = a.content.get("data") or {}
+        content = data.get("content") or {}
+        return bool(data.get("method") == "custom" and content.get(key) == value)
+
+    return match
+
+
 # -- subshells --------------------------------------------------------------------------------
 SUBSHELL_CREATE = Metric("subshell_create", "create_subshell_request -> reply", "ms")
 SUBSHELL_EXEC = Metric(
@@ -426,6 +550,7 @@ WORKLOADS: tuple[Workload, ...] = (
         _info_while("import anyio\nawait anyio.sleep({seconds})", AWAITING_CONTROL, AWAITING_SHELL),
     ),
     Workload("comm", (COMM_LATENCY,), comm_while_awaiting),
+    Workload("widget_wake", (WIDGET_WAKE,), widget_wake),
     Workload("subshells", (SUBSHELL_CREATE, SUBSHELL_EXEC), subshells),
     # Before the interrupts: a kernel that cannot be interrupted is restarted, and the RSS of
     # a fresh process says nothing about what the workloads cost.

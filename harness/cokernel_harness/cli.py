@@ -3,21 +3,30 @@
 ::
 
     cokernel-harness conformance --kernel python3 [--json report.json] [-k interrupt]
+    cokernel-harness conformance --kernel cokernel --frontend jupyterlab -k widget
+    cokernel-harness conformance --kernel cokernel --kernel python3 --html matrix.html
     cokernel-harness scenarios --kernel cokernel -k widget_await
     cokernel-harness scenarios --list
     cokernel-harness conformance --server http://127.0.0.1:8888 --token T --kernel cokernel
+    cokernel-harness conformance --server http://127.0.0.1:8888 --frontend jupyterlab -k comm
     cokernel-harness bench --kernel cokernel --kernel python3
+    cokernel-harness fuzz --kernel cokernel --cases 10000
+    cokernel-harness soak --kernel cokernel --executes 1000 --comms 10000
 
 ``conformance`` plays every scenario and validates all traffic against the protocol;
 ``scenarios`` only plays them. Both print a table (and the full diagnosis of whatever did not
-pass) and exit non-zero when anything failed, errored or broke the protocol. ``bench`` hands
+pass) and exit non-zero when anything failed, errored or broke the protocol. Scenarios that talk
+over comms run under each ``--frontend`` profile (default: all; see
+:mod:`cokernel_harness.profiles`), and their rows say which. ``bench`` hands
 its arguments to :func:`cokernel_harness.bench.main`.
 
 ``--server URL`` reaches the kernels through a Jupyter Server or a kernel gateway instead of
 launching them here: REST starts each kernel by name, one websocket carries its messages
 (:class:`~cokernel_harness.websocket.WebSocketTransport`). ``--token`` (default: the
 ``JUPYTER_TOKEN`` environment variable) authenticates. Scenarios that need a local process
-(watching it exit, a connection file) are then reported unsupported.
+(watching it exit, a connection file) are then reported unsupported. ``--frontend`` works the
+same way there: the profile's subshell requests and comm routing travel over the websocket, as
+JupyterLab's do when its kernels run behind a gateway.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from collections.abc import Sequence
 import anyio
 
 from cokernel_harness.frontend import Frontend
+from cokernel_harness.profiles import PROFILES
 from cokernel_harness.runner import Connect, Report, ScenarioResult, run_conformance
 from cokernel_scenarios import Scenario, UnknownScenario, select
 
@@ -66,9 +76,23 @@ def _parser() -> argparse.ArgumentParser:
             "--json", metavar="FILE", help="also write the report(s) as JSON ('-': stdout)"
         )
         sub.add_argument(
+            "--html",
+            metavar="FILE",
+            help="also write the results as a self-contained page: scenario x kernel, "
+            "each cell linking to its diagnosis",
+        )
+        sub.add_argument(
             "--share-kernel",
             action="store_true",
             help="run the scenarios on one kernel (a new one after a scenario ends or breaks it)",
+        )
+        sub.add_argument(
+            "--frontend",
+            action="append",
+            choices=list(PROFILES),
+            metavar="PROFILE",
+            help="the frontend to play comm scenarios as (repeatable; default: every one of "
+            f"{', '.join(PROFILES)})",
         )
         sub.add_argument("--list", action="store_true", help="list the scenarios and exit")
         sub.add_argument(
@@ -97,6 +121,12 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "bench", add_help=False, help="benchmarks (see `cokernel-harness bench --help`)"
     )
+    commands.add_parser(
+        "fuzz", add_help=False, help="wire attacks on shell and control, with liveness checks"
+    )
+    commands.add_parser(
+        "soak", add_help=False, help="long pipelined load: lost/reordered messages, RSS, fds"
+    )
     return parser
 
 
@@ -105,6 +135,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["bench"]:
         return _bench(args_list[1:])
+    if args_list[:1] == ["fuzz"]:
+        from cokernel_harness.fuzz import main as fuzz_main
+
+        return fuzz_main(args_list[1:])
+    if args_list[:1] == ["soak"]:
+        from cokernel_harness.soak import main as soak_main
+
+        return soak_main(args_list[1:])
     args = _parser().parse_args(args_list)
     try:
         scenarios = select(args.patterns)
@@ -129,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         validate,
         args.share_kernel,
         args.quiet,
+        args.frontend or list(PROFILES),
         server,
         backend=args.backend,
     )
@@ -146,6 +185,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             with open(args.json, "w") as f:
                 f.write(text + "\n")
+    if args.html:
+        from cokernel_harness.matrix import render_html
+
+        with open(args.html, "w") as f:
+            f.write(render_html([r.to_json() for r in reports]))
     return EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED
 
 
@@ -155,6 +199,7 @@ async def _run_all(
     validate: bool,
     share_kernel: bool,
     quiet: bool,
+    frontends: list[str],
     server: tuple[str, str | None, str | None] | None = None,
 ) -> list[Report]:
     reports = []
@@ -166,8 +211,7 @@ async def _run_all(
         def progress(result: ScenarioResult, kernel: str = kernel) -> None:
             if not quiet:
                 print(
-                    f"[{kernel}] {result.outcome.value:11} {result.scenario} "
-                    f"({result.seconds:.2f} s)",
+                    f"[{kernel}] {result.outcome.value:11} {result.label} ({result.seconds:.2f} s)",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -180,6 +224,7 @@ async def _run_all(
                 validate=validate,
                 connect=connect,
                 on_result=progress,
+                frontends=frontends,
             )
         )
     return reports

@@ -7,7 +7,10 @@ Use it from asyncio or trio (anyio inside)::
         assert run.reply["status"] == "ok"
 
 Every received message is kept in :attr:`Frontend.log` with its channel and arrival time, so
-tests and scenarios can check order as well as outcome. Waits are always bounded; a wait that
+tests and scenarios can check order as well as outcome. A :mod:`profile
+<cokernel_harness.profiles>` says which real frontend the client plays where they differ:
+``Frontend.launch("cokernel", profile="jupyterlab")`` sends comm messages on subshells as
+JupyterLab does (when the kernel supports them). Waits are always bounded; a wait that
 runs out raises :class:`WaitTimeout` naming what never came and the last messages that did.
 """
 
@@ -23,6 +26,12 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from cokernel_harness.profiles import (
+    DEFAULT_PROFILE,
+    CommRouter,
+    FrontendProfile,
+    get_profile,
+)
 from cokernel_harness.transport import Received, Transport, ZMQTransport
 
 InputAnswer = Callable[[str, bool], "str | Awaitable[str]"]
@@ -81,7 +90,13 @@ def describe(message: Received) -> str:
 class Frontend:
     """One simulated client attached to one kernel through a :class:`Transport`."""
 
-    def __init__(self, transport: Transport, *, answer_input: InputAnswer | None = None) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        answer_input: InputAnswer | None = None,
+        profile: str | FrontendProfile = DEFAULT_PROFILE,
+    ) -> None:
         self.transport = transport
         self.log: list[Received] = []
         self.answer_input = answer_input
@@ -90,25 +105,47 @@ class Frontend:
         self.sent: dict[
             str, tuple[str, dict[str, Any], float]
         ] = {}  # msg_id -> (channel, msg, time)
+        self.comms = CommRouter(get_profile(profile), self.send)
+
+    @property
+    def profile(self) -> FrontendProfile:
+        """The frontend this client plays (set it to a profile or a profile's name).
+
+        Comms opened from then on follow the new profile; those already open keep their route.
+        """
+        return self.comms.profile
+
+    @profile.setter
+    def profile(self, profile: str | FrontendProfile) -> None:
+        self.comms.profile = get_profile(profile)
 
     # -- lifecycle --------------------------------------------------------------------------
     @classmethod
     @contextlib.asynccontextmanager
     async def launch(
-        cls, kernel_name: str, *, answer_input: InputAnswer | None = None, **transport_options: Any
+        cls,
+        kernel_name: str,
+        *,
+        answer_input: InputAnswer | None = None,
+        profile: str | FrontendProfile = DEFAULT_PROFILE,
+        **transport_options: Any,
     ) -> AsyncIterator[Frontend]:
         """Start kernelspec ``kernel_name`` over ZMQ, wait until it answers, yield a Frontend."""
         transport = ZMQTransport(kernel_name, **transport_options)
-        async with cls.connect(transport, answer_input=answer_input) as fe:
+        async with cls.connect(transport, answer_input=answer_input, profile=profile) as fe:
             yield fe
 
     @classmethod
     @contextlib.asynccontextmanager
     async def connect(
-        cls, transport: Transport, *, answer_input: InputAnswer | None = None
+        cls,
+        transport: Transport,
+        *,
+        answer_input: InputAnswer | None = None,
+        profile: str | FrontendProfile = DEFAULT_PROFILE,
     ) -> AsyncIterator[Frontend]:
         """Start ``transport`` and serve it until the block ends; the kernel is then stopped."""
-        fe = cls(transport, answer_input=answer_input)
+        fe = cls(transport, answer_input=answer_input, profile=profile)
         await transport.start()
         try:
             async with anyio.create_task_group() as tg:
@@ -126,6 +163,7 @@ class Frontend:
     async def _pump(self) -> None:
         while True:
             message = await self.transport.receive()
+            self._route(message)
             self.log.append(message)
             changed, self._changed = self._changed, anyio.Event()
             changed.set()
@@ -136,6 +174,23 @@ class Frontend:
             ):
                 assert self._tg is not None
                 self._tg.start_soon(self._answer, message)
+
+    def _route(self, message: Received) -> None:
+        """Keep the comm router up to date, as the page's kernel connection would."""
+        msg_type, content = message.msg_type, message.content
+        if message.channel == "iopub":
+            comm_id = content.get("comm_id")
+            if msg_type == "comm_open" and isinstance(comm_id, str):
+                self.comms.opened(comm_id, str(content.get("target_name", "")))
+            elif msg_type == "comm_close" and isinstance(comm_id, str):
+                self.comms.closed(comm_id)
+        elif msg_type == "kernel_info_reply":
+            features = content.get("supported_features")
+            self.comms.supports_subshells = isinstance(features, list) and (
+                "kernel subshells" in features
+            )
+        elif msg_type == "create_subshell_reply":
+            self.comms.replied(msg_type, message.parent_id, content)
 
     async def _answer(self, request: Received) -> None:
         assert self.answer_input is not None
@@ -180,16 +235,21 @@ class Frontend:
         msg_type: str,
         content: dict[str, Any] | None = None,
         *,
-        subshell_id: str | None = None,
+        subshell_id: object = None,
         metadata: dict[str, Any] | None = None,
         parent: dict[str, Any] | None = None,
         buffers: list[bytes] | None = None,
     ) -> str:
-        """Send a message (with binary ``buffers`` if given); returns its msg_id."""
+        """Send a message (with binary ``buffers`` if given); returns its msg_id.
+
+        ``subshell_id`` goes into the header as given, even when it is not a string (to test how
+        a kernel treats malformed headers)."""
         header = None
-        if subshell_id is not None:
+        if subshell_id is not None or self.profile.null_subshell_header:
             header = self.transport.session.msg_header(msg_type)
             header["subshell_id"] = subshell_id
+        if msg_type == "shutdown_request":
+            self.comms.reset()
         msg = self.transport.session.msg(
             msg_type, content or {}, parent=parent, header=header, metadata=metadata
         )
@@ -235,8 +295,14 @@ class Frontend:
         *,
         comm_id: str | None = None,
         subshell_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> str:
-        """Open a comm to ``target_name`` in the kernel (on a subshell if given); its id."""
+        """Open a comm to ``target_name`` in the kernel; its id.
+
+        The comm_open goes on ``subshell_id`` if given, else on the main shell (JupyterLab too
+        sends it before its subshell exists). A profile that routes comms over subshells then
+        asks for the comm's subshell (see :meth:`comm_ready`).
+        """
         import uuid
 
         comm_id = comm_id or uuid.uuid4().hex
@@ -245,8 +311,23 @@ class Frontend:
             "comm_open",
             {"comm_id": comm_id, "target_name": target_name, "data": data or {}},
             subshell_id=subshell_id,
+            metadata=metadata,
         )
+        self.comms.opened(comm_id, target_name)
         return comm_id
+
+    async def comm_ready(self, comm_id: str, *, timeout: float = 30.0) -> str | None:
+        """Wait until the profile's subshell for ``comm_id`` exists; its id (None: main shell).
+
+        Returns at once when the comm gets no subshell. A page whose user acts on a widget
+        some time after it appears has its subshell by then; call this to play that.
+        """
+        try:
+            return await self.comms.ready(comm_id, timeout=timeout)
+        except TimeoutError:
+            raise WaitTimeout(
+                f"waited {timeout:g} s for the create_subshell_reply of comm {comm_id}"
+            ) from None
 
     def comm_msg(
         self,
@@ -256,16 +337,31 @@ class Frontend:
         subshell_id: str | None = None,
         buffers: list[bytes] | None = None,
     ) -> str:
+        """Send a comm_msg on ``subshell_id`` if given, else where the profile routes the comm."""
         return self.send(
             "shell",
             "comm_msg",
             {"comm_id": comm_id, "data": data},
-            subshell_id=subshell_id,
+            subshell_id=subshell_id or self.comms.subshell_of(comm_id),
             buffers=buffers,
         )
 
-    def comm_close(self, comm_id: str, data: dict[str, Any] | None = None) -> str:
-        return self.send("shell", "comm_close", {"comm_id": comm_id, "data": data or {}})
+    def comm_close(
+        self,
+        comm_id: str,
+        data: dict[str, Any] | None = None,
+        *,
+        subshell_id: str | None = None,
+    ) -> str:
+        """Close a comm (on its route, as :meth:`comm_msg`); the profile releases its subshell."""
+        msg_id = self.send(
+            "shell",
+            "comm_close",
+            {"comm_id": comm_id, "data": data or {}},
+            subshell_id=subshell_id or self.comms.subshell_of(comm_id),
+        )
+        self.comms.closed(comm_id)
+        return msg_id
 
     async def interrupt(self) -> None:
         """Interrupt as the kernelspec asks: interrupt_request on control, or SIGINT.

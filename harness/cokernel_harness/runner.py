@@ -5,7 +5,10 @@
     report = await run_conformance("python3", select(["interrupt"]))
     print(report.table())
 
-Each scenario gets a fresh kernel by default (``share_kernel=True`` runs them all on one,
+Scenarios that talk over comms are played once per frontend profile (``frontends``, default:
+every profile of :mod:`cokernel_harness.profiles`; JupyterLab sends comms on subshells, older
+frontends do not), the others once, under the first profile. Each play gets a fresh kernel by
+default (``share_kernel=True`` runs them all on one,
 starting a new kernel after a scenario that ends or breaks it). Features are probed once per
 kernel; a scenario needing one the kernel lacks is *unsupported*. A scenario's outcome is:
 
@@ -37,6 +40,7 @@ from typing import Any
 import anyio
 
 from cokernel_harness.frontend import Frontend, WaitTimeout, describe
+from cokernel_harness.profiles import PROFILES, FrontendProfile, get_profile
 from cokernel_harness.transport import Received
 from cokernel_scenarios import Scenario, ScenarioUnsupported, probe_features
 
@@ -64,10 +68,17 @@ class ScenarioResult:
     seconds: float
     diagnosis: str = ""
     violations: list[str] | None = None
+    # The frontend profile it was played under; "" for a scenario no profile changes.
+    frontend: str = ""
 
     @property
     def ok(self) -> bool:
         return self.outcome in (Outcome.passed, Outcome.unsupported) and not self.violations
+
+    @property
+    def label(self) -> str:
+        """The scenario's name, with the profile it was played under if that matters."""
+        return f"{self.scenario} [{self.frontend}]" if self.frontend else self.scenario
 
 
 @dataclass
@@ -78,6 +89,7 @@ class Report:
     results: list[ScenarioResult] = field(default_factory=list)
     features: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    frontends: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -93,6 +105,7 @@ class Report:
             "ok": self.ok,
             "counts": self.counts(),
             "features": self.features,
+            "frontends": self.frontends,
             "notes": self.notes,
             "results": [asdict(r) | {"outcome": r.outcome.value} for r in self.results],
         }
@@ -103,7 +116,7 @@ class Report:
         head = ["scenario", "result", "time"] + (["protocol"] if validated else []) + ["diagnosis"]
         rows = []
         for r in self.results:
-            row = [r.scenario, r.outcome.value, f"{r.seconds:.2f} s"]
+            row = [r.label, r.outcome.value, f"{r.seconds:.2f} s"]
             if validated:
                 row.append(
                     "-"
@@ -116,6 +129,8 @@ class Report:
             rows.append(row)
         widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=False)]
         lines = [f"kernel: {self.kernel}", f"features: {', '.join(self.features) or '-'}"]
+        if self.frontends:
+            lines.append(f"frontends: {', '.join(self.frontends)} (comm scenarios under each)")
 
         def render(cells: list[str]) -> str:
             text = " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False))
@@ -139,7 +154,7 @@ class Report:
                 text += "\nprotocol violations:\n  " + "\n  ".join(r.violations[:20])
                 if len(r.violations) > 20:
                     text += f"\n  ... {len(r.violations) - 20} more"
-            parts.append(f"--- {r.scenario}: {r.outcome.value}\n{text.strip()}")
+            parts.append(f"--- {r.label}: {r.outcome.value}\n{text.strip()}")
         return "\n".join(parts)
 
 
@@ -167,24 +182,32 @@ async def run_conformance(
     validate: bool = True,
     connect: Connect | None = None,
     on_result: Callable[[ScenarioResult], None] | None = None,
+    frontends: Sequence[str | FrontendProfile] | None = None,
 ) -> Report:
     """Play ``scenarios`` against kernelspec ``kernel``; never raises for a kernel's faults.
 
     ``connect`` starts a Frontend (default: launch ``kernel`` over ZMQ); ``on_result`` is
-    called as each scenario ends, for progress output.
+    called as each scenario ends, for progress output. ``frontends`` are the profiles (or
+    their names) comm scenarios are played under, each in turn (default: all of them).
     """
+    profiles = [get_profile(p) for p in (frontends or list(PROFILES))]
+    if not profiles:
+        raise ValueError("no frontend profile to play the scenarios under")
     start = connect or (lambda: Frontend.launch(kernel))
-    report = Report(kernel)
+    report = Report(kernel, frontends=[p.name for p in profiles])
     validator = load_validator() if validate else None
     if validate and validator is None:
         report.notes.append("cokernel_harness.validator is not available: traffic not validated")
     session = _Session(start, report, validator)
     try:
         for scenario in scenarios:
-            result = await session.play(scenario, share_kernel=share_kernel)
-            report.results.append(result)
-            if on_result is not None:
-                on_result(result)
+            for profile in profiles if scenario.uses_comms else profiles[:1]:
+                result = await session.play(scenario, profile, share_kernel=share_kernel)
+                if scenario.uses_comms:
+                    result.frontend = profile.name
+                report.results.append(result)
+                if on_result is not None:
+                    on_result(result)
     finally:
         with anyio.CancelScope(shield=True):
             await session.close()
@@ -224,7 +247,9 @@ class _Session:
             except Exception as e:  # a kernel that will not stop must not hide the report
                 self.report.notes.append(f"stopping a kernel failed: {type(e).__name__}: {e}")
 
-    async def play(self, scenario: Scenario, *, share_kernel: bool) -> ScenarioResult:
+    async def play(
+        self, scenario: Scenario, profile: FrontendProfile, *, share_kernel: bool
+    ) -> ScenarioResult:
         began = time.perf_counter()
         if self.features is not None and not scenario.requires <= self.features:
             return self._unsupported(scenario, began)
@@ -239,6 +264,7 @@ class _Session:
                 f"the kernel did not start (or answer the feature probe): {type(e).__name__}: {e}",
             )
         assert self.features is not None
+        fe.profile = profile
         if not scenario.requires <= self.features:
             result = self._unsupported(scenario, began)
         else:

@@ -142,6 +142,7 @@ class ZMQTransport(Transport):
         extra_arguments: list[str] | None = None,
         env: dict[str, str] | None = None,
         startup_timeout: float = 60.0,
+        encryption: str = "disabled",
     ) -> None:
         if (kernel_name is None) == (connection_file is None):
             raise ValueError("give exactly one of kernel_name or connection_file")
@@ -150,6 +151,10 @@ class ZMQTransport(Transport):
         self.extra_arguments = extra_arguments or []
         self.env = env
         self.startup_timeout = startup_timeout
+        #: jupyter_client's ``transport_encryption`` for a launch ("disabled", "auto",
+        #: "required"). Whenever the connection info carries CurveZMQ keys (JEP 145), launched
+        #: or attached, the sockets connect as Curve clients of the kernel's public key.
+        self.encryption = encryption
         self.manager: KernelManager | None = None
         self.session = Session()
         self._inbox: aiologic.SimpleQueue[Received] = aiologic.SimpleQueue()
@@ -169,7 +174,9 @@ class ZMQTransport(Transport):
     def _start_blocking(self) -> None:
         info: ConnectionFileMixin
         if self.kernel_name is not None:
-            self.manager = KernelManager(kernel_name=self.kernel_name)
+            self.manager = KernelManager(
+                kernel_name=self.kernel_name, transport_encryption=self.encryption
+            )
             env = {**os.environ, **(self.env or {})}
             self.manager.start_kernel(extra_arguments=self.extra_arguments, env=env)
             spec = self.manager.kernel_spec
@@ -193,8 +200,13 @@ class ZMQTransport(Transport):
             "iopub": info.iopub_port,
         }
         identity = self.session.bsession
+        server_key = getattr(info, "curve_publickey", None)
         for name, kind in kinds.items():
             sock = self._context.socket(kind)
+            if server_key:
+                # A fresh client keypair per socket; the kernel is known by its public key.
+                sock.curve_publickey, sock.curve_secretkey = zmq.curve_keypair()
+                sock.curve_serverkey = server_key
             sock.setsockopt(zmq.LINGER, 0)
             if kind == zmq.DEALER:
                 sock.setsockopt(zmq.IDENTITY, identity)

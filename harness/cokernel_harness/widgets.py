@@ -22,17 +22,25 @@ slider. Waits are bounded and fail like the Frontend's (:class:`WaitTimeout`).
 from __future__ import annotations
 
 import copy
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from cokernel_harness.frontend import Frontend, WaitTimeout
+from cokernel_harness.profiles import FrontendProfile
 from cokernel_harness.transport import Received
 
 WIDGET_TARGET = "jupyter.widget"
 PROTOCOL_VERSION = "2.1.0"
+# The widget manager's control comm (ipywidgets 8): one request for every widget's state.
+CONTROL_TARGET = "jupyter.widget.control"
+CONTROL_PROTOCOL_VERSION = "1.0.0"
+# How long the manager waits for the control comm's answer before it falls back.
+CONTROL_TIMEOUT = 4.0
 
 __all__ = [
+    "CONTROL_TARGET",
     "PROTOCOL_VERSION",
     "WIDGET_TARGET",
     "WidgetModel",
@@ -97,11 +105,14 @@ class Widgets:
     """The widget manager of one simulated page, over a :class:`Frontend`.
 
     It reads the Frontend's log lazily (every call catches up), so it can be created at any
-    time and sees every widget opened since the Frontend connected.
+    time and sees every widget opened since the Frontend connected. Where its messages go
+    (main shell or subshells) is the Frontend's :attr:`~Frontend.profile`; ``profile`` sets it.
     """
 
-    def __init__(self, fe: Frontend) -> None:
+    def __init__(self, fe: Frontend, *, profile: str | FrontendProfile | None = None) -> None:
         self.fe = fe
+        if profile is not None:
+            fe.profile = profile
         self.models: dict[str, WidgetModel] = {}
         self._seen = 0
 
@@ -187,8 +198,14 @@ class Widgets:
         timeout: float = 30.0,
         what: str = "a widget",
         start: int = 0,
+        settled: bool = True,
     ) -> WidgetModel:
-        """The first widget opened (from log index ``start``) whose model matches."""
+        """The first widget opened (from log index ``start``) whose model matches.
+
+        With ``settled`` it returns once the page's profile has the widget's subshell too (as
+        a page has by the time a user touches the widget): what the page sends then goes
+        where a real page's would.
+        """
 
         def opened(message: Received) -> bool:
             if message.msg_type != "comm_open" or message.content.get("target_name") != (
@@ -200,7 +217,15 @@ class Widgets:
             return model is not None and predicate(model)
 
         message = await self.fe.wait_for(opened, timeout=timeout, what=what, start=start)
-        return self.get(str(message.content["comm_id"]))
+        model = self.get(str(message.content["comm_id"]))
+        if settled:
+            await self.fe.comm_ready(model.comm_id, timeout=timeout)
+        return model
+
+    @property
+    def subshells(self) -> dict[str, str | None]:
+        """The subshell each open widget's messages go on now (None: the main shell)."""
+        return {c: self.fe.comms.subshell_of(c) for c, m in self.sync().items() if not m.closed}
 
     async def wait_for_state(
         self,
@@ -245,6 +270,94 @@ class Widgets:
             raise WaitTimeout(f"{e}\n(still unechoed: {sorted(model.pending_echo)})") from None
         return model
 
+    # -- what a page does when it connects -------------------------------------------------------
+    async def load_from_kernel(self, *, timeout: float = 30.0) -> str:
+        """Play the widget manager's start-up, as a notebook page does when its kernel connects.
+
+        As ``@jupyter-widgets/base-manager`` (``_loadFromKernel``): open a comm to
+        ``jupyter.widget.control`` (metadata version 1.0.0) and send ``request_states``; on the
+        answer (``update_states``) mirror every widget, make a comm object for each (which, under
+        a JupyterLab profile, gets the ``jupyter.widget`` subshell) and close the control comm.
+        If the kernel closes the control comm instead (ipywidgets not imported yet: no such
+        target) or stays silent for 4 s, fall back to ``comm_info_request`` for
+        ``jupyter.widget`` and a ``request_state`` per listed comm. Returns which path it took:
+        ``"control"`` or ``"comm_info"``.
+        """
+        control = uuid.uuid4().hex
+        start = len(self.fe.log)
+        self.fe.comm_open(
+            CONTROL_TARGET, {}, comm_id=control, metadata={"version": CONTROL_PROTOCOL_VERSION}
+        )
+        self.fe.comm_msg(control, {"method": "request_states"})
+
+        def answered(message: Received) -> bool:
+            return (
+                message.channel == "iopub"
+                and message.content.get("comm_id") == control
+                and message.msg_type in ("comm_msg", "comm_close")
+                and (
+                    message.msg_type == "comm_close"
+                    or (message.content.get("data") or {}).get("method") == "update_states"
+                )
+            )
+
+        try:
+            answer = await self.fe.wait_for(
+                answered,
+                timeout=min(timeout, CONTROL_TIMEOUT),
+                what="the control comm's update_states",
+                start=start,
+            )
+        except WaitTimeout:
+            answer = None
+        if answer is not None and answer.msg_type == "comm_msg":
+            data = answer.content.get("data") or {}
+            self._restore(data.get("states") or {}, data.get("buffer_paths") or [], answer)
+            self.fe.comm_close(control)
+            return "control"
+        await self._load_comm_by_comm(timeout=timeout)
+        return "comm_info"
+
+    def _restore(self, states: dict[str, Any], paths: list[list[Any]], answer: Received) -> None:
+        buffers = list(answer.msg.get("buffers") or [])
+        by_widget: dict[str, tuple[list[list[Any]], list[Any]]] = {}
+        for path, buffer in zip(paths, buffers, strict=False):
+            widget_paths, widget_buffers = by_widget.setdefault(str(path[0]), ([], []))
+            widget_paths.append(list(path[1:]))
+            widget_buffers.append(buffer)
+        self.sync()
+        for widget_id, entry in states.items():
+            if widget_id in self.models:
+                continue
+            state = copy.deepcopy(entry.get("state") or {})
+            put_buffers(state, *by_widget.get(widget_id, ([], [])))
+            self.models[widget_id] = WidgetModel(widget_id, state)
+            self.fe.comms.opened(widget_id, WIDGET_TARGET)
+
+    async def _load_comm_by_comm(self, *, timeout: float) -> None:
+        reply = await self.fe.request(
+            "shell", "comm_info_request", {"target_name": WIDGET_TARGET}, timeout=timeout
+        )
+        comms = reply.get("comms") if reply.get("status") == "ok" else None
+        self.sync()
+        unknown = [c for c in comms or {} if c not in self.models]
+        requests = {}
+        for comm_id in unknown:
+            self.fe.comms.opened(comm_id, WIDGET_TARGET)
+            requests[comm_id] = self.fe.comm_msg(comm_id, {"method": "request_state"})
+        for comm_id, msg_id in requests.items():
+            message = await self.fe.wait_for(
+                _state_answer(msg_id),
+                timeout=timeout,
+                what=f"the state of widget {comm_id}",
+            )
+            data = message.content.get("data") or {}
+            state = copy.deepcopy(data.get("state") or {})
+            put_buffers(
+                state, data.get("buffer_paths") or [], list(message.msg.get("buffers") or [])
+            )
+            self.models[comm_id] = WidgetModel(comm_id, state)
+
     # -- what a page sends ----------------------------------------------------------------------
     def set_state(self, comm_id: str, state: dict[str, Any], *, expect_echo: bool = True) -> str:
         """Set attributes as a user would (drag a slider): update locally, send ``update``.
@@ -278,3 +391,13 @@ class Widgets:
         """Close the widget from the page side, as when a frontend discards a model."""
         self.get(comm_id).closed = True
         return self.fe.comm_close(comm_id)
+
+
+def _state_answer(msg_id: str) -> Callable[[Received], bool]:
+    """Match the ``update`` a kernel sends in answer to the ``request_state`` ``msg_id``."""
+
+    def match(m: Received) -> bool:
+        data = m.content.get("data") or {}
+        return m.parent_id == msg_id and m.msg_type == "comm_msg" and data.get("method") == "update"
+
+    return match

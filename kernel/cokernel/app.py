@@ -1,19 +1,25 @@
-"""Start a kernel process over ZMQ: what ``cokernel start -f FILE`` runs."""
+"""Start a kernel process over ZMQ: what ``cokernel start -f FILE`` runs.
+
+Only what the first reply needs is imported before the sockets are bound: the interface, the
+protocol and the :class:`~cokernel.prelude.Prelude`, which answers kernel_info while the rest of
+the kernel (IPython, the shell, the event loop) is imported and built on this thread.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-import sys
+import signal
 import threading
 import time
+from typing import TYPE_CHECKING, TextIO, cast
 
-import psutil
-
-from cokernel.gui.figures import set_default_backend as set_default_matplotlib_backend
 from cokernel.interfaces.zmq import ZMQInterface, load_connection_file
-from cokernel.kernel import Kernel, run_until_shutdown
 from cokernel.options import KernelOptions
+from cokernel.prelude import Prelude
+
+if TYPE_CHECKING:
+    from cokernel.kernel import Kernel
 
 log = logging.getLogger("cokernel")
 
@@ -27,13 +33,23 @@ def _watch_parent(kernel: Kernel, interval: float = 1.0) -> None:
 
     def watch() -> None:
         while not kernel.shutdown_requested.wait(interval):
-            if not psutil.pid_exists(parent) or os.getppid() == 1:
+            if not _pid_exists(parent) or os.getppid() == 1:
                 log.warning("parent process %s is gone: shutting down", parent)
                 kernel.request_shutdown(restart=False)
                 _exit_soon(5.0)
                 return
 
     threading.Thread(target=watch, name="cokernel-parent-watch", daemon=True).start()
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # no signal sent: only whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
 
 
 def _exit_soon(grace: float) -> None:
@@ -46,22 +62,95 @@ def _exit_soon(grace: float) -> None:
     threading.Thread(target=hard_exit, name="cokernel-exit", daemon=True).start()
 
 
+def _reopen_closed_std_fds() -> None:
+    """Put /dev/null on fds 0, 1 and 2 if the launcher closed them.
+
+    Otherwise the next file or socket opened would take the number, and anything writing to
+    "stdout" (a subprocess, the fd capture) would write into it.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
+def _configure_log(level: str, stream: TextIO | None) -> None:
+    """The kernel's own loggers (``cokernel.*``, and traitlets') write to the terminal it was
+    started from.
+
+    The root logger is left as a fresh interpreter has it, as ipykernel does: a cell's
+    ``logging.warning(...)`` then configures it on first use with the stream that is
+    ``sys.stderr`` at that moment, the cell's, so the message shows in the notebook.
+    """
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("[cokernel %(levelname)s] %(message)s"))
+    # traitlets' logger carries IPython's configuration warnings.
+    for name in ("cokernel", "traitlets"):
+        own = logging.getLogger(name)
+        own.addHandler(handler)
+        own.setLevel(level)
+        own.propagate = False
+
+
 def run_kernel(connection_file: str, options: KernelOptions) -> int:
     """Run a kernel on this (main) thread until it is shut down; returns the exit code."""
-    logging.basicConfig(
-        level=options.log_level,
-        stream=sys.__stderr__,
-        format="[cokernel %(levelname)s] %(message)s",
-    )
-    set_default_matplotlib_backend()  # inline figures, unless MPLBACKEND says otherwise
+    _reopen_closed_std_fds()
+    # This process is the kernel's own: capture fds 1 and 2, apply the IPython profile.
+    if options.capture_fds is None:
+        options.capture_fds = True
+    if options.profile is None:
+        options.profile = "default"
+    # The kernel's log goes to the terminal it was started from, never into a cell: a stream on
+    # a copy of fd 2 made before fd 2 is captured (cokernel.fdcapture).
+    log_stream = open(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
+    _configure_log(options.log_level, log_stream)
     info = load_connection_file(connection_file)
     interface = ZMQInterface(info)
-    kernel = Kernel(options, interface.session, interface.send, connection_info=info)
-    interface.start(kernel)
-    _watch_parent(kernel)
     try:
-        run_until_shutdown(kernel)
+        prelude = Prelude(options, interface.session, interface.send)
+        # The interface only uses started, publish and receive, which the prelude has.
+        interface.start(cast("Kernel", prelude))
+
+        # Imported after the prelude serves: cokernel.profile imports IPython.
+        from cokernel import profile
+        from cokernel.gui.figures import set_default_backend as set_default_matplotlib_backend
+        from cokernel.kernel import Kernel, run_until_shutdown
+
+        profile.set_environment()  # TERM, PAGER=cat & co., as ipykernel's shell sets them
+        set_default_matplotlib_backend()  # inline figures, unless MPLBACKEND says otherwise
+        kernel = Kernel(options, interface.session, interface.send, connection_info=info)
+        kernel.connection_file = os.path.abspath(connection_file)  # for %connect_info, %qtconsole
+        prelude.hand_over(kernel)
+        _watch_parent(kernel)
+        _shutdown_on_sigterm(kernel, interface)
+        try:
+            run_until_shutdown(kernel)
+        finally:
+            _exit_soon(10.0)  # a cell thread ignoring interrupts must not keep the process alive
+            interface.close()
     finally:
-        _exit_soon(10.0)  # a cell thread that ignores interrupts must not keep the process alive
-        interface.close()
+        interface.remove_written_file()
     return 0
+
+
+def _shutdown_on_sigterm(kernel: Kernel, interface: ZMQInterface) -> None:
+    """On SIGTERM, remove the connection file the kernel wrote and shut down cleanly.
+
+    The file goes first, in the handler itself, so it is gone even if the shutdown that follows
+    has to be cut short (``_exit_soon``).
+    """
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        interface.remove_written_file()
+        log.info("SIGTERM: shutting down")
+        _exit_soon(5.0)
+        threading.Thread(
+            target=kernel.request_shutdown, args=(False,), name="cokernel-sigterm", daemon=True
+        ).start()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_sigterm)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -106,13 +107,48 @@ def _make_trio_run(original: Callable[..., Any]) -> Callable[..., Any]:
     return trio_run
 
 
+_original_ensure_future = asyncio.ensure_future
+
+
+def ensure_future(coro_or_future: Any, *, loop: asyncio.AbstractEventLoop | None = None) -> Any:
+    """``asyncio.ensure_future`` that refuses at once where no asyncio loop can ever run it.
+
+    On a thread that runs trio (a trio kernel's cells) and no asyncio loop, the standard one
+    schedules the coroutine on a new, never-running loop: it silently never runs.
+    """
+    __tracebackhide__ = True  # hidden from tracebacks
+    if (
+        loop is None
+        and not isinstance(coro_or_future, asyncio.Future)
+        and asyncio._get_running_loop() is None
+        and _trio_runs_here()
+    ):
+        if asyncio.iscoroutine(coro_or_future):
+            coro_or_future.close()  # no "was never awaited" warning on top of the error
+        raise RuntimeError(
+            "asyncio.ensure_future(): no asyncio event loop runs here (this kernel runs the "
+            "trio backend), so the task would never run. Use a trio nursery or an anyio task "
+            "group, wrap asyncio code in asyncio.run(...) (cokernel runs it on a worker "
+            "thread), or use a kernel with the asyncio backend "
+            "(`cokernel install --name cokernel-asyncio --backend asyncio`)."
+        )
+    return _original_ensure_future(coro_or_future, loop=loop)
+
+
+def _trio_runs_here() -> bool:
+    trio = sys.modules.get("trio")
+    return trio is not None and bool(trio.lowlevel.in_trio_run())
+
+
 def install() -> None:
-    """Patch ``asyncio.run`` and (if importable) ``trio.run`` for use inside cells. Idempotent."""
+    """Patch ``asyncio.run``, ``asyncio.ensure_future`` and (if importable) ``trio.run`` for
+    use inside cells. Idempotent."""
     global _installed
     if _installed:
         return
     _installed = True
     asyncio.run = asyncio_run
+    asyncio.ensure_future = ensure_future
     try:
         import trio
     except ImportError:

@@ -213,21 +213,33 @@ class Caller:
 
     # -- lifecycle --------------------------------------------------------------------------
     def start_thread(self, *, daemon: bool = True, timeout: float = 10.0) -> Caller:
-        """Start the loop on a new thread and return once it accepts work."""
+        """Start the loop on a new thread and return once it accepts work.
+
+        If the thread dies before its loop accepts work (no file descriptor left for the loop's
+        selector, say), this raises that thread's exception at once, not after ``timeout``.
+        """
+        failed: list[BaseException] = []
 
         def main() -> None:
             try:
                 # A fresh context: the starter's (perhaps copied into this thread) would tell
                 # anyio that a loop already runs here.
                 contextvars.Context().run(self._run_loop)
-            except BaseException:
+            except BaseException as exc:
                 log.exception("caller %s stopped with an error", self.name)
+                if not self._ready.is_set():
+                    failed.append(exc)
+                    self._stopped.set()
+                    self._ready.set()  # wakes start_thread, which reports the failure
                 raise
 
         self.thread = threading.Thread(target=main, name=self.name, daemon=daemon)
         self.thread.start()
         if not self._ready.wait(timeout):
             raise RuntimeError(f"caller {self.name} did not start within {timeout} s")
+        if failed:
+            self._executor.shutdown(wait=False)
+            raise failed[0]
         return self
 
     def _run_loop(self) -> None:

@@ -81,3 +81,18 @@ def write_cell(code: str) -> str:
         f.write(code)
     os.replace(tmp, path)  # a reader (debugpy) never sees half a file
     return path
+
+
+def blank_lines_before_cell_magic(lines: list[str]) -> list[str]:
+    """An IPython cleanup transform that keeps a cell's line numbers.
+
+    IPython's ``leading_empty_lines`` drops a cell's leading blank lines, so the compiled code's
+    line 1 is the cell's first non-blank line. The debugger's breakpoints are set in the cell's
+    file (its full text, :func:`write_cell`): while it is attached, the shell uses this instead,
+    which drops them only before a cell magic (``%%time`` must be the first line to be one, and
+    its body is run from a string anyway).
+    """
+    for i, line in enumerate(lines):
+        if line and not line.isspace():
+            return lines[i:] if line.startswith("%%") else lines
+    return lines

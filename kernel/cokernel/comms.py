@@ -70,8 +70,10 @@ class KernelCommManager(CommManager):  # type: ignore[misc]
         return str(super().register_comm(comm))
 
     def unregister_comm(self, comm: BaseComm) -> None:
+        # Tolerant, unlike the base class: a widget collected after its kernel's comms were
+        # cleared (an in-process kernel that ended) must not raise in its __del__.
         self._owners.pop(comm.comm_id, None)
-        super().unregister_comm(comm)
+        self.comms.pop(comm.comm_id, None)
 
     def owner_of(self, msg: Mapping[str, Any], *, route: bool = True) -> str | None:
         """The shell that owns the comm of an incoming comm message (None: the main shell).
@@ -117,7 +119,8 @@ class KernelCommManager(CommManager):  # type: ignore[misc]
             log.exception("closing comm %s after a failed open", comm_id)
 
     def handle_msg(self, msg: Mapping[str, Any]) -> None:
-        found = self.comms.get(msg["content"].get("comm_id"))
+        comm_id = msg["content"].get("comm_id")
+        found = self.comms.get(comm_id) if isinstance(comm_id, str) else None
         if found is None:
             log.debug("comm_msg for unknown comm %r", msg["content"].get("comm_id"))
             return
@@ -128,7 +131,7 @@ class KernelCommManager(CommManager):  # type: ignore[misc]
 
     def handle_close(self, msg: Mapping[str, Any]) -> None:
         comm_id = msg["content"].get("comm_id")
-        found = self.comms.pop(comm_id, None)
+        found = self.comms.pop(comm_id, None) if isinstance(comm_id, str) else None
         self._owners.pop(comm_id, None)
         if found is None:
             return

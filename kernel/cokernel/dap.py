@@ -24,6 +24,7 @@ _KERNEL_THREADS = (
     "cokernel-io",
     "cokernel-heartbeat",
     "cokernel-stream-flusher",
+    "cokernel-fd-reader",
     "cokernel-history",
     "cokernel-parent-watch",
     "cokernel-exit",

@@ -259,6 +259,8 @@ class Debugger:
             self._initialized = Pending()
             self._connection = AdapterConnection(host, port, self._on_message)
             answers.rich_shell = self.kernel.shell
+            if self.kernel.shell is not None:  # breakpoint lines are the cell file's lines
+                self.kernel.shell.keep_cell_line_numbers(True)
             if not self._guard_installed:
                 from cokernel import shell as shell_module
 
@@ -321,6 +323,8 @@ class Debugger:
     def _drop_connection(self) -> None:
         connection, self._connection = self._connection, None
         self.attached = False
+        if self.kernel.shell is not None:
+            self.kernel.shell.keep_cell_line_numbers(False)
         self.breakpoints.clear()
         self.exception_breakpoints = {}
         self.stopped_threads.clear()

@@ -9,31 +9,22 @@ coroutine on an event loop, the introspection handlers run in worker threads.
 from __future__ import annotations
 
 import os
-import platform
 import socket
 import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-import IPython
 from IPython.core.completer import rectify_completions
 from IPython.utils.tokenutil import token_at_cursor
 
 from cokernel.dispatch import DirectiveError, cell_directives
-from cokernel.protocol import PROTOCOL_VERSION
+from cokernel.prelude import kernel_info_content
 from cokernel.shell import CellRun, current_cell
 from cokernel.subshells import SubshellNotFound, current_namespace
 
 if TYPE_CHECKING:
     from cokernel.kernel import Kernel
     from cokernel.request import Request
-
-try:
-    from importlib.metadata import version as _dist_version
-
-    __version__ = _dist_version("cokernel")
-except Exception:  # running from a source tree that is not installed
-    __version__ = "0.1.0"
 
 
 def _error_content(exc: BaseException) -> dict[str, Any]:
@@ -42,38 +33,11 @@ def _error_content(exc: BaseException) -> dict[str, Any]:
 
 # -- introspection ------------------------------------------------------------------------------
 def kernel_info_request(kernel: Kernel, request: Request) -> None:
-    features: list[str] = ["kernel subshells"] if kernel.threads else []
-    if kernel.debugger.available:
-        features.append("debugger")
-    kernel.reply(
-        request,
-        {
-            "status": "ok",
-            "protocol_version": PROTOCOL_VERSION,
-            "implementation": "cokernel",
-            "implementation_version": __version__,
-            "language_info": {
-                "name": "python",
-                "version": platform.python_version(),
-                "mimetype": "text/x-python",
-                "codemirror_mode": {"name": "ipython", "version": sys.version_info[0]},
-                "pygments_lexer": "ipython3",
-                "nbconvert_exporter": "python",
-                "file_extension": ".py",
-            },
-            "banner": (
-                f"Python {sys.version.split()[0]} | cokernel {__version__} on "
-                f"{kernel.backend_detail} | IPython {IPython.__version__}\n"
-                "Concurrent: comms, completion and control stay live while cells run.\n"
-            ),
-            "help_links": [
-                {"text": "Python", "url": "https://docs.python.org/3/"},
-                {"text": "IPython", "url": "https://ipython.readthedocs.io/en/stable/"},
-            ],
-            "debugger": kernel.debugger.available,
-            "supported_features": features,
-        },
+    # The same content the prelude answers with while the kernel starts (cokernel.prelude).
+    content = kernel_info_content(
+        threads=kernel.threads, debugger=kernel.debugger.available, backend=kernel.backend_detail
     )
+    kernel.reply(request, content)
 
 
 def connect_request(kernel: Kernel, request: Request) -> None:
@@ -286,16 +250,27 @@ def list_subshell_request(kernel: Kernel, request: Request) -> None:
 
 
 # -- comms --------------------------------------------------------------------------------------
+def _in_shell_context(kernel: Kernel, fn: Any, *args: Any) -> None:
+    """Run a comm handler in the context of the shell whose loop thread runs it (widget
+    callbacks see what cells set, like ``decimal`` precision); on any other thread (a
+    stand-in for a blocked loop), in its own."""
+    context = kernel.shell.context_here() if kernel.shell is not None else None
+    if context is None:
+        fn(*args)
+    else:
+        context.run(fn, *args)
+
+
 def comm_open(kernel: Kernel, request: Request) -> None:
-    kernel.comm_manager.handle_open(request.msg)
+    _in_shell_context(kernel, kernel.comm_manager.handle_open, request.msg)
 
 
 def comm_msg(kernel: Kernel, request: Request) -> None:
-    kernel.comm_manager.handle_msg(request.msg)
+    _in_shell_context(kernel, kernel.comm_manager.handle_msg, request.msg)
 
 
 def comm_close(kernel: Kernel, request: Request) -> None:
-    kernel.comm_manager.handle_close(request.msg)
+    _in_shell_context(kernel, kernel.comm_manager.handle_close, request.msg)
 
 
 # -- execution ----------------------------------------------------------------------------------
@@ -348,9 +323,11 @@ async def execute_request(kernel: Kernel, request: Request) -> None:
     # The cell is registered before execute_input goes out: a frontend may interrupt as soon
     # as it sees execute_input, and that interrupt must find the cell.
     namespace = None
+    owner = None  # the thread of the shell the cell belongs to (None: the main shell)
     if request.subshell_id is not None and request.channel == "shell":
         try:
-            namespace = kernel.subshells.get(request.subshell_id).namespace
+            subshell = kernel.subshells.get(request.subshell_id)
+            namespace, owner = subshell.namespace, subshell.thread
         except SubshellNotFound as e:
             # Deleted while this request waited in its lane: the subshell's loop is ending
             # and its queue is being answered; this one was already on its way out.
@@ -359,6 +336,7 @@ async def execute_request(kernel: Kernel, request: Request) -> None:
             return
     namespace_token = current_namespace.set(namespace)
     cell = CellRun(timeout=timeout)
+    cell.context = shell.cell_context(owner)
     token = current_cell.set(cell)
     shell.running_cells.add(cell)
     cell.take_number(shell.numbering)
@@ -379,6 +357,7 @@ async def execute_request(kernel: Kernel, request: Request) -> None:
             transformed_cell=transformed,
             preprocessing_exc_tuple=preprocessing_exc,
             cell_id=request.msg["metadata"].get("cellId"),
+            cell_meta=request.msg["metadata"],  # ExecutionInfo.cell_meta, as ipykernel passes it
         )
         # IPython fires these from run_cell() only, not run_cell_async(): matplotlib's inline
         # backend shows and closes a cell's figures on post_execute, %matplotlib tk/qt redraw.
@@ -386,6 +365,9 @@ async def execute_request(kernel: Kernel, request: Request) -> None:
         if not silent:
             shell.events.trigger("post_run_cell", result)
     finally:
+        # What the cell wrote to fds 1 and 2 is its output (not the next cell's): forwarded
+        # while the cell still counts as running, so it goes to this cell.
+        kernel.drain_fd_output()
         cell.number_taken()  # were it not (the cell was empty)
         cell.finish()
         shell.running_cells.discard(cell)

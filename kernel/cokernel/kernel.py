@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import builtins
+import functools
 import getpass
 import inspect
 import logging
@@ -26,15 +27,22 @@ from typing import Any
 
 import anyio
 from IPython.core.completer import ProvisionalCompleterWarning
+from IPython.core.profiledir import ProfileDir
+from traitlets.config import Config
 
-from cokernel import backends, handlers
+from cokernel import backends, handlers, pdbsupport, profile, warmup
 from cokernel.caller import Caller, Pending, threads_available
 from cokernel.comms import KernelCommManager
 from cokernel.comms import install as install_comms
+from cokernel.compat import KernelCompat
 from cokernel.debugger import Debugger
 from cokernel.dispatch import DirectiveError, RunMode, cell_directives, route
+from cokernel.droplog import drop_log
+from cokernel.fdcapture import FdCapture
+from cokernel.magics import KernelMagics
 from cokernel.options import KernelOptions
 from cokernel.protocol import Channel, Message, Session, reply_type
+from cokernel.recorder import MessageRecorder, record_path
 from cokernel.request import Request, current_request, propagate_context_to_threads
 from cokernel.shell import CokernelShell, on_sigint
 from cokernel.stdin import StdinBridge
@@ -51,8 +59,12 @@ _OUTPUT_TYPES = frozenset(
 )
 
 
-class Kernel:
-    """One kernel: a shell on the main thread's loop, a control loop on its own thread."""
+class Kernel(KernelCompat):
+    """One kernel: a shell on the main thread's loop, a control loop on its own thread.
+
+    Also offers the ipykernel attributes libraries use (``get_parent``, ``iopub_socket``...):
+    see :mod:`cokernel.compat`.
+    """
 
     def __init__(
         self,
@@ -66,6 +78,9 @@ class Kernel:
         self.session = session
         self._send = send
         self.connection_info = connection_info or {}
+        self.connection_file: str | None = None
+        self._profile_dir: ProfileDir | None = None
+        self._ipython_config: Config | None = None
         # Without threads (Pyodide) control shares the shell's loop, and thread-mode handlers
         # run as tasks there: see docs/jupyterlite.md.
         self.threads = threads_available()
@@ -75,6 +90,7 @@ class Kernel:
             self.control_caller = Caller("cokernel-control", backend=options.backend)
         self.shell: CokernelShell | None = None
         self.streams: StreamRouter | None = None
+        self.fd_capture: FdCapture | None = None
         self.stdin = StdinBridge(self._send_input_request)
         self.comm_manager = KernelCommManager(self._report_handler_error, self._comm_home)
         self.subshells = SubshellRegistry(
@@ -87,6 +103,14 @@ class Kernel:
         self.started = threading.Event()
         self.backend_detail: str = options.backend
         self.debugger = Debugger(self)  # debugpy itself is imported on the first initialize
+        self._warm_pending = False
+        self.recorder: MessageRecorder | None = None
+        path = record_path(options.record)
+        if path is not None:
+            try:
+                self.recorder = MessageRecorder(path)
+            except OSError as e:
+                log.error("cannot record messages to %s: %s", path, e)
 
     # -- outgoing ---------------------------------------------------------------------------
     def publish(
@@ -146,6 +170,25 @@ class Kernel:
     def _fallback_parent(self) -> Request | None:
         return self.last_execute
 
+    def _fd_output(self, name: str, text: str) -> None:
+        """Text written to fd 1 or 2 (cokernel.fdcapture): its writer is unknown, so it goes to
+        the latest cell still running (on any shell), else where stray output goes."""
+        if self.streams is None:
+            return
+        parent: Request | None = None
+        if self.shell is not None:
+            running = [
+                c for c in list(self.shell.running_cells) if c.request and not c.request.silent
+            ]
+            if running:
+                parent = max(running, key=lambda c: c.order).request
+        self.streams.write_to(parent or self._fallback_parent(), name, text)
+
+    def drain_fd_output(self) -> None:
+        """Forward everything written to fds 1 and 2 so far (before a cell's reply)."""
+        if self.fd_capture is not None:
+            self.fd_capture.drain()
+
     def _report_handler_error(self) -> None:
         """Show the exception being handled in the current request's output (comm callbacks)."""
         if self.shell is not None:
@@ -156,6 +199,8 @@ class Kernel:
     # -- incoming ---------------------------------------------------------------------------
     def receive(self, channel: Channel, identities: list[bytes], msg: Message) -> None:
         """Accept one verified message from an interface thread; never raises."""
+        if self.recorder is not None:
+            self.recorder.record(channel, msg)
         try:
             self._route(Request(channel, identities, msg))
         except Exception:
@@ -163,15 +208,18 @@ class Kernel:
 
     def _route(self, request: Request) -> None:
         msg_type, channel = request.msg_type, request.channel
+        if channel is not Channel.stdin and not request.subshell_id_valid:
+            self._reject_subshell_id(request)
+            return
         if channel is Channel.stdin:
             if msg_type == "input_reply":
                 if not self.stdin.receive_reply(request.msg, request.identities):
-                    log.warning(
+                    drop_log.warning(
                         "input_reply nobody waited for (parent %s)",
                         request.msg["parent_header"].get("msg_id"),
                     )
             else:
-                log.warning("unexpected %s on stdin dropped", msg_type)
+                drop_log.warning("unexpected %s on stdin dropped", msg_type)
             return
         found = route(channel, msg_type)
         handler = getattr(handlers, msg_type, None) if found else None
@@ -184,14 +232,17 @@ class Kernel:
         if mode is RunMode.thread and not self.threads:
             mode = RunMode.task
         caller = self.control_caller if channel is Channel.control else self.shell_caller
-        if channel is Channel.shell and request.subshell_id is not None:
+        # A comm message goes to its comm's owner, whatever it was addressed to: JupyterLab
+        # sends a comm's close on the comm's subshell and deletes that subshell at once, and
+        # the deletion may arrive first; the close must still reach the comm.
+        if channel is Channel.shell and request.subshell_id is not None and lane != "comm":
             try:
                 caller = self.subshells.get(request.subshell_id).caller
             except SubshellNotFound as e:
                 if msg_type.endswith("_request"):
                     self._error_reply(request, "SubshellNotFound", str(e))
                 else:  # comm_msg & co. are never answered: a reply would be a stray message
-                    log.warning("%s for unknown subshell dropped: %s", msg_type, e)
+                    drop_log.warning("%s for unknown subshell dropped: %s", msg_type, e)
                     self._status("busy", request)
                     self._status("idle", request)
                 return
@@ -213,6 +264,16 @@ class Kernel:
         else:
             pending = caller.queue_call(lane_key, self._serve_async, handler, request)
         pending.add_done_callback(lambda p: self._answer_unserved(request, p))
+
+    def _reject_subshell_id(self, request: Request) -> None:
+        """A header whose ``subshell_id`` is neither a string nor null names no shell at all:
+        a request is answered with an error, anything else is dropped (never run elsewhere)."""
+        value = request.header.get("subshell_id")
+        problem = f"subshell_id must be a string or null, not {type(value).__name__}"
+        if request.msg_type.endswith("_request"):
+            self._error_reply(request, "InvalidSubshellId", problem)
+        else:
+            drop_log.warning("%s dropped: %s", request.msg_type, problem)
 
     def _comm_route(self, request: Request, addressed: Caller) -> tuple[Caller, str | None]:
         """The Caller and subshell id (None: main) of the shell that owns ``request``'s comm."""
@@ -275,7 +336,7 @@ class Kernel:
 
     def _unknown(self, request: Request) -> None:
         msg_type = request.msg_type
-        log.warning("no handler for %s on %s", msg_type, request.channel)
+        drop_log.warning("no handler for %s on %s", msg_type, request.channel)
         if msg_type.endswith("_request"):
             self._error_reply(
                 request,
@@ -297,6 +358,9 @@ class Kernel:
         finally:
             if self.streams is not None:
                 self.streams.flush(request)
+            if self._warm_pending and request.msg_type == "execute_request":
+                self._warm_pending = False
+                warmup.start()
             self._status("idle", request)
             current_request.reset(token)
 
@@ -315,6 +379,9 @@ class Kernel:
         finally:
             if self.streams is not None:
                 self.streams.flush(request)
+            if self._warm_pending and request.msg_type == "execute_request":
+                self._warm_pending = False
+                warmup.start()
             self._status("idle", request)
             current_request.reset(token)
 
@@ -342,13 +409,20 @@ class Kernel:
 
     # -- lifecycle --------------------------------------------------------------------------
     def _make_shell(self) -> CokernelShell:
+        settings: dict[str, Any] = {}
+        if self.options.profile is not None:  # IPython's config files (cokernel.profile)
+            self._profile_dir = profile.profile_dir(self.options.profile)
+            self._ipython_config = profile.load_config(self._profile_dir)
+            settings = {"config": self._ipython_config, "profile_dir": self._profile_dir}
         shell: CokernelShell = CokernelShell.instance(
             publish_msg=self.publish,
             flush_streams=lambda: self.streams.flush() if self.streams else None,
             backend=self.options.backend,
             gui_host=self.options.host,
+            **settings,
         )
         shell.kernel = self
+        KernelMagics(shell).register()
         shell.register_magic_function(
             self._subshell_magic, magic_kind="line", magic_name="subshell"
         )
@@ -401,10 +475,21 @@ class Kernel:
         saved_sigint = signal.getsignal(signal.SIGINT)
         self.streams = StreamRouter(self.publish, self._fallback_parent, threaded=self.threads)
         self._saved_streams = (sys.stdout, sys.stderr)
-        sys.stdout = OutStream("stdout", self.streams)
-        sys.stderr = OutStream("stderr", self.streams)
+        if self.options.capture_fds and self.threads:
+            self.fd_capture = FdCapture(self._fd_output)  # started last: see below
+        fds = self.fd_capture
+        for name, fd in (("stdout", 1), ("stderr", 2)):
+            stream = OutStream(
+                name,
+                self.streams,
+                fileno=functools.partial(fds.fileno, fd) if fds is not None else None,
+                before_write=fds.drain_if_due if fds is not None else None,
+                before_flush=fds.drain if fds is not None else None,
+            )
+            setattr(sys, name, stream)
         self.shell = self._make_shell()
         self.stdin.install()
+        pdbsupport.install()
         backends.install()
         # IPython makes ProvisionalCompleterWarning an error outside provisionalcompleter(),
         # whose catch_warnings() is not thread-safe: a complete_request in one worker thread and
@@ -413,6 +498,8 @@ class Kernel:
         # every list they save and restore.
         warnings.filterwarnings("ignore", category=ProvisionalCompleterWarning)
         install_comms(self.comm_manager, self._publish_comm)
+        # Extensions, startup files, exec_lines: on the fully set-up kernel, before any request.
+        profile.apply(self.shell, self._profile_dir, self._ipython_config)
         self.backend_detail = _describe_backend(self.options.backend, self.options.host)
         sigint_installed = handle_sigint and threading.current_thread() is threading.main_thread()
         if sigint_installed:
@@ -427,16 +514,25 @@ class Kernel:
             self.control_caller.start_thread()
         else:
             self.shell_caller.call_soon(self.streams.flush_periodically)
+        # perf: jedi is warmed on a thread once a first cell has run (see cokernel.warmup).
+        self._warm_pending = self.threads and bool(self.shell.Completer.use_jedi)
+        if self.fd_capture is not None:
+            # Started after the rest of the set-up, right before the try: whatever fails
+            # before it prints its traceback to the real fd 2, not into a pipe nobody reads.
+            self.fd_capture.start()
         self.started.set()
         try:
             await self.shell_caller.serve()
         finally:
             self.subshells.delete_all()
             self.control_caller.stop()
+            if self.fd_capture is not None:
+                self.fd_capture.stop()
             if self.streams is not None:
                 self.streams.close()
             sys.stdout, sys.stderr = self._saved_streams
             builtins.input, getpass.getpass = saved_input, saved_getpass
+            pdbsupport.uninstall()
             if sigint_installed:
                 signal.signal(signal.SIGINT, saved_sigint)
             if self.shell is not None:
@@ -447,6 +543,8 @@ class Kernel:
                 self.shell.atexit_operations()
             # The singleton goes, so a later kernel in this process gets a fresh shell.
             CokernelShell.clear_instance()
+            if self.recorder is not None:
+                self.recorder.close()
 
     def request_shutdown(self, restart: bool) -> None:
         """Stop serving: interrupt running cells, end both loops (thread-safe)."""

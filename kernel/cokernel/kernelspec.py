@@ -97,6 +97,8 @@ def make_spec(
             "host": options.host,
             # JupyterLab offers its debugger for kernels that say so (kernel_info confirms).
             "debugger": importlib.util.find_spec("debugpy") is not None,
+            # JEP 145: the kernel applies the connection file's CurveZMQ keys to its sockets.
+            "supported_encryption": ["curve"],
         },
         "env": {},
     }

@@ -7,8 +7,13 @@ breakpoint) the lane is *lent*, so its jobs are still served at once, in order:
 
 - to the loop's own thread, if it is *parked* in a wait that can run them (``input()``: see
   :meth:`Lender.parked`). It runs them between its checks for the reply, on the loop's thread;
-- otherwise to a *stand-in* thread, once the loop's thread has been in user code for
-  :data:`LEND_AFTER` seconds without coming back to its scheduler.
+- otherwise to a *stand-in* thread, once a job has waited :data:`LEND_AFTER` seconds for a loop
+  whose thread stayed in user code all that time, without coming back to its scheduler. From
+  then on, until the thread comes back, later jobs go to the stand-in at once.
+
+The wait is measured from the job's arrival, not from the start of the user code: a cell that
+sends a widget and then awaits its change takes the change on its own loop when it awaits, even
+if its synchronous part ran long; only a loop that stays away a while longer is lent.
 
 The Caller does not guess that its loop is blocked: the code that runs user code on the loop's
 thread (the kernel's cell stepper) brackets it with :meth:`Lender.enter` / :meth:`Lender.leave`,
@@ -42,8 +47,8 @@ from typing import Any
 
 log = logging.getLogger("cokernel.lending")
 
-#: How long the loop's thread may stay in user code before its lendable lanes go to a stand-in.
-LEND_AFTER = 0.01
+#: How long a job waits for a loop whose thread stays in user code before a stand-in takes it.
+LEND_AFTER = 0.05
 
 #: At most this many jobs of one lane run in one turn of the loop before it yields to others.
 _JOBS_PER_TURN = 64
@@ -52,12 +57,13 @@ _LOOP, _STANDIN, _PARKED = "loop", "standin", "parked"
 
 
 class _Lane:
-    __slots__ = ("in_job", "jobs", "runner")
+    __slots__ = ("in_job", "jobs", "runner", "since")
 
     def __init__(self) -> None:
         self.jobs: deque[tuple[Callable[..., Any], tuple[Any, ...], Any]] = deque()
         self.runner: str | None = None  # None (idle), _LOOP, _STANDIN or _PARKED
         self.in_job = False
+        self.since = 0.0  # when its jobs began to wait for the loop (runner _LOOP)
 
 
 class Borrowed:
@@ -140,6 +146,7 @@ class Lender:
         self._lanes: dict[Hashable, _Lane] = {}
         self._depth = 0  # nesting of user code on the loop's thread
         self._since = 0.0  # when the loop's thread entered user code
+        self._stuck = False  # a job waited LEND_AFTER in this stretch of user code
         self._parked = 0
         self._lent_running = 0
         self._standin: threading.Thread | None = None
@@ -161,20 +168,18 @@ class Lender:
             if lane.runner is None:
                 if self._parked:
                     lane.runner = _PARKED
-                elif self._depth and self._threads and self._overdue():
+                elif self._depth and self._threads and self._stuck:
                     lane.runner = _STANDIN
                     self._ensure_standin()
                 else:
                     lane.runner = _LOOP
+                    lane.since = time.monotonic()
                     post = True
             if self._depth and lane.runner in (_LOOP, _STANDIN) and self._threads:
                 self._ensure_standin()
             self._cond.notify_all()
         if post and not self._post(self._loop_turn, lane_key):
             self._cancel_lane(lane_key)
-
-    def _overdue(self) -> bool:
-        return time.monotonic() - self._since >= LEND_AFTER
 
     # -- the loop's thread ------------------------------------------------------------------
     def enter(self) -> None:
@@ -183,6 +188,7 @@ class Lender:
             self._depth += 1
             if self._depth == 1:
                 self._since = time.monotonic()
+                self._stuck = False
                 self._borrowed.capture_task()
                 if self._threads and any(
                     lane.runner == _LOOP and lane.jobs for lane in self._lanes.values()
@@ -213,15 +219,9 @@ class Lender:
                 lane = self._lanes.get(lane_key)
                 if lane is None or lane.runner != _LOOP or lane.in_job or not lane.jobs:
                     return
-                fn, args, pending = lane.jobs.popleft()
+                job = lane.jobs.popleft()
                 lane.in_job = True
-            try:
-                self._settle(pending, fn, args)
-            finally:
-                with self._cond:
-                    lane.in_job = False
-                    self._release_if_empty(lane_key, lane)
-                    self._cond.notify_all()
+            self._run_taken(lane_key, lane, job)
         if not self._post(self._loop_turn, lane_key):
             self._cancel_lane(lane_key)
 
@@ -313,12 +313,17 @@ class Lender:
                 lane for lane in self._lanes.values() if lane.runner == _LOOP and not lane.in_job
             ]
             if waiting:
-                left = self._since + LEND_AFTER - time.monotonic()
-                if left > 0:
-                    self._cond.wait(left)
-                    continue
-                for lane in waiting:
+                now = time.monotonic()
+                # A job waits "for a stuck loop" from its arrival or from the loop's leaving
+                # its scheduler, whichever came later.
+                due = [lane for lane in waiting if max(lane.since, self._since) + LEND_AFTER <= now]
+                for lane in due:
                     lane.runner = _STANDIN
+                    self._stuck = True
+                if not due:
+                    left = min(max(lane.since, self._since) for lane in waiting) + LEND_AFTER
+                    self._cond.wait(left - now)
+                    continue
             found = self._take(_STANDIN)
             if found is not None:
                 return found

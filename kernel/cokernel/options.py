@@ -7,6 +7,7 @@ CLI, the kernelspec writer and the kernel agree on names, types and defaults.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -30,6 +31,9 @@ class KernelOptions:
     ``timeout`` is the default execution timeout of a cell in seconds (``None``: no limit); a
     cell may set its own through its metadata (``{"cokernel": {"timeout": 5}}``) or a first-line
     comment (``# cokernel: timeout=5``).
+
+    ``record`` names a JSON-lines file that gets one line per received message (see
+    :mod:`cokernel.recorder`; ``$COKERNEL_RECORD`` does the same when the option is unset).
     """
 
     backend: Backend = "asyncio"
@@ -40,6 +44,14 @@ class KernelOptions:
     kernel_name: str = "cokernel"
     subshell_namespace: Literal["shared", "own"] = "shared"
     qt_binding: QtBinding = "PySide6"
+    # Capture file descriptors 1 and 2 (os.system, subprocesses, C libraries, forked children)
+    # into the running cell. None: only where the kernel owns its process (``cokernel start``);
+    # an embedding host (the callback interface) keeps its descriptors unless it sets True.
+    capture_fds: bool | None = None
+    # The IPython profile whose config files and startup files apply (cokernel.profile). None:
+    # "default" where the kernel owns its process, none in an embedding host's process.
+    profile: str | None = None
+    record: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_args(self) -> list[str]:
@@ -50,7 +62,7 @@ class KernelOptions:
             if f.name == "extra":
                 continue
             value = getattr(self, f.name)
-            if value == getattr(defaults, f.name):
+            if value == getattr(defaults, f.name) or value is None:
                 continue
             if isinstance(value, bool):
                 args.append(f"--{f.name}" if value else f"--no-{f.name}")
@@ -91,6 +103,8 @@ def apply_option(options: KernelOptions, name: str, raw: str | None) -> None:
             raise OptionError(f"--host must be one of {', '.join(HOSTS)} or none, not {raw!r}")
     elif key == "use_uvloop":
         options.use_uvloop = (not negated) if raw is None else _parse_bool(name, raw)
+    elif key == "capture_fds":
+        options.capture_fds = (not negated) if raw is None else _parse_bool(name, raw)
     elif key == "timeout":
         if raw is None or raw.lower() in ("", "none", "0"):
             options.timeout = None
@@ -115,6 +129,14 @@ def apply_option(options: KernelOptions, name: str, raw: str | None) -> None:
         if not match:
             raise OptionError(f"--qt-binding must be one of {', '.join(QT_BINDINGS)}, not {raw!r}")
         options.qt_binding = match[0]  # type: ignore[assignment]
+    elif key == "profile":
+        if not raw or os.sep in raw or raw in (".", ".."):
+            raise OptionError(f"--profile needs an IPython profile name, not {raw!r}")
+        options.profile = raw
+    elif key == "record":
+        if not raw:
+            raise OptionError("--record needs a file path")
+        options.record = raw
     elif key == "kernel_name":
         if not raw:
             raise OptionError("--kernel-name needs a value")
@@ -122,7 +144,7 @@ def apply_option(options: KernelOptions, name: str, raw: str | None) -> None:
     else:
         raise OptionError(
             f"unknown kernel option --{name}; known: --backend, --[no-]use-uvloop, --host, "
-            "--timeout, --log-level, --kernel-name, --subshell-namespace, --qt-binding"
+            "--[no-]capture-fds, --profile, --timeout, --log-level, --kernel-name, --subshell-namespace, --qt-binding, --record"
         )
 
 
@@ -147,6 +169,8 @@ def parse_kernel_args(args: list[str], options: KernelOptions | None = None) -> 
                 "kernel_name",
                 "subshell_namespace",
                 "qt_binding",
+                "profile",
+                "record",
             )
             if takes_value:
                 if i + 1 >= len(args):

@@ -140,6 +140,11 @@ class Session:
         self._counter = itertools.count(1)
         self._replay_window = replay_window
 
+    @property
+    def session(self) -> str:
+        """The session id, under jupyter_client's attribute name (``kernel.session.session``)."""
+        return self.session_id
+
     # -- building ---------------------------------------------------------------------------
     def header(self, msg_type: str, *, subshell_id: str | None = None) -> dict[str, Any]:
         header: dict[str, Any] = {
@@ -166,6 +171,8 @@ class Session:
         """A new message whose parent is ``parent`` (a whole message or its header)."""
         parent_header: Mapping[str, Any] = parent.get("header", parent) if parent else {}
         subshell = parent_header.get("subshell_id") if parent_header else None
+        if not isinstance(subshell, str):
+            subshell = None
         return {
             "header": self.header(msg_type, subshell_id=subshell),
             "parent_header": dict(parent_header) if parent_header else {},
@@ -173,6 +180,42 @@ class Session:
             "content": content or {},
             "buffers": buffers or [],
         }
+
+    def send(
+        self,
+        stream: Any,
+        msg_or_type: Message | str,
+        content: dict[str, Any] | None = None,
+        parent: Mapping[str, Any] | None = None,
+        ident: bytes | list[bytes] | None = None,
+        buffers: list[bytes] | None = None,
+        track: bool = False,
+        header: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Message:
+        """jupyter_client's ``Session.send`` signature, for libraries that send their own messages.
+
+        ``stream`` is an object of the kernel's that delivers a built message through a
+        ``cokernel_send(msg, identities)`` method (``get_ipython().kernel.iopub_socket``).
+        Returns the message sent.
+        """
+        deliver = getattr(stream, "cokernel_send", None)
+        if deliver is None:
+            raise TypeError(
+                f"cokernel's session sends through the kernel's own streams "
+                f"(get_ipython().kernel.iopub_socket), not {stream!r}"
+            )
+        if isinstance(msg_or_type, str):
+            msg = self.msg(msg_or_type, content, parent, metadata=metadata, buffers=buffers)
+            if header:
+                msg["header"].update(header)
+        else:
+            msg = msg_or_type
+            if buffers is not None:
+                msg["buffers"] = buffers
+        identities = [ident] if isinstance(ident, bytes) else list(ident) if ident else None
+        deliver(msg, identities)
+        return msg
 
     # -- wire -------------------------------------------------------------------------------
     def sign(self, parts: list[bytes]) -> bytes:

@@ -49,6 +49,12 @@ class Request:
         return value if isinstance(value, str) else None
 
     @property
+    def subshell_id_valid(self) -> bool:
+        """Whether ``header.subshell_id`` is absent, null or a string (anything else is bad)."""
+        value = self.msg["header"].get("subshell_id")
+        return value is None or isinstance(value, str)
+
+    @property
     def allow_stdin(self) -> bool:
         return self.msg_type == "execute_request" and bool(self.content.get("allow_stdin", True))
 

@@ -16,16 +16,21 @@ from __future__ import annotations
 import bdb
 import contextvars
 import ctypes
+import itertools
+import math
 import signal
 import sys
 import threading
 import types
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
 from warnings import warn
 
 import anyio
+import sniffio
 from IPython.core import page
+from IPython.core.async_helpers import _asyncio_runner, _trio_runner
 from IPython.core.compilerop import CachingCompiler
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets import Any as AnyTrait
@@ -33,7 +38,8 @@ from traitlets import Unicode
 
 from cokernel.backends import explain_backend_mismatch
 from cokernel.caller import Caller, loop_callback_scheduler, threads_available
-from cokernel.cellfiles import cell_path
+from cokernel.cellfiles import blank_lines_before_cell_magic, cell_path
+from cokernel.compat import ShellCompat
 from cokernel.display import KernelDisplayHook, KernelDisplayPublisher
 from cokernel.gui.toolkits import check_gui
 from cokernel.request import current_request
@@ -70,10 +76,15 @@ class _Stepper:
         cell.enter_user_code()
         try:
             cell.stepping = True
-            return self._coro.send(value)
+            if cell.context is None:
+                return self._coro.send(value)
+            return cell.context.run(self._coro.send, value)
         finally:
-            cell.stepping = False
-            cell.leave_user_code()
+            cell.stepping = False  # a plain store: no pending exception can fire before it
+            try:
+                cell.settle_interrupt()
+            finally:
+                cell.leave_user_code()
 
     def throw(self, *exc: Any) -> Any:
         __tracebackhide__ = True  # hidden from tracebacks
@@ -81,16 +92,21 @@ class _Stepper:
         cell.enter_user_code()
         try:
             cell.stepping = True
-            return self._coro.throw(*exc)
+            if cell.context is None:
+                return self._coro.throw(*exc)
+            return cell.context.run(self._coro.throw, *exc)
         finally:
-            cell.stepping = False
-            cell.leave_user_code()
+            cell.stepping = False  # as in send()
+            try:
+                cell.settle_interrupt()
+            finally:
+                cell.leave_user_code()
 
     def close(self) -> None:
         self._coro.close()
 
 
-_STEPPER_CODES = frozenset({_Stepper.send.__code__, _Stepper.throw.__code__})
+_cell_order = itertools.count()
 
 
 class CellRun:
@@ -98,9 +114,15 @@ class CellRun:
 
     def __init__(self, timeout: float | None = None) -> None:
         self.thread = threading.current_thread()
+        self.request = current_request.get()  # the execute_request it runs for
+        self.order = next(_cell_order)  # later cells have higher numbers
         self.timeout = timeout
         self.stepping = False
         self.stop_reason: str | None = None  # "interrupt" | "timeout"
+        # Posting an exception to the cell's (non-main) thread and the end of a step exclude
+        # each other: see stop() and settle_interrupt().
+        self._gate = threading.Lock()
+        self._posted = False
         self._scope: anyio.CancelScope | None = None
         self._call_in_loop: Callable[..., Any] | None = None
         self._cancel_timer: Callable[[], None] | None = None
@@ -114,6 +136,10 @@ class CellRun:
         # when the cell's code runs, so that the loop's comm lane is lent while it blocks.
         caller = Caller.current()
         self._lender = caller.lender if caller is not None else None
+        # The context the cell's code runs in: its shell's, shared by the shell's cells.
+        self.context: ShellContext | None = None
+        # The request its output goes to when the cell chose one (set_parent), else None.
+        self.parent: Any = None
 
     def enter_user_code(self) -> None:
         if self._lender is not None:
@@ -154,10 +180,15 @@ class CellRun:
             # statement groups) only set stop_reason: no signal was sent, so honour it here.
             if self.stop_reason is not None:
                 raise self.exception()
-            return fn(*args)
+            if self.context is None:
+                return fn(*args)
+            return self.context.run(fn, *args)
         finally:
-            self.stepping = False
-            self.leave_user_code()
+            self.stepping = False  # as in _Stepper.send()
+            try:
+                self.settle_interrupt()
+            finally:
+                self.leave_user_code()
 
     async def run_async(self, coro: Coroutine[Any, Any, Any]) -> Any:
         __tracebackhide__ = True  # hidden from tracebacks
@@ -186,6 +217,28 @@ class CellRun:
             handle = asyncio.get_running_loop().call_later(self.timeout, self.stop, "timeout")
             self._cancel_timer = handle.cancel
 
+    def settle_interrupt(self) -> None:
+        """End a step on the cell's thread: withdraw an exception posted but not yet raised.
+
+        Called right after ``stepping`` is cleared. CPython raises a posted exception at the
+        thread's next check between bytecodes, so one posted as the cell's code returned may
+        still be pending: raised later, it would land in the loop's or IPython's code instead
+        of the cell. Under the gate no new exception can be posted (stop() sees ``stepping``
+        cleared), and a pending one is withdrawn; the stop is then honoured as for a cell
+        suspended at an await (its scope is cancelled), because stop_reason stays set. One
+        that fired in the few bytecodes between the return and this call surfaces at the
+        cell's await in run_async, or in run_sync: still the cell's own interrupt.
+        """
+        with self._gate:  # always taken: a stop() may be between its look and its post
+            if self._posted:
+                self._posted = False
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(self.thread.ident or 0), None
+                )
+                scope, call = self._scope, self._call_in_loop
+                if scope is not None and call is not None:
+                    call(scope.cancel)
+
     def finish(self) -> None:
         if self._cancel_timer is not None:
             self._cancel_timer()
@@ -206,13 +259,23 @@ class CellRun:
                 return
             if threading.current_thread() is self.thread:
                 raise self.exception()
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                ctypes.c_ulong(self.thread.ident or 0), ctypes.py_object(type(self.exception()))
-            )
-            wake = self.wake
-            if wake is not None:
-                wake()
-            return
+            with self._gate:
+                # Looked at again under the gate: a step that ended since the look above has
+                # cleared stepping, and an exception posted now would fire in kernel code.
+                if self.stepping:
+                    self._posted = True
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                        ctypes.c_ulong(self.thread.ident or 0),
+                        ctypes.py_object(type(self.exception())),
+                    )
+                    posted = True
+                else:
+                    posted = False
+            if posted:
+                wake = self.wake
+                if wake is not None:
+                    wake()
+                return
         scope, call = self._scope, self._call_in_loop
         if scope is not None and call is not None:
             call(scope.cancel)
@@ -275,6 +338,82 @@ current_cell: contextvars.ContextVar[CellRun | None] = contextvars.ContextVar(
     "cokernel_current_cell", default=None
 )
 
+# The kernel's per-request context variables (current_request, current_cell and
+# current_namespace) are never carried from one cell to the next: ShellContext.run sets them.
+
+
+# -- the context cells share (docs/subshells.md, "Context") -------------------------------------
+_UNSET = object()
+
+
+class ShellContext:
+    """The :class:`contextvars.Context` that the cells of one shell run in, one after another.
+
+    A cell's code (each step of an async cell, the whole of a sync one) runs inside it, so what
+    one cell sets (``decimal.getcontext().prec``, a ``ContextVar``) is there for the next, as in
+    a plain Python session. The kernel's own per-request variables (the request, the cell, the
+    subshell namespace) are copied in from the caller's context at every entry, so tasks
+    interleaving on one loop each see their own.
+
+    A context can be entered by one thread at a time: only its owner (the shell's loop thread,
+    the first to run in it) enters it. Another thread running through it gets a snapshot copy
+    (its changes stay its own); a cell run from inside a cell just runs in it.
+    """
+
+    __slots__ = ("__weakref__", "_context", "_entered", "_owner")
+
+    def __init__(
+        self, context: contextvars.Context | None = None, owner: threading.Thread | None = None
+    ) -> None:
+        self._context = context
+        self._owner: int | None = owner.ident if owner is not None else None
+        self._entered = False
+
+    def snapshot(self) -> ShellContext:
+        """A context of its own that starts as a copy of this one (for a thread-mode cell)."""
+        base = self._context
+        if base is None:
+            return ShellContext()
+        copy = base.copy()
+        decimal = sys.modules.get("decimal")
+        if decimal is not None:
+            # decimal keeps a mutable object in its context variable: the copy gets its own, so
+            # a thread cell's `getcontext().prec = 3` does not change the shell's under it.
+            copy.run(lambda: decimal.setcontext(decimal.getcontext().copy()))
+        return ShellContext(copy)
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        __tracebackhide__ = True  # hidden from tracebacks
+        here = threading.get_ident()
+        if self._owner is None:
+            self._owner = here
+        context = self._context
+        if context is None:
+            context = self._context = contextvars.copy_context()
+        mine = here == self._owner
+        if mine and self._entered:
+            return fn(*args)  # a cell run by a cell (run_cell): already inside
+        if not mine:
+            context = context.copy()
+        cell = current_cell.get(None)
+        request = current_request.get(None)
+        if cell is not None and cell.parent is not None:
+            request = cell.parent  # the cell chose another parent (set_parent)
+        namespace = current_namespace.get(None)
+        if context.get(current_request, _UNSET) is not request:
+            context.run(current_request.set, request)
+        if context.get(current_cell, _UNSET) is not cell:
+            context.run(current_cell.set, cell)
+        if context.get(current_namespace, _UNSET) is not namespace:
+            context.run(current_namespace.set, namespace)
+        if not mine:
+            return context.run(fn, *args)
+        self._entered = True
+        try:
+            return context.run(fn, *args)
+        finally:
+            self._entered = False
+
 
 def _current_cell_number() -> int | None:
     cell = current_cell.get()
@@ -301,8 +440,24 @@ class CellCompiler(CachingCompiler):  # type: ignore[misc]
         # Named after the raw text, the way JupyterLab's debugger names the cell (cellfiles).
         return cell_path(transformed_code if raw_code is None else raw_code)
 
+    # CPython (3.11 at least) keeps the depth counter of its C <-> Python AST conversion in
+    # per-interpreter state: two threads converting at once (cells compiling on the main shell
+    # and on a subshell) corrupt it, and compile() fails with "SystemError: AST constructor
+    # recursion depth mismatch" (CPython gh-106905). The interleaving property tests hit it.
+    # Conversions are microseconds long, so the kernel's own go one at a time.
+    def ast_parse(self, source: str, filename: str = "<unknown>", symbol: str = "exec") -> Any:
+        with _AST_CONVERSION:
+            return super().ast_parse(source, filename, symbol)
 
-class CokernelShell(InteractiveShell):  # type: ignore[misc]
+    def __call__(self, source: Any, filename: str, symbol: str, **kwargs: Any) -> Any:
+        with _AST_CONVERSION:
+            return super().__call__(source, filename, symbol, **kwargs)
+
+
+_AST_CONVERSION = threading.Lock()
+
+
+class CokernelShell(ShellCompat, InteractiveShell):  # type: ignore[misc]
     """An InteractiveShell whose output, display and errors travel as Jupyter messages."""
 
     compiler_class = CellCompiler
@@ -323,6 +478,8 @@ class CokernelShell(InteractiveShell):  # type: ignore[misc]
         self.numbering = threading.Lock()  # see CellRun.take_number
         self.events.register("pre_execute", _release_numbering)
         self.history_batcher = HistoryBatcher(self.history_manager)
+        self._init_contexts()
+        self._init_loop_runner()
         # A kernel has no terminal: `!cmd` output is captured and printed to the cell.
         self.system = self.system_piped
         self.readline_use = False
@@ -338,22 +495,112 @@ class CokernelShell(InteractiveShell):  # type: ignore[misc]
         self.register_magic_function(self._gui_magic, magic_kind="line", magic_name="gui")
 
     def _gui_magic(self, line: str = "") -> None:
-        """%gui [tk|qt]: check that this kernel runs the toolkit's event loop (docs/gui.md)."""
+        """%gui [tk|qt|asyncio]: check that this kernel runs the loop (docs/gui.md)."""
         self.enable_gui(line.strip() or None)
 
     def enable_gui(self, gui: str | None = None) -> None:
-        """``%gui NAME``: a no-op for the host's own toolkit (its loop already runs); any
-        other toolkit raises :class:`~cokernel.gui.GuiUnavailable` saying which kernel to use."""
-        check_gui(gui, self.gui_host)
+        """``%gui NAME``: a no-op for the host's own toolkit (its loop already runs) and for
+        the kernel's own async backend; any other raises :class:`~cokernel.gui.GuiUnavailable`
+        saying which kernel to use."""
+        check_gui(gui, self.gui_host, self.backend)
 
     def enable_matplotlib(self, gui: str | None = None) -> Any:
         """``%matplotlib``: as IPython's, but a backend whose toolkit this kernel cannot run is
         refused *before* matplotlib switches to it (IPython checks the loop only afterwards)."""
         from IPython.core import pylabtools
 
-        wanted, _backend = pylabtools.find_gui_and_backend(gui, self.pylab_gui_select)
-        check_gui(wanted, self.gui_host)
+        wanted, backend = pylabtools.find_gui_and_backend(gui, self.pylab_gui_select)
+        check_gui(wanted, self.gui_host, self.backend)
+        if str(backend).lower() in ("nbagg", "notebook"):
+            from cokernel.gui.figures import prepare_nbagg
+
+            prepare_nbagg()
         return super().enable_matplotlib(gui)
+
+    # -- line numbers while the debugger is attached ---------------------------------------
+    def keep_cell_line_numbers(self, keep: bool) -> None:
+        """Compile cells with their leading blank lines (``keep``), or as IPython does.
+
+        The debugger turns this on while it is attached: a breakpoint's line is a line of the
+        cell's file, which holds the cell's whole text (see
+        :func:`cokernel.cellfiles.blank_lines_before_cell_magic`).
+        """
+        from IPython.core.inputtransformer2 import leading_empty_lines
+
+        manager = self.input_transformer_manager
+        swap = {leading_empty_lines: blank_lines_before_cell_magic}
+        if not keep:
+            swap = {new: old for old, new in swap.items()}
+        # A new list, swapped in one assignment: a cell compiling on another thread sees
+        # either the old or the new one.
+        manager.cleanup_transforms = [swap.get(t, t) for t in manager.cleanup_transforms]
+
+    # -- %autoawait with the other async library (docs/compatibility.md) --------------------
+    def _init_loop_runner(self) -> None:
+        # IPython defaults to its asyncio runner; on a trio kernel trio is the native one, so
+        # that %autoawait reports it and `%autoawait asyncio` is a real change.
+        if self.backend == "trio":
+            self.loop_runner = _trio_runner
+        self.observe(self._on_loop_runner_set, names=["loop_runner"])
+
+    def _native_runner(self) -> Any:
+        return _trio_runner if self.backend == "trio" else _asyncio_runner
+
+    def _foreign_loop_runner(self) -> Callable[[Any], Any] | None:
+        """How a top-level-await cell runs when ``%autoawait`` chose another library than the
+        kernel's backend (None: on the kernel's own loop, the normal case).
+
+        asyncio and trio run on a fresh loop on a worker thread while the cell waits (the
+        same nested run as ``asyncio.run``/``trio.run`` in a cell); any other runner (curio, a
+        user's callable) is called as IPython would."""
+        runner = self.loop_runner
+        if runner is self._native_runner():
+            return None
+        if runner is _asyncio_runner:
+            import asyncio
+
+            return asyncio.run  # cokernel's: on a worker thread when a loop runs here
+        return runner  # type: ignore[no-any-return]
+
+    def _on_loop_runner_set(self, change: Any) -> None:
+        runner = change["new"]
+        if runner is self._native_runner():
+            return
+        library = {_asyncio_runner: "asyncio", _trio_runner: "trio"}.get(runner)
+        if library is None:
+            return
+        print(
+            f"cokernel: this kernel's loop runs {self.backend}; cells with top-level await now "
+            f"run on {library} in a loop of their own on a worker thread, and the kernel's loop "
+            f"waits for them as for a blocking cell. For {library} "
+            f"as the kernel's loop: `cokernel install --name cokernel-{library} --backend "
+            f"{library}`; `%autoawait {self.backend}` switches back."
+        )
+
+    # -- the context cells share (docs/subshells.md, "Context") --------------------------------
+    def _init_contexts(self) -> None:
+        # One shared context per shell, keyed by the shell's loop thread (the main shell's is
+        # the thread the shell is made on).
+        self.loop_thread = threading.current_thread()
+        self._contexts: weakref.WeakKeyDictionary[threading.Thread, ShellContext] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._contexts_lock = threading.Lock()
+
+    def cell_context(self, owner: threading.Thread | None = None) -> ShellContext:
+        """The context a cell of the shell whose loop runs on ``owner`` (default: the main
+        shell's) runs in: the shell's own when the cell runs on that thread, else (a
+        thread-mode cell) a snapshot of it taken now."""
+        owner = owner or self.loop_thread
+        with self._contexts_lock:
+            shared = self._contexts.get(owner)
+            if shared is None:
+                shared = self._contexts[owner] = ShellContext(owner=owner)
+        return shared if threading.current_thread() is owner else shared.snapshot()
+
+    def context_here(self) -> ShellContext | None:
+        """The shared context of the shell whose loop runs on this thread, if it has one."""
+        return self._contexts.get(threading.current_thread())
 
     # -- errors and payloads ---------------------------------------------------------------
     def _showtraceback(
@@ -426,7 +673,13 @@ class CokernelShell(InteractiveShell):  # type: ignore[misc]
             try:
                 if async_:
                     coro = eval(code_obj, global_ns, local_ns)
-                    if cell is None:
+                    foreign = self._foreign_loop_runner()
+                    if foreign is not None:  # %autoawait with the other async library
+                        if cell is None:
+                            foreign(coro)
+                        else:
+                            cell.run_sync(foreign, coro)
+                    elif cell is None:
                         await coro
                     else:
                         await cell.run_async(coro)
@@ -450,7 +703,15 @@ class CokernelShell(InteractiveShell):  # type: ignore[misc]
             self.CustomTB(*sys.exc_info())
         except BaseException as e:
             if isinstance(e, anyio.get_cancelled_exc_class()):
-                raise  # the kernel itself is stopping this task: not the cell's error
+                if not _loop_is_cancelling():
+                    raise  # raised by the cell's own code: IPython reports it as usual
+                # The cell's loop is being torn down under it (its subshell was deleted, the
+                # kernel is stopping). Re-raised, IPython's run_ast_nodes would catch the
+                # backend's cancellation and report it as the cell's own error; the cell was
+                # stopped, so it ends as an interrupted cell does.
+                e = KeyboardInterrupt(
+                    "the cell was stopped: its subshell was deleted or the kernel is stopping"
+                )
             if result is not None:
                 result.error_in_exec = e
             if isinstance(e, KeyboardInterrupt):
@@ -475,12 +736,19 @@ class CokernelShell(InteractiveShell):  # type: ignore[misc]
 _KERNEL_DIR = __file__.rsplit("/", 1)[0]
 
 
+# A signal landing in these frames (the stepping flag is already set, the cell's code has not
+# begun) must not raise there: it would surface in the loop's machinery (see on_sigint).
+_STEPPER_CODES = frozenset(
+    {_Stepper.send.__code__, _Stepper.throw.__code__, ShellContext.run.__code__}
+)
+
 _WRAPPER_CODES = frozenset(
     {
         _Stepper.send.__code__,
         _Stepper.throw.__code__,
         CellRun.run_sync.__code__,
         CellRun.run_async.__code__,
+        ShellContext.run.__code__,
     }
 )
 
@@ -493,6 +761,21 @@ def _skip_kernel_head(exc: BaseException) -> types.TracebackType | None:
     while after is not None and after.tb_frame.f_code in _WRAPPER_CODES:
         after = after.tb_next
     return after if after is not None else head
+
+
+def _loop_is_cancelling() -> bool:
+    """Whether the running task is being cancelled from outside (its loop is stopping)."""
+    try:
+        if anyio.current_effective_deadline() == -math.inf:  # trio, and anyio cancel scopes
+            return True
+    except Exception:  # not in a task anyio knows
+        pass
+    if sniffio.current_async_library() == "asyncio":
+        import asyncio
+
+        task = asyncio.current_task()
+        return task is not None and task.cancelling() > 0
+    return False
 
 
 def _drop_kernel_tail(exc: BaseException) -> None:
@@ -514,8 +797,10 @@ def _drop_kernel_tail(exc: BaseException) -> None:
 
 def _knock_again(cell: CellRun, delay: float = 0.01) -> None:
     def knock() -> None:
-        if cell.stepping and not cell.done.is_set():
-            signal.pthread_kill(cell.thread.ident or 0, signal.SIGINT)
+        # Stepping again: signal again. Suspended at an await by now (the step the signal
+        # hit has ended): cancel, or the interrupt would be lost while the cell waits.
+        if not cell.done.is_set():
+            cell.stop(cell.stop_reason or "interrupt")
 
     timer = threading.Timer(delay, knock)
     timer.daemon = True

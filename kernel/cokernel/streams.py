@@ -17,6 +17,7 @@ from typing import Any
 
 import anyio
 
+from cokernel.fdcapture import in_forked_child, write_fd
 from cokernel.request import Request, current_request
 
 Publish = Callable[[str, dict[str, Any], "Request | None"], None]
@@ -56,7 +57,10 @@ class StreamRouter:
             thread.start()
 
     def write(self, name: str, text: str) -> None:
-        parent = current_request.get() or self._fallback_parent()
+        self.write_to(current_request.get() or self._fallback_parent(), name, text)
+
+    def write_to(self, parent: Request | None, name: str, text: str) -> None:
+        """Append ``text`` to ``parent``'s buffer (output whose origin is known otherwise)."""
         key = id(parent)
         with self._lock:
             pending = self._buffers.get(key)
@@ -116,13 +120,35 @@ class StreamRouter:
 
 
 class OutStream(io.TextIOBase):
-    """A text stream (``sys.stdout`` or ``sys.stderr``) that writes into a :class:`StreamRouter`."""
+    """A text stream (``sys.stdout`` or ``sys.stderr``) that writes into a :class:`StreamRouter`.
 
-    def __init__(self, name: str, router: StreamRouter, *, echo: Any = None) -> None:
+    With ``fileno`` (giving 1 or 2 while the kernel captures its file descriptors: see
+    :mod:`cokernel.fdcapture`) :meth:`fileno` returns what it gives, so ``faulthandler.enable()`` and
+    ``subprocess.run(..., stdout=sys.stdout)`` work and their output reaches the cell;
+    ``before_write`` is called before each write and ``before_flush`` before each flush (they
+    forward what was written to the descriptors so far, keeping the order). In a process forked
+    from the kernel the stream writes straight to fd 1 or 2, as the kernel's threads and locks
+    do not exist there.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        router: StreamRouter,
+        *,
+        echo: Any = None,
+        fileno: Callable[[], int] | None = None,
+        before_write: Callable[[], None] | None = None,
+        before_flush: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__()
         self.name = name
         self._router = router
         self._echo = echo
+        self._fileno = fileno
+        self._before_write = before_write
+        self._before_flush = before_flush
+        self._child_fd = 1 if name == "stdout" else 2
 
     @property
     def encoding(self) -> str:  # type: ignore[override]
@@ -138,10 +164,23 @@ class OutStream(io.TextIOBase):
     def isatty(self) -> bool:
         return False
 
+    def fileno(self) -> int:
+        if self._fileno is None:
+            raise io.UnsupportedOperation(
+                "fileno: this kernel does not capture file descriptors 1 and 2 "
+                "(see KernelOptions.capture_fds)"
+            )
+        return self._fileno()
+
     def write(self, text: str) -> int:
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         if text:
+            if in_forked_child():
+                write_fd(self._child_fd, text)
+                return len(text)
+            if self._before_write is not None:
+                self._before_write()
             self._router.write(self.name, text)
             if self._echo is not None:
                 self._echo.write(text)
@@ -152,4 +191,8 @@ class OutStream(io.TextIOBase):
             self.write(line)
 
     def flush(self) -> None:
+        if in_forked_child():
+            return
+        if self._before_flush is not None:
+            self._before_flush()
         self._router.flush()

@@ -53,6 +53,8 @@ class CommFlood(Scenario):
     async def run(self, fe: Frontend) -> None:
         expect_ok(await fe.run(SETUP), "registering the comm target", fe)
         comm_id = fe.comm_open(TARGET)
+        # Under a profile with comms over subshells, the page has the comm's subshell by now.
+        await fe.comm_ready(comm_id)
         with Gate() as gate:
             cell = await start_blocking_cell(fe, gate)
             for index in range(COUNT):

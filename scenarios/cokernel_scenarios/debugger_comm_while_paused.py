@@ -51,6 +51,8 @@ class DebuggerCommWhilePaused(Scenario):
     async def run(self, fe: Frontend) -> None:
         expect_ok(await fe.run(SETUP), "registering the echo comm target", fe)
         comm_id = fe.comm_open(TARGET)
+        # Under a profile with comms over subshells, the page has the comm's subshell by now.
+        await fe.comm_ready(comm_id)
         debugger = DebugClient(fe)
         await debugger.start()
         await debugger.set_breakpoints(CELL, [2])

@@ -38,6 +38,8 @@ class InputWhileComms(Scenario):
     async def run(self, fe: Frontend) -> None:
         expect_ok(await fe.run(SETUP), "registering the comm target", fe)
         comm_id = fe.comm_open(TARGET)
+        # Under a profile with comms over subshells, the page has the comm's subshell by now.
+        await fe.comm_ready(comm_id)
         cell = fe.execute(CELL, allow_stdin=True)
         request = await fe.wait_for(
             lambda m: (

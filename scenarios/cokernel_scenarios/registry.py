@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 
 from cokernel_scenarios.background_output import BackgroundOutput
+from cokernel_scenarios.comm_close import CommClose
 from cokernel_scenarios.comm_flood import CommFlood
 from cokernel_scenarios.completion_while_blocked import CompletionWhileBlocked
 from cokernel_scenarios.control_while_blocked import ControlWhileBlocked
@@ -28,13 +29,16 @@ from cokernel_scenarios.subshells import (
     SubshellParallel,
 )
 from cokernel_scenarios.widget_await import WidgetAwait
+from cokernel_scenarios.widget_while_blocked import WidgetWhileBlocked
 
 # In the order a report lists them: protocol liveness first, lifecycle last.
 SCENARIOS: tuple[type[Scenario], ...] = (
     ControlWhileBlocked,
     CompletionWhileBlocked,
     WidgetAwait,
+    WidgetWhileBlocked,
     CommFlood,
+    CommClose,
     InputWhileComms,
     InterruptBusy,
     InterruptSleep,

@@ -58,6 +58,12 @@ class Scenario(abc.ABC):
     # An upper bound on the whole scenario, for runners; generous, never an assertion.
     time_limit: ClassVar[float] = 90.0
 
+    @property
+    def uses_comms(self) -> bool:
+        """True when it talks over comms, where frontend profiles differ: runners play it under
+        each profile (see :mod:`cokernel_harness.profiles`); the others once."""
+        return "comms" in self.requires
+
     @abc.abstractmethod
     async def run(self, fe: Frontend) -> None:
         """Play the pattern; return if the kernel behaved, raise :class:`ScenarioFailure` if not."""

@@ -3,6 +3,9 @@
 The deadlock concurrent kernels exist for: in a sequential kernel the page's ``comm_msg``
 (method ``update``) queues behind the very cell that waits for it. The cell bounds its own wait,
 so a kernel that deadlocks fails this scenario with the cell's TimeoutError instead of hanging.
+Under JupyterLab's profiles the update comes on a subshell and its handler runs off the cell's
+event loop; a kernel that then fails to wake that loop leaves the cell asleep until its own
+deadline's timer wakes it, which the cell notices (the value is there, the deadline passed).
 """
 
 from __future__ import annotations
@@ -24,8 +27,12 @@ def _on_value(change):
         _arrived.set()
 
 _slider.observe(_on_value, names="value")
-with anyio.fail_after({PATIENCE!r}):
+print("waiting for the slider")
+with anyio.fail_after({PATIENCE!r}) as _scope:
     await _arrived.wait()
+if anyio.current_time() >= _scope.deadline:
+    # The value came, but the loop only looked when the deadline's timer woke it.
+    print("the cell woke only at its deadline")
 print("the cell received", _slider.value)
 """
 
@@ -50,6 +57,15 @@ class WidgetAwait(Scenario):
             f"version {slider.version!r}",
             fe,
         )
+        # As a person would: the slider is moved once the cell says it waits (a change sent
+        # while a cell's synchronous part still runs may be handled before its observe()).
+        await fe.wait_for(
+            lambda m: (
+                m.msg_type == "stream" and "waiting for the slider" in m.content.get("text", "")
+            ),
+            what="the cell saying it waits for the slider",
+            timeout=PATIENCE,
+        )
         widgets.set_state(slider.comm_id, {"value": VALUE})
         execution = await fe.collect(cell, timeout=PATIENCE + 30)
         expect(
@@ -60,6 +76,14 @@ class WidgetAwait(Scenario):
             fe,
         )
         expect_ok(execution, "the cell awaiting the slider", fe)
+        expect(
+            "woke only at its deadline" not in execution.stdout,
+            "the cell to wake when the page's update is handled",
+            f"the update was handled (the value arrived) but the cell slept on until its "
+            f"{PATIENCE:g} s deadline woke it: setting the value did not wake the cell's event "
+            f"loop (frontend profile {fe.profile.name})",
+            fe,
+        )
         expect(
             f"the cell received {VALUE}" in execution.stdout,
             f"the cell to print 'the cell received {VALUE}'",

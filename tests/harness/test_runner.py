@@ -213,3 +213,34 @@ def test_conformance_against_ipykernel_completes_and_reports_each_scenario(
     assert set(outcomes.values()) <= {"pass", "fail"}, data
     assert status == (0 if data["ok"] else 1)
     assert "kernel: python3" in capsys.readouterr().out
+
+
+# -- frontend profiles ---------------------------------------------------------------------------
+@pytest.mark.timeout(180)
+def test_conformance_plays_comm_scenarios_under_each_frontend_asked_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_file = tmp_path / "report.json"
+    argv = ["conformance", "--kernel", "cokernel", "-k", "input_while_comms,control_while"]
+    argv += ["--frontend", "jupyterlab", "--frontend", "no-subshells", "--quiet"]
+    status = cli.main([*argv, "--json", str(out_file)])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "frontends: jupyterlab, no-subshells" in out
+    assert "input_while_comms [jupyterlab]   | pass" in out
+    assert "input_while_comms [no-subshells] | pass" in out
+    data = _json(out_file)
+    assert data["frontends"] == ["jupyterlab", "no-subshells"]
+    # A scenario without comms runs once, under no particular profile.
+    assert [(r["scenario"], r["frontend"]) for r in data["results"]] == [
+        ("control_while_blocked", ""),
+        ("input_while_comms", "jupyterlab"),
+        ("input_while_comms", "no-subshells"),
+    ]
+
+
+def test_an_unknown_frontend_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["conformance", "--frontend", "jupyterlab-3"])
+    assert exit_info.value.code == cli.EXIT_USAGE
+    assert "jupyterlab-per-comm" in capsys.readouterr().err

@@ -109,7 +109,13 @@ def test_default_spec_starts_cokernel_with_the_connection_file() -> None:
         "language": "python",
         "interrupt_mode": "message",
         "kernel_protocol_version": "5.5",
-        "metadata": {"concurrent": True, "backend": "asyncio", "host": None, "debugger": True},
+        "metadata": {
+            "concurrent": True,
+            "backend": "asyncio",
+            "host": None,
+            "debugger": True,
+            "supported_encryption": ["curve"],
+        },
         "env": {},
     }
 
@@ -124,6 +130,7 @@ def test_spec_with_other_name_and_options_names_them_in_argv_and_display_name() 
         "backend": "trio",
         "host": "tk",
         "debugger": True,
+        "supported_encryption": ["curve"],
     }
 
 
@@ -145,6 +152,19 @@ def test_spec_argv_options_parse_back_to_the_same_options() -> None:
         log_level="DEBUG",
         kernel_name="roundtrip",
     )
+
+
+def test_capture_fds_and_profile_options_round_trip_through_a_spec() -> None:
+    for options in (
+        KernelOptions(capture_fds=False, profile="work"),
+        KernelOptions(capture_fds=True),
+    ):
+        argv = kernelspec.make_spec("fds", options=options)["argv"]
+        parsed = parse_kernel_args(argv[6:])
+        assert (parsed.capture_fds, parsed.profile) == (options.capture_fds, options.profile)
+    # Unset, they stay unset: "as the kernel's place decides" (cokernel start: on, default).
+    assert parse_kernel_args([]).capture_fds is None
+    assert parse_kernel_args(["--profile", "p"]).profile == "p"
 
 
 def test_explicit_display_name_is_used_verbatim() -> None:
@@ -185,6 +205,7 @@ def test_install_with_backend_trio_puts_the_backend_in_argv(cli: Cli, prefix: Pa
         "backend": "trio",
         "host": None,
         "debugger": True,
+        "supported_encryption": ["curve"],
     }
 
 
@@ -253,6 +274,8 @@ def test_install_with_unknown_option_fails_with_clear_message(cli: Cli, prefix: 
         (["--log-level=LOUD"], "--log-level must be one of"),
         (["--use-uvloop=maybe"], "--use-uvloop expects true or false"),
         (["--timeout"], "--timeout needs a value"),
+        (["--profile=a/b"], "--profile needs an IPython profile name"),
+        (["--capture-fds=sometimes"], "--capture-fds expects true or false"),
         (["stray"], "unexpected argument 'stray'"),
     ],
 )

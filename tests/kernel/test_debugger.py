@@ -151,6 +151,31 @@ async def test_breakpoints_survive_a_rerun_and_kernel_threads_stay_hidden(fe: Fr
 
 
 @pytest.mark.anyio
+async def test_a_breakpoint_in_a_cell_that_starts_with_blank_lines_is_hit(fe: Frontend) -> None:
+    # IPython drops a cell's leading blank lines before compiling it, which would shift every
+    # line of the executed code against the cell file the breakpoints are set in.
+    debugger = DebugClient(fe)
+    await debugger.start()
+    code = "\n\nfirst = 1\nsecond = first + 1\n"
+    cell, stop = await _held(debugger, fe, code, 4)
+    frame = (await debugger.stack(stop["threadId"]))[0]
+    assert (frame["source"]["path"], frame["line"]) == (debugger.cell_path(code), 4)
+    assert "second" not in await debugger.locals(frame["id"])
+    await debugger.continue_(stop["threadId"])
+    assert (await fe.collect(cell)).reply["status"] == "ok"
+    # A cell magic after blank lines still is one while the debugger runs.
+    timed = await fe.run("\n%%time\nx = 1\n")
+    assert timed.reply["status"] == "ok", timed.reply
+    # And errors name the line the cell shows.
+    failed = await fe.run("\n\n1 / 0\n")
+    assert "line 3" in "".join(failed.reply["traceback"])
+    # Once the debugger is gone, cells compile as in IPython (and ipykernel) again.
+    await debugger.stop()
+    failed = await fe.run("\n\n1 / 0 \n")
+    assert "line 1" in "".join(failed.reply["traceback"])
+
+
+@pytest.mark.anyio
 async def test_rich_inspection_copy_to_globals_and_the_variables_view(fe: Frontend) -> None:
     debugger = DebugClient(fe)
     await debugger.start()

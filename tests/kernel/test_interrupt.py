@@ -9,6 +9,7 @@ same kernel must then run the next cell.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import uuid
 from collections.abc import Callable, Iterator
@@ -129,6 +130,53 @@ def test_interrupt_stops_a_cell_waiting_for_input(backend_kernel: BackendKernel,
     INTERRUPTERS[how](backend_kernel.km)
     assert_stopped_with(wire.result(msg_id), "KeyboardInterrupt")
     assert_kernel_runs_cells(wire)
+
+
+PDB_CELLS = {
+    "pdb.set_trace": "import pdb\nx = 1\npdb.set_trace()\nprint('after', x)",
+    "breakpoint-in-a-loop": "for x in range(3):\n    breakpoint()\nprint('after', x)",
+}
+
+
+@pytest.mark.parametrize("how", INTERRUPTERS)
+@pytest.mark.parametrize("cell", PDB_CELLS)
+def test_interrupt_at_a_pdb_prompt_ends_the_cell_and_queued_cells_run(
+    backend_kernel: BackendKernel, how: str, cell: str
+) -> None:
+    wire = Wire(backend_kernel.kc)
+    msg_id = wire.execute(PDB_CELLS[cell], allow_stdin=True)
+    queued = wire.execute("print('queued ran')")
+    prompt = wire.input_request(msg_id)  # the cell waits at the debugger's prompt
+    INTERRUPTERS[how](backend_kernel.km)
+
+    result = wire.result(msg_id)
+    assert_stopped_with(result, "KeyboardInterrupt")
+    assert not re.search(r"^after \d", result.stdout, re.MULTILINE), "the cell ran on"
+    # Ended by an interrupt like any cell: what was queued behind it is answered (aborted, as
+    # stop_on_error asks), and the kernel runs the next cells.
+    assert wire.result(queued).status == "aborted"
+    prompts = wire.find(lambda r: r.channel == "stdin" and r.parent_id == msg_id)
+    assert [p.seq for p in prompts] == [prompt.seq], "the debugger asked again after the interrupt"
+    assert_kernel_runs_cells(wire)
+
+
+def test_pdb_in_a_cell_steps_and_continues(wire: Wire) -> None:
+    msg_id = wire.execute(PDB_CELLS["pdb.set_trace"], allow_stdin=True)
+    first = wire.input_request(msg_id)
+    wire.answer_input(first.msg, "p x + 41")
+    second = wire.wait_for(
+        lambda r: r.channel == "stdin" and r.parent_id == msg_id, after=first.seq, what="a prompt"
+    )
+    wire.answer_input(second.msg, "c")
+
+    result = wire.result(msg_id)
+    assert result.status == "ok", result.content
+    assert "42\n" in result.stdout
+    assert result.stdout.endswith("after 1\n")
+    # pdb's "continue" left the kernel's SIGINT handling alone: interrupts still end cells.
+    sleeper = start_cell(wire, "import time\ntime.sleep(100)")
+    wire.send("interrupt_request", channel="control")
+    assert_stopped_with(wire.result(sleeper), "KeyboardInterrupt")
 
 
 def test_interrupt_request_is_answered_on_control(wire: Wire) -> None:

@@ -224,3 +224,44 @@ def test_a_result_carries_its_own_cells_count_while_a_subshell_takes_the_next() 
         assert [m.content["execution_count"] for m in inputs] == [count]
 
     with_kernel(body)
+
+
+EXHAUST_FDS = """
+import os, resource
+_soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 16, _hard))
+_held = []
+try:
+    while True:
+        _held.append(os.open(os.devnull, os.O_RDONLY))
+except OSError as e:
+    print(e.strerror)
+"""
+
+RELEASE_FDS = """
+for fd in _held:
+    os.close(fd)
+resource.setrlimit(resource.RLIMIT_NOFILE, (_soft, _hard))
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_subshell_that_cannot_start_is_answered_with_the_cause() -> None:
+    # Real exhaustion: a cell uses up the kernel's file descriptors, so a new subshell's event
+    # loop cannot open its selector. The reply names the OSError itself (the old behaviour
+    # waited 10 s for a thread that had already died, then said "did not start").
+    async def body(fe: Frontend) -> None:
+        assert (await fe.run(EXHAUST_FDS)).stdout == "Too many open files\n"
+        try:
+            reply = await fe.request("control", "create_subshell_request")
+        finally:
+            await fe.run(RELEASE_FDS)
+        assert reply["status"] == "error", reply
+        assert reply["ename"] == "OSError", reply
+        assert "Too many open files" in reply["evalue"], reply
+        listed = await fe.request("control", "list_subshell_request")
+        assert listed["subshell_id"] == []
+        sub = await create(fe)  # with descriptors back, subshells start again
+        assert (await fe.run("1 + 1", subshell_id=sub)).result == {"text/plain": "2"}
+
+    with_kernel(body)

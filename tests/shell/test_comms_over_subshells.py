@@ -178,3 +178,21 @@ def test_a_widget_a_subshell_cell_made_lives_on_that_subshell(wire: Wire) -> Non
     )
     wire.status(move(wire, comm_id, 2, None), "idle")  # sent on the main shell
     assert text(wire, "threads") == f"[{home}]"
+
+
+def test_a_close_sent_on_a_subshell_deleted_before_it_arrives_still_closes_the_comm(
+    wire: Wire,
+) -> None:
+    # JupyterLab closes a comm on the comm's subshell and deletes that subshell at once; the
+    # deletion (control) may be served before the close (shell) arrives.
+    subshell = make_subshell(wire)
+    made = wire.execute("import ipywidgets as w\ncloser = w.IntSlider()\ncloser")
+    comm_id = slider_of(wire, made)
+    assert wire.result(made).status == "ok"
+    deleted = wire.reply(
+        wire.send("delete_subshell_request", {"subshell_id": subshell}, channel="control")
+    )
+    assert deleted.msg["content"]["status"] == "ok"
+    closed = wire.send("comm_close", {"comm_id": comm_id, "data": {}}, subshell_id=subshell)
+    wire.status(closed, "idle")
+    assert text(wire, f"{comm_id!r} in get_ipython().kernel.comm_manager.comms") == "False"

@@ -19,7 +19,16 @@ _TOOLKITS: dict[str, str | None] = {
     "agg": None,
     "none": None,
     "": None,
+    # Web backends: the browser draws, over a comm (nbagg, ipympl's widget) or matplotlib's
+    # own web server (webagg); no GUI event loop is involved.
+    "nbagg": None,
+    "notebook": None,
+    "webagg": None,
+    "widget": None,
+    "ipympl": None,
 }
+# Loops that are async libraries, not GUI toolkits: the kernel's backend runs one of them.
+_ASYNC_LOOPS = ("asyncio", "trio")
 # Toolkits IPython knows that no cokernel host runs.
 _UNSUPPORTED = ("wx", "gtk", "gtk3", "gtk4", "osx", "macosx", "glut", "pyglet")
 
@@ -35,13 +44,24 @@ def _install_hint(toolkit: str) -> str:
     )
 
 
-def check_gui(gui: str | None, host: str | None) -> None:
+def check_gui(gui: str | None, host: str | None, backend: str | None = None) -> None:
     """Return if toolkit ``gui`` can run in a kernel hosted by ``host`` (None: no host).
 
-    ``None``, "inline" and "agg" need no loop and always pass; the host's own toolkit passes
-    (its loop already runs). Anything else raises :class:`GuiUnavailable` with the way out.
+    ``None``, "inline", "agg" and the web backends (nbagg, webagg, ipympl) need no loop and
+    always pass; the host's own toolkit passes (its loop already runs); "asyncio" passes on a
+    kernel whose ``backend`` is asyncio (that loop always runs). Anything else raises
+    :class:`GuiUnavailable` with the way out.
     """
     name = (gui or "").strip().lower()
+    if name in _ASYNC_LOOPS:
+        if backend is None or name == backend:
+            return  # the kernel's own loop: it runs already, whatever hosts it
+        raise GuiUnavailable(
+            f"%gui {gui}: this kernel runs the {backend} backend, and one thread runs one "
+            f"async loop. Run {name} code inside a cell with {name}.run(...) (cokernel runs "
+            f"it on a worker thread), use anyio (it runs on both), or use a kernel with the "
+            f"{name} backend: `cokernel install --name cokernel-{name} --backend {name}`"
+        )
     if name in _TOOLKITS:
         needed = _TOOLKITS[name]
         if needed is None or needed == host:
@@ -59,4 +79,7 @@ def check_gui(gui: str | None, host: str | None) -> None:
         raise GuiUnavailable(
             f"cokernel hosts the tk and qt event loops only; %gui {gui} is not supported"
         )
-    raise GuiUnavailable(f"unknown GUI toolkit {gui!r}: cokernel hosts tk and qt")
+    raise GuiUnavailable(
+        f"unknown GUI toolkit {gui!r}: cokernel hosts tk and qt (and needs no loop for inline, "
+        "nbagg, webagg and ipympl)"
+    )

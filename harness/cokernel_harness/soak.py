@@ -1,0 +1,501 @@
+"""``cokernel-harness soak``: sustained load, then an account of every message and of the process.
+
+Against a new kernel of any kernelspec, in turn:
+
+1. ``--executes`` execute requests sent at once (pipelined), each answered by one reply;
+2. ``--comms`` comm messages sent at once to an echo comm, each echoed on iopub;
+3. ``--churn`` subshells created, used once and deleted (if the kernel has subshells);
+
+while two iopub subscribers listen: a fast one, and a slow one that takes at most
+``--slow-batch`` messages every ``--slow-delay`` seconds and catches up once the load is over.
+The report counts lost, duplicated and out-of-order replies and echoes, compares the slow
+reader's messages with the fast one's, and gives the kernel's RSS (idle, peak, final), open fds
+and threads before and after. Every wait is bounded by ``--timeout``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+import zmq
+from jupyter_client.session import Session
+
+from cokernel_harness.rawkernel import KernelGone, ProcessStats, RawKernel
+
+ECHO_TARGET = "cokernel_harness.soak.echo"
+REGISTER_ECHO = f"""
+import comm as _soak_comm
+
+def _soak_target(c, msg):
+    @c.on_msg
+    def _echo(m):
+        c.send(m["content"]["data"])
+
+_soak_comm.get_comm_manager().register_target({ECHO_TARGET!r}, _soak_target)
+"""
+
+
+@dataclass
+class Account:
+    """What became of a numbered series of messages."""
+
+    sent: int = 0
+    received: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    out_of_order: int = 0
+    errors: int = 0
+
+    @classmethod
+    def of(cls, sent: int, arrivals: list[int], errors: int = 0) -> Account:
+        seen: set[int] = set()
+        duplicated = out_of_order = 0
+        last = -1
+        for n in arrivals:
+            if n in seen:
+                duplicated += 1
+                continue
+            seen.add(n)
+            if n < last:
+                out_of_order += 1
+            last = max(last, n)
+        lost = sum(1 for n in range(sent) if n not in seen)
+        return cls(sent, len(arrivals), lost, duplicated, out_of_order, errors)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.lost or self.duplicated or self.out_of_order or self.errors)
+
+    def text(self) -> str:
+        return (
+            f"{self.received}/{self.sent} received, lost {self.lost}, duplicated "
+            f"{self.duplicated}, out of order {self.out_of_order}, errors {self.errors}"
+        )
+
+
+@dataclass
+class SoakReport:
+    kernel: str
+    executes: Account = field(default_factory=Account)
+    comms: Account = field(default_factory=Account)
+    churn: Account = field(default_factory=Account)
+    churn_skipped: str | None = None
+    iopub_fast: int = 0
+    iopub_slow: int = 0
+    slow_matches_fast: bool = False
+    idle: ProcessStats | None = None
+    peak_rss_mib: float = 0.0
+    final: ProcessStats | None = None
+    seconds: float = 0.0
+    failure: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.failure is None
+            and self.executes.ok
+            and self.comms.ok
+            and self.churn.ok
+            and self.slow_matches_fast
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        def account(a: Account) -> dict[str, int]:
+            return {k: getattr(a, k) for k in Account.__dataclass_fields__}
+
+        return {
+            "kernel": self.kernel,
+            "executes": account(self.executes),
+            "comms": account(self.comms),
+            "churn": account(self.churn),
+            "churn_skipped": self.churn_skipped,
+            "iopub_fast": self.iopub_fast,
+            "iopub_slow": self.iopub_slow,
+            "slow_matches_fast": self.slow_matches_fast,
+            "idle": self.idle.to_json() if self.idle else None,
+            "peak_rss_mib": round(self.peak_rss_mib, 1),
+            "final": self.final.to_json() if self.final else None,
+            "seconds": round(self.seconds, 1),
+            "failure": self.failure,
+            "ok": self.ok,
+        }
+
+    def text(self) -> str:
+        lines = [f"soak {self.kernel} ({self.seconds:.1f} s)"]
+        lines.append(f"  executes: {self.executes.text()}")
+        lines.append(f"  comm echoes: {self.comms.text()}")
+        churn = self.churn_skipped or self.churn.text()
+        lines.append(f"  subshell churn: {churn}")
+        same = "same messages, same order" if self.slow_matches_fast else "DIFFERENT"
+        lines.append(
+            f"  iopub: fast reader {self.iopub_fast} msgs, slow reader {self.iopub_slow} ({same})"
+        )
+        if self.idle and self.final:
+            lines.append(
+                f"  RSS idle {self.idle.rss_mib:.1f} MiB, peak {self.peak_rss_mib:.1f}, final "
+                f"{self.final.rss_mib:.1f}; fds {self.idle.fds} -> {self.final.fds}; "
+                f"threads {self.idle.threads} -> {self.final.threads}"
+            )
+        if self.failure:
+            lines.append(f"  FAILURE: {self.failure}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Record:
+    """What the soak keeps of one received message (not the message: 100,000s arrive)."""
+
+    channel: str
+    msg_type: str
+    parent: str | None
+    msg_id: str
+    detail: Any  # comm_msg: (comm_id, n); status: execution_state; a reply: its status
+
+
+class _SlowReader(threading.Thread):
+    """Reads iopub slowly while ``fast`` is set, then as fast as it can; keeps msg_ids."""
+
+    def __init__(self, kernel: RawKernel, batch: int, delay: float) -> None:
+        super().__init__(name="soak-slow-iopub", daemon=True)
+        self.sock = kernel.subscriber()
+        # A session of its own: a session refuses a signature it has seen (replay guard), and
+        # the fast reader sees the same messages.
+        self.session = Session(
+            key=kernel.session.key, signature_scheme=kernel.session.signature_scheme
+        )
+        self.batch, self.delay = batch, delay
+        self.ids: list[str] = []
+        self.catch_up = threading.Event()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            if not self.catch_up.is_set():
+                time.sleep(self.delay)  # the point: a reader that falls behind
+            for _ in range(self.batch if not self.catch_up.is_set() else 1000):
+                if not self.sock.poll(10):
+                    break
+                _, parts = self.session.feed_identities(self.sock.recv_multipart())
+                msg = self.session.deserialize(parts, content=False)
+                self.ids.append(str(msg["header"]["msg_id"]))
+
+
+class _Sampler(threading.Thread):
+    def __init__(self, pid: int, interval: float = 0.02) -> None:
+        super().__init__(name="soak-rss", daemon=True)
+        self.process = psutil.Process(pid)
+        self.interval = interval
+        self.peak = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(self.interval):
+            try:
+                self.peak = max(self.peak, self.process.memory_info().rss)
+            except psutil.Error:
+                return
+
+
+class _Soak:
+    def __init__(self, kernel: RawKernel, timeout: float) -> None:
+        self.kernel = kernel
+        self.timeout = timeout
+        self.iopub = kernel.subscriber()
+        self.iopub_ids: list[str] = []
+        self.log: list[Record] = []
+
+    def deadline(self) -> float:
+        return time.monotonic() + self.timeout
+
+    def pump(self, deadline: float, want: Any) -> None:
+        """Read shell, control and iopub until ``want()`` is true or the deadline passes."""
+        while not want():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                if not self.kernel.alive():
+                    raise KernelGone("the kernel process exited")
+                raise TimeoutError("the kernel did not answer everything in time")
+            self.read(min(left, 1.0))
+
+    def read(self, wait: float) -> int:
+        """Read what arrives on shell, control and iopub within ``wait`` s; returns how much."""
+        socks = {self.kernel.sockets["shell"]: "shell", self.kernel.sockets["control"]: "control"}
+        poller = zmq.Poller()
+        for sock in (*socks, self.iopub):
+            poller.register(sock, zmq.POLLIN)
+        count = 0
+        for sock, _ in poller.poll(int(wait * 1000) + 1):
+            for _ in range(1000):
+                try:
+                    frames = sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                _, parts = self.kernel.session.feed_identities(frames)
+                msg = self.kernel.session.deserialize(parts)
+                self.on_message(socks.get(sock, "iopub"), msg)
+                count += 1
+        return count
+
+    def send_paced(self, msg_type: str, content: dict[str, Any]) -> str:
+        """Send on shell; while the kernel takes no more (its queues are full: backpressure),
+        read what it sends. Only a kernel that neither takes nor sends for the whole
+        ``timeout`` counts as gone."""
+        session = self.kernel.session
+        msg = session.msg(msg_type, content)
+        frames = session.serialize(msg)
+        sock = self.kernel.sockets["shell"]
+        deadline = self.deadline()
+        while True:
+            try:
+                sock.send_multipart(frames, zmq.NOBLOCK)
+                return str(msg["header"]["msg_id"])
+            except zmq.Again:
+                if self.read(0.1):
+                    deadline = self.deadline()  # working through its backlog
+                elif time.monotonic() > deadline:
+                    raise KernelGone(
+                        f"the kernel neither took nor sent a message for {self.timeout:g} s"
+                    ) from None
+
+    def on_message(self, channel: str, msg: dict[str, Any]) -> None:
+        msg_id = str(msg["header"]["msg_id"])
+        if channel == "iopub":
+            self.iopub_ids.append(msg_id)
+        content = msg["content"]
+        msg_type = msg["msg_type"]
+        detail: Any = None
+        if msg_type == "comm_msg":
+            data = content.get("data")
+            detail = (content.get("comm_id"), data.get("n") if isinstance(data, dict) else None)
+        elif msg_type == "status":
+            detail = content.get("execution_state")
+        elif msg_type.endswith("_reply"):
+            detail = content.get("status")
+        parent = msg["parent_header"].get("msg_id")
+        self.log.append(Record(channel, msg_type, parent, msg_id, detail))
+
+    def until_subscribed(self, slow: _SlowReader) -> None:
+        """Poke with kernel_info until both subscribers see iopub traffic (slow joiners)."""
+        deadline = self.deadline()
+        while True:
+            poke = self.kernel.send("shell", "kernel_info_request")
+            start = len(self.log)
+
+            def got(start: int = start, poke: str = poke) -> bool:
+                return any(r.channel == "iopub" and r.parent == poke for r in self.log[start:])
+
+            try:
+                self.pump(min(deadline, time.monotonic() + 0.5), got)
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
+                continue
+            if slow.ids:
+                return
+
+    def replies(self, channel: str, msg_type: str) -> list[Record]:
+        return [r for r in self.log if r.channel == channel and r.msg_type == msg_type]
+
+
+def soak(
+    kernel_name: str,
+    *,
+    executes: int = 1000,
+    comms: int = 10000,
+    churn: int = 20,
+    slow_batch: int = 50,
+    slow_delay: float = 0.01,
+    timeout: float = 600.0,
+    progress: Any = None,
+) -> SoakReport:
+    """Run the soak against a new kernel of ``kernel_name``; see the module docstring."""
+
+    def say(text: str) -> None:
+        if progress is not None:
+            print(f"  [{kernel_name}] {text}", file=progress, flush=True)
+
+    report = SoakReport(kernel_name)
+    started = time.monotonic()
+    kernel = RawKernel(kernel_name)
+    slow = _SlowReader(kernel, slow_batch, slow_delay)
+    sampler: _Sampler | None = None
+    try:
+        run = _Soak(kernel, timeout)
+        slow.start()
+        run.until_subscribed(slow)
+        setup = kernel.send("shell", "execute_request", _execute(REGISTER_ECHO))
+        run.pump(run.deadline(), lambda: _has_reply(run, "shell", setup))
+        comm_id = "soak-echo"
+        kernel.send(
+            "shell", "comm_open", {"comm_id": comm_id, "target_name": ECHO_TARGET, "data": {}}
+        )
+        probe = kernel.send("shell", "kernel_info_request")
+        run.pump(run.deadline(), lambda: _has_reply(run, "shell", probe))
+        report.idle = kernel.stats()
+        sampler = _Sampler(kernel.pid)
+        sampler.start()
+
+        say(f"{executes} pipelined executes")
+        ids = []
+        for i in range(executes):
+            ids.append(run.send_paced("execute_request", _execute(f"_soak = {i}")))
+        index = {msg_id: i for i, msg_id in enumerate(ids)}
+        run.pump(run.deadline(), lambda: _has_reply(run, "shell", ids[-1]) if ids else True)
+        arrivals, errors = [], 0
+        for reply in run.replies("shell", "execute_reply"):
+            n = index.get(reply.parent or "")
+            if n is not None:
+                arrivals.append(n)
+                errors += reply.detail != "ok"
+        report.executes = Account.of(executes, arrivals, errors)
+
+        say(f"{comms} comm echoes")
+        mark = len(run.log)
+        for i in range(comms):
+            run.send_paced("comm_msg", {"comm_id": comm_id, "data": {"n": i}})
+        last = comms - 1
+
+        def echoes() -> list[int]:
+            return [
+                int(r.detail[1])
+                for r in run.log[mark:]
+                if r.channel == "iopub"
+                and r.msg_type == "comm_msg"
+                and r.detail[0] == comm_id
+                and isinstance(r.detail[1], int)
+            ]
+
+        def all_echoed() -> bool:
+            return comms == 0 or any(
+                r.msg_type == "comm_msg" and r.detail == (comm_id, last) for r in run.log[-2000:]
+            )
+
+        try:
+            run.pump(run.deadline(), all_echoed)
+        except TimeoutError:
+            pass  # counted as lost below
+        report.comms = Account.of(comms, echoes())
+
+        features = kernel.kernel_info.get("supported_features") or []
+        if "kernel subshells" not in features:
+            report.churn_skipped = "skipped (the kernel has no subshells)"
+        else:
+            say(f"{churn} subshells created, used and deleted")
+            done, failed = [], 0
+            for i in range(churn):
+                created = kernel.request("control", "create_subshell_request", timeout=timeout)
+                sub = created.get("subshell_id")
+                if created.get("status") != "ok" or not isinstance(sub, str):
+                    failed += 1
+                    continue
+                msg_id = kernel.send("shell", "execute_request", _execute("1"), subshell_id=sub)
+                run.pump(run.deadline(), lambda msg_id=msg_id: _has_reply(run, "shell", msg_id))
+                deleted = kernel.request(
+                    "control", "delete_subshell_request", {"subshell_id": sub}, timeout=timeout
+                )
+                failed += deleted.get("status") != "ok"
+                done.append(i)
+            report.churn = Account.of(churn, done, failed)
+
+        # The end of the load: a last request whose idle both readers must see.
+        final = kernel.send("shell", "kernel_info_request")
+        run.pump(run.deadline(), lambda: _has_idle(run, final))
+        sampler.stop.set()
+        sampler.join()
+        report.peak_rss_mib = sampler.peak / 2**20
+        slow.catch_up.set()
+        final_idle = next(
+            r.msg_id for r in reversed(run.log) if r.channel == "iopub" and r.parent == final
+        )
+        deadline = run.deadline()
+        while final_idle not in slow.ids[-50:] and time.monotonic() < deadline:
+            slow.stop.wait(0.05)  # the slow reader is catching up on its own thread
+        slow.stop.set()
+        slow.join()
+        # After the slow reader's catch-up: the kernel has had a pause to give memory back.
+        report.final = kernel.stats()
+        report.iopub_fast = len(run.iopub_ids)
+        report.iopub_slow = len(slow.ids)
+        # Each subscriber may miss what was published before its subscription took effect:
+        # compare from the first message both have.
+        slow_set = set(slow.ids)
+        first = next((m for m in run.iopub_ids if m in slow_set), None)
+        if first is not None:
+            fast_tail = run.iopub_ids[run.iopub_ids.index(first) :]
+            report.slow_matches_fast = slow.ids[slow.ids.index(first) :] == fast_tail
+    except (KernelGone, TimeoutError) as e:
+        report.failure = f"{type(e).__name__}: {e}"
+    finally:
+        slow.stop.set()
+        if slow.is_alive():
+            slow.join(5)
+        if sampler is not None:
+            sampler.stop.set()
+        kernel.close()
+        report.seconds = time.monotonic() - started
+    return report
+
+
+def _execute(code: str) -> dict[str, Any]:
+    return {
+        "code": code,
+        "silent": False,
+        "store_history": False,
+        "user_expressions": {},
+        "allow_stdin": False,
+        "stop_on_error": False,
+    }
+
+
+def _has_reply(run: _Soak, channel: str, msg_id: str) -> bool:
+    return any(r.channel == channel and r.parent == msg_id for r in run.log[-5000:])
+
+
+def _has_idle(run: _Soak, msg_id: str) -> bool:
+    return any(
+        r.msg_type == "status" and r.detail == "idle" and r.parent == msg_id
+        for r in run.log[-5000:]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="cokernel-harness soak",
+        description="Pipelined load on a kernel; an account of every message and of the process.",
+    )
+    parser.add_argument("--kernel", action="append", metavar="NAME", help="kernelspec (repeat)")
+    parser.add_argument("--executes", type=int, default=1000, help="pipelined execute requests")
+    parser.add_argument("--comms", type=int, default=10000, help="comm messages to echo")
+    parser.add_argument("--churn", type=int, default=20, help="subshells created and deleted")
+    parser.add_argument("--slow-batch", type=int, default=50, help="slow reader: msgs per wake")
+    parser.add_argument("--slow-delay", type=float, default=0.01, help="slow reader: sleep (s)")
+    parser.add_argument("--timeout", type=float, default=600.0, help="bound of every wait (s)")
+    parser.add_argument("--json", metavar="FILE", help="also write the reports as JSON")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    args = parser.parse_args(argv)
+    reports = []
+    for name in args.kernel or ["cokernel"]:
+        report = soak(
+            name,
+            executes=args.executes,
+            comms=args.comms,
+            churn=args.churn,
+            slow_batch=args.slow_batch,
+            slow_delay=args.slow_delay,
+            timeout=args.timeout,
+            progress=None if args.quiet else sys.stderr,
+        )
+        print(report.text())
+        reports.append(report)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([r.to_json() for r in reports], f, indent=2)
+    return 0 if all(r.ok for r in reports) else 1

@@ -1,0 +1,82 @@
+"""Work done once the kernel is up, off its loops, so that first uses do not pay for it.
+
+The first completion of a session costs far more than the next ones: it imports jedi and parso,
+has parso build its grammar tables for this Python, and parses the builtins' type stubs. None
+of that depends on the user's namespace, so :func:`start` does it on a daemon thread, which the
+kernel starts when its first execute_request has been served: not during start-up (the first
+reply and the first cell are not slowed), and not before the session is used (jedi and the
+stubs it reads take about 30 MB, which a kernel nobody types into need not hold). A complete_request that comes in meanwhile waits on the import lock
+for the part under way instead of doing it again. Nothing here touches IPython's completer
+object, which belongs to the requests. The modules IPython's traceback formatter imports on the
+first error are imported first, so a first interrupt's reply does not wait for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from importlib.util import find_spec
+from typing import Any
+
+log = logging.getLogger("cokernel")
+
+__all__ = ["TRACEBACK_MODULES", "start", "warm_completion", "warm_tracebacks"]
+
+
+def _jedi() -> Any:
+    import importlib
+
+    try:  # IPython imports and configures jedi there (case sensitivity, parso's logging)
+        from IPython.core.completer import _get_jedi
+    except ImportError:
+        return importlib.import_module("jedi")
+    return _get_jedi()
+
+
+def warm_completion() -> None:
+    """Import jedi and complete one builtin name through it, as a completion would."""
+    if find_spec("jedi") is None:
+        return
+    jedi = _jedi()
+    for completion in jedi.Interpreter("int.bit_l", [{}]).complete():
+        completion.type  # noqa: B018 - resolving the type loads what signatures need
+        completion.get_signatures()
+
+
+#: What IPython's traceback formatter imports the first time a cell fails or is interrupted
+#: (a first interrupt's reply waited about 200 ms for them on a loaded machine).
+TRACEBACK_MODULES = (
+    "stack_data",
+    "executing",
+    "pure_eval",
+    "asttokens",
+    "pygments.formatters.terminal256",
+    "pygments.styles",
+    "pydoc",
+)
+
+
+def warm_tracebacks() -> None:
+    """Import the modules of the first traceback (imports only: the formatter objects
+    belong to the cells)."""
+    import importlib
+
+    for name in TRACEBACK_MODULES:
+        if find_spec(name.partition(".")[0]) is not None:
+            importlib.import_module(name)
+
+
+def start(*, completion: bool = True) -> threading.Thread:
+    """Warm up on a daemon thread; returns the thread (nothing waits for it)."""
+
+    def run() -> None:
+        try:
+            warm_tracebacks()
+            if completion:
+                warm_completion()
+        except Exception:  # a warm-up is an optimisation: never a failure of the kernel
+            log.debug("warm-up failed", exc_info=True)
+
+    thread = threading.Thread(target=run, name="cokernel-warmup", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,128 @@
+"""Start-up. The prelude: a starting kernel answers kernel_info before IPython is even imported, and keeps
+every other request, in order, for the kernel (cokernel.prelude).
+
+The kernel process gets a ``sitecustomize`` that holds the first import of IPython until the
+test opens a gate (a FIFO the hook reads from, so nothing polls). While it is held, nothing of the
+shell exists: a kernel_info_reply that arrives then came from the prelude.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_client.manager import KernelManager
+
+from helpers import KERNEL_NAME, STARTUP_TIMEOUT, Wire
+
+_HOOK = """\
+import sys
+
+class _HoldIPython:
+    def find_spec(self, name, path=None, target=None):
+        if name == "IPython":
+            sys.meta_path.remove(self)
+            with open({gate!r}) as gate:  # blocks until the test opens the other end
+                gate.read()
+        return None
+
+sys.meta_path.insert(0, _HoldIPython())
+"""
+
+
+class Gate:
+    """The FIFO the kernel's import hook waits on."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        os.mkfifo(path)
+        self.opened = False
+
+    def open(self) -> None:
+        if not self.opened:
+            self.opened = True
+            # Opening for writing blocks until the reader is there: do it on a thread, so a
+            # kernel that never reaches the hook cannot hang the test.
+            threading.Thread(target=self._release, daemon=True).start()
+
+    def _release(self) -> None:
+        with open(self.path, "w") as f:
+            f.write("go")
+
+
+@pytest.fixture
+def held_kernel(
+    tmp_path: Path, isolated_env: Path
+) -> Iterator[tuple[KernelManager, BlockingKernelClient, Gate]]:
+    gate = Gate(tmp_path / "gate")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(_HOOK.format(gate=str(gate.path)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
+    km = KernelManager(kernel_name=KERNEL_NAME)
+    km.start_kernel(env=env)
+    kc = km.client()
+    kc.start_channels()
+    try:
+        yield km, kc, gate
+    finally:
+        gate.open()
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+@pytest.mark.timeout(120)
+def test_kernel_info_is_answered_while_the_kernel_is_still_importing_and_requests_wait(
+    held_kernel: tuple[KernelManager, BlockingKernelClient, Gate],
+) -> None:
+    _, kc, gate = held_kernel
+    wire = Wire(kc)
+
+    first = wire.send("kernel_info_request")
+    early = wire.reply(first, timeout=STARTUP_TIMEOUT).msg["content"]  # IPython is held here
+    assert early["implementation"] == "cokernel"
+    # The kernel greets each iopub subscriber: after that, no output of the cells is missed.
+    wire.wait_for(lambda r: r.msg_type == "iopub_welcome", timeout=STARTUP_TIMEOUT)
+
+    # Sent while the kernel cannot run anything yet: kept, then run in order.
+    assign = wire.execute("x = 41")
+    on_control = wire.send("kernel_info_request", channel="control")
+    read = wire.execute("x + 1")
+    again = wire.send("kernel_info_request")
+    gate.open()
+
+    assert wire.reply(assign, timeout=STARTUP_TIMEOUT).msg["content"]["status"] == "ok"
+    result = wire.result(read).of_type("execute_result")
+    assert result[0]["content"]["data"]["text/plain"] == "42"
+    # The prelude's reply is the one the kernel itself gives.
+    assert wire.reply(again).msg["content"] == early
+    assert wire.reply(on_control).msg["content"] == early
+    executed = [r.parent_id for r in wire.log if r.msg_type == "execute_reply"]
+    assert executed == [assign, read]
+
+
+_WARMED = """\
+import sys, threading
+for t in threading.enumerate():
+    if t.name == "cokernel-warmup":
+        t.join(60)
+import parso.grammar
+print("jedi" in sys.modules, bool(parso.grammar._loaded_grammars), "stack_data" in sys.modules)
+"""
+
+
+@pytest.mark.timeout(120)
+def test_jedi_is_warmed_up_after_start_without_a_completion(
+    fresh_kernel: tuple[KernelManager, BlockingKernelClient],
+) -> None:
+    # cokernel.warmup: once a first cell has run, jedi is imported and parso's grammar built
+    # before any complete_request, and the first traceback's modules are imported.
+    wire = Wire(fresh_kernel[1])
+    first = "import sys\nprint('jedi' in sys.modules, 'stack_data' in sys.modules)"
+    assert wire.run(first).stdout == "False False\n"
+    assert wire.run(_WARMED).stdout == "True True True\n"
