@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
+import anyio
+import anyio.to_thread
 import pytest
 
+from cokernel_harness import cli
 from cokernel_harness.frontend import Frontend
 from cokernel_harness.profiles import JUPYTERLAB, NO_SUBSHELLS, PROFILES
 from cokernel_harness.runner import Connect, Outcome, run_conformance
@@ -165,3 +169,27 @@ async def test_v1_protocol_against_a_plain_server(plain_server: Server) -> None:
     )
     assert report.ok, report.details()
     assert all(r.outcome is Outcome.passed for r in report.results), report.details()
+
+
+@pytest.mark.timeout(300)
+async def test_the_conformance_cli_through_the_chain_with_a_frontend_profile(
+    chain: Chain, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``cokernel-harness conformance --server --token --frontend``: both options at once."""
+    out_file = tmp_path / "report.json"
+    argv = ["conformance", "--server", chain.server.url, "--token", chain.server.token]
+    argv += ["--kernel", "cokernel", "-k", "widget_while_blocked,interrupt_sleep,many_clients"]
+    argv += ["--frontend", "jupyterlab", "--quiet", "--json", str(out_file)]
+    # cli.main runs its own event loop: on a worker thread, beside this test's.
+    status = await anyio.to_thread.run_sync(cli.main, argv)
+    out = capsys.readouterr().out
+    assert status == cli.EXIT_OK, out
+    assert "frontends: jupyterlab" in out
+    data = json.loads(out_file.read_text())
+    assert data["frontends"] == ["jupyterlab"]
+    assert [(r["scenario"], r["frontend"], r["outcome"]) for r in data["results"]] == [
+        ("widget_while_blocked", "jupyterlab", "pass"),
+        ("interrupt_sleep", "", "pass"),
+        # Attaching a second client needs the kernel's connection file: not through a server.
+        ("many_clients", "", "unsupported"),
+    ]
