@@ -5,6 +5,8 @@ every tool in it runs against any installed kernelspec, cokernel or not:
 
 - :mod:`cokernel_harness.frontend` and :mod:`cokernel_harness.transport`: an async simulated
   frontend over ZMQ, which scenarios and conformance checks drive;
+- :mod:`cokernel_harness.websocket`: the same frontend reaching a kernel behind a Jupyter Server
+  or a kernel gateway (REST plus one websocket; ``cokernel-harness conformance --server URL``);
 - :mod:`cokernel_harness.widgets`: the page's side of the ipywidgets comm protocol;
 - :mod:`cokernel_harness.runner` and :mod:`cokernel_harness.cli`: ``cokernel-harness
   conformance|scenarios|bench``, the scenario library (``cokernel_scenarios``) and the

@@ -95,6 +95,10 @@ class Transport(abc.ABC):
     async def signal_interrupt(self) -> None:
         """Interrupt the kernel with SIGINT (for kernels whose interrupt_mode is "signal")."""
 
+    async def interrupt(self) -> None:
+        """Interrupt out of band, as this transport can (SIGINT here; a server over REST)."""
+        await self.signal_interrupt()
+
     @abc.abstractmethod
     async def restart(self) -> None:
         """Restart the kernel process (or what stands for it) and reconnect."""

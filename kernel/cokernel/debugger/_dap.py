@@ -26,9 +26,9 @@ _KERNEL_THREADS = (
     "cokernel-stream-flusher",
     "cokernel-fd-reader",
     "cokernel-history",
-    "cokernel-warmup",
     "cokernel-parent-watch",
     "cokernel-exit",
+    "cokernel-warmup",  # cokernel.shell._warmup: jedi and the first traceback's imports
     "cokernel-debugger",
     "IPythonHistorySavingThread",
 )

@@ -30,6 +30,7 @@ from cokernel.kernel._execute import error_content, execute_request
 from cokernel.kernel._host import Handler, HandlerTable, KernelHost, Reply
 from cokernel.kernel._prelude import kernel_info_content
 from cokernel.protocol._messages import MsgType
+from cokernel.shell._warmup import JEDI_LOCK
 
 if TYPE_CHECKING:
     from cokernel.protocol._request import Request
@@ -84,8 +85,10 @@ def complete_request(kernel: KernelHost, request: Request) -> Content:
     cursor_pos = request.content.get("cursor_pos")
     cursor = len(code) if not isinstance(cursor_pos, int) else max(0, min(cursor_pos, len(code)))
     # No provisionalcompleter() here: its catch_warnings() races with other threads' (the
-    # kernel ignores ProvisionalCompleterWarning once, at start).
-    completions = list(rectify_completions(code, shell.Completer.completions(code, cursor)))
+    # kernel ignores ProvisionalCompleterWarning once, at start). jedi is not thread-safe:
+    # completions (on any subshell) and the warm-up take turns (see cokernel.shell._warmup).
+    with JEDI_LOCK:
+        completions = list(rectify_completions(code, shell.Completer.completions(code, cursor)))
     if completions:
         start, end = completions[0].start, completions[0].end
     else:
