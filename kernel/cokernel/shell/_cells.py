@@ -286,6 +286,18 @@ class CellRun:
             call(scope.cancel)
 
 
+def _knock_again(cell: CellRun, delay: float = 0.01) -> None:
+    def knock() -> None:
+        # Stepping again: signal again. Suspended at an await by now (the step the signal
+        # hit has ended): cancel, or the interrupt would be lost while the cell waits.
+        if not cell.done.is_set():
+            cell.stop(cell.stop_reason or "interrupt")
+
+    timer = threading.Timer(delay, knock)
+    timer.daemon = True
+    timer.start()
+
+
 current_cell: contextvars.ContextVar[CellRun | None] = contextvars.ContextVar(
     "cokernel_current_cell", default=None
 )

@@ -18,7 +18,7 @@ import anyio
 import sniffio
 
 from cokernel.engine import _backends as backends
-from cokernel.shell._cells import CellRun, ShellContext, _Stepper
+from cokernel.shell._cells import CellRun, ShellContext, _knock_again, _Stepper
 
 
 class Interruptible(Protocol):
@@ -87,18 +87,6 @@ def _drop_kernel_tail(exc: BaseException) -> None:
         tb = tb.tb_next
     if last_user is not None:
         last_user.tb_next = None
-
-
-def _knock_again(cell: CellRun, delay: float = 0.01) -> None:
-    def knock() -> None:
-        # Stepping again: signal again. Suspended at an await by now (the step the signal
-        # hit has ended): cancel, or the interrupt would be lost while the cell waits.
-        if not cell.done.is_set():
-            cell.stop(cell.stop_reason or "interrupt")
-
-    timer = threading.Timer(delay, knock)
-    timer.daemon = True
-    timer.start()
 
 
 def on_sigint(shell: Interruptible, frame: types.FrameType | None) -> None:
