@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, cast
 import zmq
 import zmq.utils.z85
 
+from cokernel.backlog import STALL_SECONDS
 from cokernel.droplog import drop_log
 from cokernel.protocol import Channel, Message, ProtocolError, Session
 
@@ -125,6 +126,19 @@ def _load_malloc_trim() -> Callable[[int], int] | None:
 malloc_trim = _load_malloc_trim()
 
 
+#: Bounds on what the kernel holds for its clients (docs/reliability.md, "Bounded memory"):
+#:
+#: - IOPUB_HWM: iopub messages queued per subscriber. ZMQ PUB semantics: a subscriber that falls
+#:   this far behind loses what is published until it reads again (a reading client gets
+#:   everything, in order); the kernel holds at most this much for it. Chosen by measurement.
+#: - SHELL_RCVHWM: shell messages ZMQ takes off the network while the kernel does not read shell
+#:   (its backlog is full, see cokernel.backlog); beyond it the sender waits.
+#: - OUTBOX_MAX: messages queued for the io thread; a thread that would queue more waits until
+#:   the io thread has sent some (the io thread itself never waits).
+IOPUB_HWM = 10_000
+SHELL_RCVHWM = 1000
+OUTBOX_MAX = 10_000
+
 #: How long a stdin message waits for its client to connect, and how often it is retried.
 UNROUTABLE_PATIENCE = 10.0
 UNROUTABLE_RETRY_MS = 20
@@ -142,6 +156,8 @@ class ZMQInterface:
         self.context = zmq.Context()
         self.sockets: dict[Channel, zmq.Socket[bytes]] = {}
         self._outbox: deque[tuple[Channel, list[bytes]]] = deque()
+        self._outbox_room = threading.Condition(threading.Lock())
+        self._room_waiters = 0
         # stdin messages not sent yet, in order: (give-up time, frames). See _send_stdin.
         self._stdin_queue: deque[tuple[float, list[bytes]]] = deque()
         self._wake_r, self._wake_w = os.pipe()
@@ -191,8 +207,11 @@ class ZMQInterface:
                 sock.curve_server = True
                 sock.curve_publickey, sock.curve_secretkey = curve
             sock.setsockopt(zmq.LINGER, 1000)
-            sock.setsockopt(zmq.SNDHWM, 0)  # never drop outputs or replies for a slow client
-            sock.setsockopt(zmq.RCVHWM, 0)
+            # Replies are never dropped (SNDHWM 0 on the ROUTERs); iopub follows PUB semantics
+            # with a per-subscriber bound; shell's receive queue is bounded, so a paused shell
+            # (its backlog full) makes the sender wait.
+            sock.setsockopt(zmq.SNDHWM, IOPUB_HWM if kind == zmq.XPUB else 0)
+            sock.setsockopt(zmq.RCVHWM, SHELL_RCVHWM if channel is Channel.shell else 0)
             if kind == zmq.ROUTER:
                 sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
             if channel is Channel.stdin:
@@ -220,16 +239,45 @@ class ZMQInterface:
     def send(self, channel: Channel, msg: Message, identities: list[bytes] | None) -> None:
         """Queue a message for sending; thread-safe, never blocks on the network."""
         frames = self.session.serialize(msg, identities)
+        if len(self._outbox) >= OUTBOX_MAX:
+            self._wait_for_room()
         self._outbox.append((channel, frames))
         if not self._wake_pending:
             self._wake_pending = True
             with contextlib.suppress(BlockingIOError, OSError):
                 os.write(self._wake_w, b"x")
 
+    def _wait_for_room(self) -> None:
+        """Backpressure on whoever produces messages faster than the io thread sends them
+        (a cell displaying in a tight loop): wait until the outbox is below its bound. The io
+        thread never waits (it is the one that empties the outbox), nor does anyone once it
+        has stopped."""
+        io = self._io_thread
+        if io is None or threading.current_thread() is io:
+            return
+        with self._outbox_room:
+            self._room_waiters += 1
+            try:
+                while (
+                    len(self._outbox) >= OUTBOX_MAX
+                    and io.is_alive()
+                    and not self._closing.is_set()
+                ):
+                    self.wake()
+                    self._outbox_room.wait(0.5)  # notified by the io thread; 0.5 s: a re-check
+            finally:
+                self._room_waiters -= 1
+
+    def wake(self) -> None:
+        """Make the io thread look at its outbox and sockets again (any thread)."""
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"x")
+
     # -- threads ----------------------------------------------------------------------------
     def start(self, kernel: Kernel) -> None:
         """Start serving ``kernel``: heartbeat now, messages once the kernel is ready."""
         self.kernel = kernel
+        kernel.backlog.wake = self.wake  # a paused shell drained enough: read it again
         self._hb_thread = threading.Thread(
             target=self._heartbeat, name="cokernel-heartbeat", daemon=True
         )
@@ -251,6 +299,8 @@ class ZMQInterface:
         order = (Channel.control, Channel.shell, Channel.stdin)
         for channel in order:
             poller.register(self.sockets[channel], zmq.POLLIN)
+        shell, backlog = self.sockets[Channel.shell], kernel.backlog
+        shell_polled = True
         iopub = self.sockets[Channel.iopub]
         poller.register(iopub, zmq.POLLIN)
         poller.register(self._wake_r, zmq.POLLIN)
@@ -267,13 +317,24 @@ class ZMQInterface:
                     self._wake_pending = True
                     self._flush_outbox()
                     continue
+                # Backpressure: shell is polled only while its backlog has room.
+                admits = backlog.admits()
+                if admits != shell_polled:
+                    poller.register(shell, zmq.POLLIN if admits else 0)
+                    shell_polled = admits
                 timeout: int | None = None
                 if self._stdin_queue:
                     timeout = UNROUTABLE_RETRY_MS
                 elif self._moved >= TRIM_AFTER and malloc_trim is not None:
                     timeout = TRIM_IDLE_MS
+                if not admits:  # paused: look for a stall (see cokernel.backlog)
+                    stall_ms = int(STALL_SECONDS * 1000)
+                    timeout = stall_ms if timeout is None else min(timeout, stall_ms)
+                    stall_at = time.monotonic() + STALL_SECONDS
                 ready = dict(poller.poll(timeout))
                 self._wake_pending = True
+                if not admits and time.monotonic() >= stall_at and backlog.check_stall():
+                    log.info("shell backlog stalled at its bound: admitting a few more")
                 if not ready and self._moved >= TRIM_AFTER and malloc_trim is not None:
                     self._moved = 0  # a pause after a burst: give the freed memory back
                     malloc_trim(0)
@@ -295,7 +356,10 @@ class ZMQInterface:
             self._flush_outbox()
 
     def _receive_all(self, channel: Channel, sock: zmq.Socket[bytes], kernel: Kernel) -> None:
+        shell = channel is Channel.shell
         for _ in range(64):  # bounded, so a flood on one socket cannot starve the others
+            if shell and not kernel.backlog.admits():
+                return  # backpressure: the rest waits in ZMQ's queue and the sender
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
@@ -306,7 +370,7 @@ class ZMQInterface:
             except ProtocolError as e:
                 drop_log.warning("dropped a message on %s: %s", channel, e)
                 continue
-            kernel.receive(channel, identities, msg)
+            kernel.receive(channel, identities, msg, sum(map(len, frames)) if shell else 0)
 
     def _welcome_subscribers(self, iopub: zmq.Socket[bytes]) -> None:
         while True:
@@ -333,6 +397,9 @@ class ZMQInterface:
                 self.sockets[channel].send_multipart(frames, copy=len(frames[-1]) < 65536)
             except zmq.ZMQError as e:
                 log.warning("could not send on %s: %s", channel, e)
+        if self._room_waiters:
+            with self._outbox_room:
+                self._outbox_room.notify_all()
         self._send_stdin()
 
     def _send_stdin(self) -> None:
