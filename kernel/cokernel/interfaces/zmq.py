@@ -136,7 +136,7 @@ malloc_trim = _load_malloc_trim()
 #: - OUTBOX_MAX: messages queued for the io thread; a thread that would queue more waits until
 #:   the io thread has sent some (the io thread itself never waits).
 IOPUB_HWM = 10_000
-SHELL_RCVHWM = 1000
+SHELL_RCVHWM = 100
 OUTBOX_MAX = 10_000
 
 #: How long a stdin message waits for its client to connect, and how often it is retried.
