@@ -24,6 +24,9 @@ import psutil
 import pytest
 import zmq
 
+from cokernel.backlog import HARD_FACTOR, ShellBacklog
+from cokernel.protocol import Channel
+from cokernel.request import Request
 from cokernel_harness.rawkernel import RawKernel
 
 KERNEL = "cokernel"
@@ -254,9 +257,11 @@ def test_control_an_interrupt_and_a_comm_get_through_while_a_lane_is_at_its_boun
         kernel.send(
             "shell", "comm_open", {"comm_id": "gate", "target_name": "test.backpressure.gate"}
         )
-        # A cell blocks the main shell until the comm message below arrives; 50 cells queue
-        # behind it: more than the bound (20), so the kernel stops reading shell.
-        blocked = kernel.send("shell", "execute_request", _execute("_gate.wait()"))
+        # A cell blocks the main shell until the comm message below arrives (printing as it
+        # waits: output wakes the io thread often, which must not hide the stall); 50 cells
+        # queue behind it: more than the bound (20), so the kernel stops reading shell.
+        waiting = 'while not _gate.wait(0.05):\n    print(".", end="", flush=True)'
+        blocked = kernel.send("shell", "execute_request", _execute(waiting))
         queued = [kernel.send("shell", "execute_request", _execute(f"_n = {i}")) for i in range(50)]
         # Control is never paused.
         info = kernel.request("control", "kernel_info_request", timeout=30)
@@ -299,3 +304,35 @@ def _wait_started(kernel: RawKernel, iopub: zmq.Socket[bytes], msg_id: str) -> N
         assert msg is not None, "the cell never started"
         if msg["msg_type"] == "execute_input" and msg["parent_header"].get("msg_id") == msg_id:
             return
+
+
+def test_the_backlog_pauses_at_its_bound_resumes_at_half_and_admits_more_when_stalled() -> None:
+    wakes: list[int] = []
+    backlog = ShellBacklog(lambda: wakes.append(backlog.messages), max_messages=4, max_bytes=100)
+    requests = [Request(Channel.shell, [], {"header": {}}) for _ in range(20)]
+    for request in requests[:4]:
+        assert backlog.admits()
+        backlog.hold_for(request, 10)
+    assert not backlog.admits()  # four held: paused
+    assert backlog.pauses == 1
+    backlog.release_for(requests[0])
+    backlog.release_for(requests[0])  # idempotent
+    assert (backlog.messages, backlog.bytes) == (3, 30)
+    assert not backlog.admits()  # still above half the bound
+    assert backlog.check_stall() is False  # a request started since the pause
+    assert backlog.check_stall() is True  # none since the last look: admit a batch
+    held = 3
+    while backlog.admits():
+        backlog.hold_for(requests[held + 1], 1)
+        held += 1
+    assert held == 4 * HARD_FACTOR  # the batch stops at the hard bound
+    assert backlog.check_stall() is False  # at the hard bound nothing more comes in
+    for request in requests[1 : held + 1]:
+        backlog.release_for(request)
+    assert wakes  # woken once down to half the bound
+    assert wakes[0] <= 2
+    assert backlog.admits()
+    assert (backlog.messages, backlog.bytes) == (0, 0)
+    big = requests[0]
+    backlog.hold_for(big, 1000)  # one message over the byte bound is taken, then a pause
+    assert not backlog.admits()

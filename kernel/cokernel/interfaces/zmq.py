@@ -301,6 +301,7 @@ class ZMQInterface:
             poller.register(self.sockets[channel], zmq.POLLIN)
         shell, backlog = self.sockets[Channel.shell], kernel.backlog
         shell_polled = True
+        stall_at: float | None = None  # while paused: when to look for a stall next
         iopub = self.sockets[Channel.iopub]
         poller.register(iopub, zmq.POLLIN)
         poller.register(self._wake_r, zmq.POLLIN)
@@ -327,14 +328,22 @@ class ZMQInterface:
                     timeout = UNROUTABLE_RETRY_MS
                 elif self._moved >= TRIM_AFTER and malloc_trim is not None:
                     timeout = TRIM_IDLE_MS
-                if not admits:  # paused: look for a stall (see cokernel.backlog)
-                    stall_ms = int(STALL_SECONDS * 1000)
+                if admits:
+                    stall_at = None
+                else:  # paused: look for a stall every STALL_SECONDS (see cokernel.backlog),
+                    # however often other traffic wakes this thread meanwhile
+                    now = time.monotonic()
+                    if stall_at is None:
+                        stall_at = now + STALL_SECONDS
+                    elif now >= stall_at:
+                        stall_at = now + STALL_SECONDS
+                        if backlog.check_stall():
+                            log.info("shell backlog stalled at its bound: admitting a few more")
+                            continue  # poll shell again
+                    stall_ms = max(1, int((stall_at - now) * 1000))
                     timeout = stall_ms if timeout is None else min(timeout, stall_ms)
-                    stall_at = time.monotonic() + STALL_SECONDS
                 ready = dict(poller.poll(timeout))
                 self._wake_pending = True
-                if not admits and time.monotonic() >= stall_at and backlog.check_stall():
-                    log.info("shell backlog stalled at its bound: admitting a few more")
                 if not ready and self._moved >= TRIM_AFTER and malloc_trim is not None:
                     self._moved = 0  # a pause after a burst: give the freed memory back
                     malloc_trim(0)
