@@ -259,9 +259,7 @@ class ZMQInterface:
             self._room_waiters += 1
             try:
                 while (
-                    len(self._outbox) >= OUTBOX_MAX
-                    and io.is_alive()
-                    and not self._closing.is_set()
+                    len(self._outbox) >= OUTBOX_MAX and io.is_alive() and not self._closing.is_set()
                 ):
                     self.wake()
                     self._outbox_room.wait(0.5)  # notified by the io thread; 0.5 s: a re-check
