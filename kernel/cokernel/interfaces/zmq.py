@@ -133,11 +133,14 @@ malloc_trim = _load_malloc_trim()
 #:   everything, in order); the kernel holds at most this much for it. Chosen by measurement.
 #: - SHELL_RCVHWM: shell messages ZMQ takes off the network while the kernel does not read shell
 #:   (its backlog is full, see cokernel.backlog); beyond it the sender waits.
-#: - OUTBOX_MAX: messages queued for the io thread; a thread that would queue more waits until
-#:   the io thread has sent some (the io thread itself never waits).
+#:
+#: The outbox itself has no bound: the io thread never waits on the network (iopub drops beyond
+#: its mark, ZMQ queues replies), so it empties the outbox as fast as threads fill it. A bound
+#: that made producers wait was tried and dropped: a signal handler (the interrupt path sends)
+#: or a thread holding a lock the io thread needs could wait inside ``send`` and reorder or
+#: stall messages (docs/reliability.md).
 IOPUB_HWM = 10_000
 SHELL_RCVHWM = 100
-OUTBOX_MAX = 10_000
 
 #: How long a stdin message waits for its client to connect, and how often it is retried.
 UNROUTABLE_PATIENCE = 10.0
@@ -156,8 +159,6 @@ class ZMQInterface:
         self.context = zmq.Context()
         self.sockets: dict[Channel, zmq.Socket[bytes]] = {}
         self._outbox: deque[tuple[Channel, list[bytes]]] = deque()
-        self._outbox_room = threading.Condition(threading.Lock())
-        self._room_waiters = 0
         # stdin messages not sent yet, in order: (give-up time, frames). See _send_stdin.
         self._stdin_queue: deque[tuple[float, list[bytes]]] = deque()
         self._wake_r, self._wake_w = os.pipe()
@@ -239,32 +240,11 @@ class ZMQInterface:
     def send(self, channel: Channel, msg: Message, identities: list[bytes] | None) -> None:
         """Queue a message for sending; thread-safe, never blocks on the network."""
         frames = self.session.serialize(msg, identities)
-        if len(self._outbox) >= OUTBOX_MAX:
-            self._wait_for_room()
         self._outbox.append((channel, frames))
         if not self._wake_pending:
             self._wake_pending = True
             with contextlib.suppress(BlockingIOError, OSError):
                 os.write(self._wake_w, b"x")
-
-    def _wait_for_room(self) -> None:
-        """Backpressure on whoever produces messages faster than the io thread sends them
-        (a cell displaying in a tight loop): wait until the outbox is below its bound. The io
-        thread never waits (it is the one that empties the outbox), nor does anyone once it
-        has stopped."""
-        io = self._io_thread
-        if io is None or threading.current_thread() is io:
-            return
-        with self._outbox_room:
-            self._room_waiters += 1
-            try:
-                while (
-                    len(self._outbox) >= OUTBOX_MAX and io.is_alive() and not self._closing.is_set()
-                ):
-                    self.wake()
-                    self._outbox_room.wait(0.5)  # notified by the io thread; 0.5 s: a re-check
-            finally:
-                self._room_waiters -= 1
 
     def wake(self) -> None:
         """Make the io thread look at its outbox and sockets again (any thread)."""
@@ -404,9 +384,6 @@ class ZMQInterface:
                 self.sockets[channel].send_multipart(frames, copy=len(frames[-1]) < 65536)
             except zmq.ZMQError as e:
                 log.warning("could not send on %s: %s", channel, e)
-        if self._room_waiters:
-            with self._outbox_room:
-                self._outbox_room.notify_all()
         self._send_stdin()
 
     def _send_stdin(self) -> None:
