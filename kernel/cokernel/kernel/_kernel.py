@@ -41,6 +41,7 @@ from cokernel.kernel._host import HandlerTable, KernelHost
 from cokernel.kernel._routing import Routing
 from cokernel.kernel._subshell_magic import subshell_magic
 from cokernel.options import KernelOptions
+from cokernel.protocol._backlog import ShellBacklog
 from cokernel.protocol._messages import Channel, Message, Session, reply_type
 from cokernel.protocol._recorder import MessageRecorder, record_path
 from cokernel.protocol._request import Request, propagate_context_to_threads
@@ -107,6 +108,8 @@ class Kernel(Routing, KernelCompat):
             options.backend, own_namespace_by_default=options.subshell_namespace == "own"
         )
         self.last_execute: Request | None = None
+        #: Shell requests read but not started; the ZMQ interface pauses shell at its bound.
+        self.backlog = ShellBacklog()
         self.shutdown_requested = threading.Event()
         self.restart_requested = False
         self._abort_before: dict[tuple[Channel, str | None], float] = {}

@@ -16,6 +16,7 @@ from cokernel.engine._dispatch import DirectiveError, RunMode, cell_directives
 from cokernel.engine._subshells import SubshellNotFound, SubshellRegistry
 from cokernel.kernel._host import Handler, HandlerTable
 from cokernel.kernel._serving import Serving
+from cokernel.protocol._backlog import ShellBacklog
 from cokernel.protocol._droplog import drop_log
 from cokernel.protocol._messages import Channel, Message, MsgType
 from cokernel.protocol._recorder import MessageRecorder
@@ -41,29 +42,44 @@ class Routing(Serving):
     stdin: StdinBridge
     comm_manager: KernelCommManager
     recorder: MessageRecorder | None
+    backlog: ShellBacklog
     shell: CokernelShell | None
 
-    def receive(self, channel: Channel, identities: list[bytes], msg: Message) -> None:
-        """Accept one verified message from an interface thread; never raises."""
+    def receive(
+        self, channel: Channel, identities: list[bytes], msg: Message, size: int = 0
+    ) -> None:
+        """Accept one verified message from an interface thread; never raises.
+
+        A shell request (``size``: its wire bytes) counts in :attr:`backlog` until a handler
+        starts on it or it is settled unstarted (see :mod:`cokernel.protocol._backlog`).
+        """
         if self.recorder is not None:
             self.recorder.record(channel, msg)
+        request = Request(channel, identities, msg)
+        queued = False
+        if channel is Channel.shell:
+            self.backlog.hold_for(request, size)
         try:
-            self._route(Request(channel, identities, msg))
+            queued = self._route(request)
         except Exception:
             log.exception("failed to schedule %s on %s", msg["header"].get("msg_type"), channel)
+        finally:
+            if not queued:
+                self.backlog.release_for(request)
 
-    def _route(self, request: Request) -> None:
+    def _route(self, request: Request) -> bool:
+        """Schedule ``request``; False if it was answered or dropped here (not queued)."""
         msg_type, channel = request.msg_type, request.channel
         if channel is not Channel.stdin and not request.subshell_id_valid:
             self._reject_subshell_id(request)
-            return
+            return False
         if channel is Channel.stdin:
             self._stdin_message(request)
-            return
+            return False
         handler = self.handlers.route(channel, msg_type)
         if handler is None:
             self._unknown(request)
-            return
+            return False
         mode = handler.mode
         if msg_type == "execute_request":
             mode = self._execute_mode(request, mode)
@@ -71,9 +87,10 @@ class Routing(Serving):
             mode = RunMode.task
         caller = self._addressed_caller(request, handler.lane)
         if caller is None:
-            return
+            return False
         pending = self._schedule(request, handler, mode, caller)
         pending.add_done_callback(lambda p: self._answer_unserved(request, p))
+        return True
 
     def _stdin_message(self, request: Request) -> None:
         if request.msg_type != MsgType.input_reply:
@@ -161,6 +178,7 @@ class Routing(Serving):
     def _answer_unserved(self, request: Request, pending: Pending[Any]) -> None:
         """A request whose job was cancelled before it started (its subshell was deleted, the
         kernel is stopping) still gets its one reply: nothing queued is silently lost."""
+        self.backlog.release_for(request)
         if request.served or not pending.cancelled() or not request.msg_type.endswith("_request"):
             return
         self._error_reply(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 import anyio
 
 from cokernel.kernel._host import HandlerFn, KernelHost, Reply
+from cokernel.protocol._backlog import ShellBacklog
 from cokernel.protocol._request import Request, current_request
 from cokernel.shell import _warmup as warmup
 from cokernel.shell._comms import KernelComms, current_comms
@@ -37,6 +38,7 @@ class Serving:
     streams: StreamRouter | None
     _warm_pending: bool
     _comms: KernelComms | None
+    backlog: ShellBacklog
 
     def _status(self, state: str, request: Request) -> None:
         raise NotImplementedError
@@ -75,6 +77,7 @@ class Serving:
 
     def _begin(self, request: Request) -> _Tokens:
         request.served = True
+        self.backlog.release_for(request)
         # The handler, and the cells, tasks and threads it starts, know their request and
         # their kernel's comms.
         tokens = (current_request.set(request), current_comms.set(self._comms))
