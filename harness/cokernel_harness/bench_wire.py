@@ -14,7 +14,6 @@ Every wait is bounded: :meth:`Wire.wait` raises :class:`WaitTimeout` when its ti
 
 from __future__ import annotations
 
-import queue
 import sys
 import time
 from collections.abc import Callable
@@ -26,6 +25,8 @@ import zmq
 from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import KernelManager
 from jupyter_client.session import Session
+
+from cokernel_harness.transport import BlockingTransport, named_transport
 
 RequestChannel = Literal["shell", "control"]
 
@@ -343,39 +344,33 @@ class Wire:
 
 
 class InProcessWire(Wire):
-    """A cokernel kernel in this process, driven through its callback interface (no sockets).
+    """A kernel in this process, through a registered in-process transport (no sockets).
 
-    Named ``inprocess`` (asyncio) or ``inprocess:trio`` on the bench's command line. Messages are
-    stamped as the kernel hands them over, the in-process counterpart of a socket receive; the
-    figures say what an embedding host (or a JupyterLite-style page) gets without ZMQ.
-    Start-up is the kernel's own (no interpreter launch), and there is no process to measure:
-    RSS metrics report ``unsupported``.
+    Named ``inprocess`` (asyncio) or ``inprocess:trio`` on the bench's command line: cokernel's
+    ``cokernel.testing.InProcessTransport``, which the harness reaches through its entry point
+    (:func:`~cokernel_harness.transport.named_transport`) and drives through its blocking
+    methods. Messages are stamped as the kernel hands them over, the in-process counterpart of
+    a socket receive; the figures say what an embedding host (or a JupyterLite-style page) gets
+    without ZMQ. Start-up is the kernel's own (no interpreter launch), and there is no process
+    to measure: RSS metrics report ``unsupported``.
     """
 
-    def __init__(self, kernel_name: str) -> None:
+    def __init__(self, kernel_name: str, transport: BlockingTransport) -> None:
         super().__init__(kernel_name)
-        _, _, backend = kernel_name.partition(":")
-        self.backend = backend or "asyncio"
-        self._inbox: queue.SimpleQueue[Arrival] = queue.SimpleQueue()
-        self._handle: Any = None
-        self._session = Session(key=b"")
+        self.transport = transport
+        self._running = False
 
     @property
     def interrupt_mode(self) -> str:
-        return "message"
+        return self.transport.interrupt_mode
 
     # The kernel's cells run on its own thread, not this process's main thread.
     interrupts_blocking_calls = False
 
-    def _emit(self, channel: str, msg: dict[str, Any]) -> None:
-        self._inbox.put(Arrival(channel, msg, time.perf_counter()))
-
     def start(self, timeout: float) -> float:
-        from cokernel.interfaces.callback import start
-        from cokernel.options import KernelOptions
-
         started = self.launched = time.perf_counter()
-        self._handle = start(self._emit, options=KernelOptions(backend=self.backend))  # type: ignore[arg-type]
+        self.transport.start_blocking()
+        self._running = True
         first = self.send("shell", "kernel_info_request")
         reply = self.wait(reply_to(first), timeout, "the first kernel_info_reply")
         self.kernel_info = reply.content
@@ -388,9 +383,9 @@ class InProcessWire(Wire):
         self.start(timeout)
 
     def close(self, *, now: bool = False) -> None:
-        if self._handle is not None:
-            handle, self._handle = self._handle, None
-            handle.stop()
+        if self._running:
+            self._running = False
+            self.transport.close_blocking()
 
     def interrupt(self) -> float:
         started = time.perf_counter()
@@ -401,25 +396,25 @@ class InProcessWire(Wire):
         raise Unsupported("an in-process kernel shares this process: its memory is not its own")
 
     def _session_of(self) -> Session:
-        return self._session
+        session: Session = self.transport.session
+        return session
 
     def _deliver(self, channel: RequestChannel, msg: dict[str, Any]) -> None:
-        msg["header"]["date"] = msg["header"]["date"].isoformat()
-        self._handle.receive(channel, msg)
+        self.transport.send(channel, msg)
 
     def _alive(self) -> bool:
-        return self._handle is not None and bool(self._handle.running)
+        return self._running and self.transport.is_alive()
 
     def _pump(self, timeout: float) -> bool:
-        try:
-            self.log.append(self._inbox.get(timeout=max(timeout, 0.0)))
-        except queue.Empty:
+        arrival = self.transport.receive_blocking(timeout)
+        if arrival is None:
             return False
+        self.log.append(Arrival(*arrival))
         for _ in range(_BATCH):
-            try:
-                self.log.append(self._inbox.get_nowait())
-            except queue.Empty:
+            arrival = self.transport.receive_blocking(0)
+            if arrival is None:
                 break
+            self.log.append(Arrival(*arrival))
         return True
 
 
@@ -452,11 +447,13 @@ CURVE_SUFFIX = "+curve"
 
 def open_wire(kernel_name: str) -> Wire:
     """The wire for a bench ``--kernel`` name: a kernelspec, ``KERNELSPEC+curve`` (the same,
-    with transport encryption required), ``floor``, or ``inprocess[:backend]``."""
+    with transport encryption required), ``floor``, or a registered in-process transport such
+    as ``inprocess[:backend]``."""
     if kernel_name == FLOOR:
         return FloorWire(kernel_name)
-    if kernel_name == "inprocess" or kernel_name.startswith("inprocess:"):
-        return InProcessWire(kernel_name)
+    transport = named_transport(kernel_name)
+    if transport is not None:
+        return InProcessWire(kernel_name, transport)
     if kernel_name.endswith(CURVE_SUFFIX):
         return Wire(kernel_name.removesuffix(CURVE_SUFFIX), encryption="required")
     return Wire(kernel_name)

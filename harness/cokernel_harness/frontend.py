@@ -32,7 +32,7 @@ from cokernel_harness.profiles import (
     FrontendProfile,
     get_profile,
 )
-from cokernel_harness.transport import Received, Transport, ZMQTransport
+from cokernel_harness.transport import Received, Transport, open_transport
 
 InputAnswer = Callable[[str, bool], "str | Awaitable[str]"]
 Predicate = Callable[[Received], bool]
@@ -130,8 +130,13 @@ class Frontend:
         profile: str | FrontendProfile = DEFAULT_PROFILE,
         **transport_options: Any,
     ) -> AsyncIterator[Frontend]:
-        """Start kernelspec ``kernel_name`` over ZMQ, wait until it answers, yield a Frontend."""
-        transport = ZMQTransport(kernel_name, **transport_options)
+        """Start ``kernel_name``, wait until it answers, yield a Frontend.
+
+        The name is a kernelspec, launched over ZMQ (``transport_options`` go to
+        :class:`~cokernel_harness.transport.ZMQTransport`), or a registered in-process transport
+        such as cokernel's ``inprocess`` / ``inprocess:trio`` (see
+        :func:`~cokernel_harness.transport.open_transport`)."""
+        transport = open_transport(kernel_name, **transport_options)
         async with cls.connect(transport, answer_input=answer_input, profile=profile) as fe:
             yield fe
 
@@ -162,7 +167,7 @@ class Frontend:
 
     async def _pump(self) -> None:
         while True:
-            message = await self.transport.receive()
+            message = Received(*await self.transport.receive())
             self._route(message)
             self.log.append(message)
             changed, self._changed = self._changed, anyio.Event()

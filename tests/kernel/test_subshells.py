@@ -8,8 +8,8 @@ from typing import Any
 import anyio
 import pytest
 
+from cokernel.testing import InProcessTransport
 from cokernel_harness.frontend import Frontend
-from cokernel_harness.inprocess import InProcessTransport
 
 Body = Callable[[Frontend], Awaitable[None]]
 
