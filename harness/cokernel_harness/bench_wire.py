@@ -26,6 +26,7 @@ from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import KernelManager
 from jupyter_client.session import Session
 
+from cokernel_harness.messages import KernelDied, Received, WaitTimeout
 from cokernel_harness.transport import BlockingTransport, named_transport
 
 RequestChannel = Literal["shell", "control"]
@@ -38,43 +39,6 @@ _BATCH = 256
 _LIVENESS_INTERVAL = 0.5
 
 
-class WaitTimeout(Exception):
-    """The awaited message did not arrive within the wait's bound."""
-
-    def __init__(self, what: str, timeout: float) -> None:
-        super().__init__(f"timed out after {timeout:g} s waiting for {what}")
-        self.what = what
-        self.timeout = timeout
-
-
-class KernelDied(Exception):
-    """The kernel process exited while the bench was waiting for it."""
-
-
-@dataclass(frozen=True)
-class Arrival:
-    """One received message, with its channel and its receive time (``perf_counter``)."""
-
-    channel: str
-    msg: dict[str, Any]
-    time: float
-
-    @property
-    def msg_type(self) -> str:
-        return str(self.msg["header"]["msg_type"])
-
-    @property
-    def parent_id(self) -> str | None:
-        parent = self.msg.get("parent_header") or {}
-        msg_id = parent.get("msg_id")
-        return None if msg_id is None else str(msg_id)
-
-    @property
-    def content(self) -> dict[str, Any]:
-        content: dict[str, Any] = self.msg["content"]
-        return content
-
-
 @dataclass(frozen=True)
 class Sent:
     """One request as sent: its ``msg_id`` and the ``perf_counter`` time just before sending."""
@@ -83,7 +47,7 @@ class Sent:
     time: float
 
 
-Predicate = Callable[[Arrival], bool]
+Predicate = Callable[[Received], bool]
 
 
 def reply_to(sent: Sent) -> Predicate:
@@ -94,7 +58,7 @@ def reply_to(sent: Sent) -> Predicate:
 def iopub_of(sent: Sent, msg_type: str, execution_state: str | None = None) -> Predicate:
     """Match an iopub message of ``msg_type`` (and ``execution_state``) whose parent is ``sent``."""
 
-    def match(a: Arrival) -> bool:
+    def match(a: Received) -> bool:
         if a.channel != "iopub" or a.parent_id != sent.msg_id or a.msg_type != msg_type:
             return False
         return execution_state is None or a.content.get("execution_state") == execution_state
@@ -114,7 +78,7 @@ class Wire:
         #: jupyter_client's ``transport_encryption`` for the launch: "disabled", "auto" or
         #: "required" (CurveZMQ, JEP 145; the sockets below then connect as Curve clients).
         self.encryption = encryption
-        self.log: list[Arrival] = []
+        self.log: list[Received] = []
         self.restarts = 0
         self.kernel_info: dict[str, Any] = {}
         #: ``perf_counter`` time just before the kernel was launched.
@@ -233,7 +197,7 @@ class Wire:
         }
         return self.send("shell", "execute_request", content, subshell_id=subshell_id)
 
-    def wait(self, match: Predicate, timeout: float, what: str) -> Arrival:
+    def wait(self, match: Predicate, timeout: float, what: str) -> Received:
         """Block until a message in :attr:`log` (or a new one) satisfies ``match``; return it.
 
         The whole log is searched, so the message may already have arrived. Raises
@@ -249,11 +213,11 @@ class Wire:
                     return arrival
             left = deadline - time.perf_counter()
             if left <= 0:
-                raise WaitTimeout(what, timeout)
+                raise WaitTimeout(f"timed out after {timeout:g} s waiting for {what}")
             if not self._pump(min(left, _LIVENESS_INTERVAL)) and not self._alive():
                 raise KernelDied(f"kernel {self.kernel_name!r} exited while awaiting {what}")
 
-    def finish(self, sent: Sent, timeout: float) -> tuple[Arrival, Arrival]:
+    def finish(self, sent: Sent, timeout: float) -> tuple[Received, Received]:
         """Block until the execute_reply to ``sent`` and its idle status have both arrived;
         return them (reply, idle). Raises :class:`WaitTimeout` after ``timeout`` seconds."""
         deadline = time.perf_counter() + timeout
@@ -305,7 +269,7 @@ class Wire:
         deadline = time.perf_counter() + timeout
         poked: set[str] = set()
 
-        def idle_of_a_poke(a: Arrival) -> bool:
+        def idle_of_a_poke(a: Received) -> bool:
             return a.channel == "iopub" and a.parent_id in poked and a.msg_type == "status"
 
         while True:
@@ -316,7 +280,9 @@ class Wire:
                 break
             except WaitTimeout:
                 if time.perf_counter() >= deadline:
-                    raise WaitTimeout("a status message on iopub", timeout) from None
+                    raise WaitTimeout(
+                        f"timed out after {timeout:g} s waiting for a status message on iopub"
+                    ) from None
         self.quiet()
 
     def _pump(self, timeout: float) -> bool:
@@ -339,7 +305,7 @@ class Wire:
         session: Session = self.manager.session
         for channel, frames, stamp in raw:
             _, body = session.feed_identities(frames, copy=True)
-            self.log.append(Arrival(channel, session.deserialize(body), stamp))
+            self.log.append(Received(channel, session.deserialize(body), stamp))
         return True
 
 
@@ -409,12 +375,12 @@ class InProcessWire(Wire):
         arrival = self.transport.receive_blocking(timeout)
         if arrival is None:
             return False
-        self.log.append(Arrival(*arrival))
+        self.log.append(Received(*arrival))
         for _ in range(_BATCH):
             arrival = self.transport.receive_blocking(0)
             if arrival is None:
                 break
-            self.log.append(Arrival(*arrival))
+            self.log.append(Received(*arrival))
         return True
 
 

@@ -21,16 +21,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cokernel_harness.bench_wire import (
-    Arrival,
-    Predicate,
-    Sent,
-    Unsupported,
-    WaitTimeout,
-    Wire,
-    iopub_of,
-    reply_to,
-)
+from cokernel_harness.bench_wire import Predicate, Sent, Unsupported, Wire, iopub_of, reply_to
+from cokernel_harness.messages import Received, WaitTimeout
 
 #: Bounds on waits, in seconds. A kernel that needs longer gets "timeout", not a longer run.
 STARTUP_TIMEOUT = 60.0
@@ -110,7 +102,7 @@ def ms(seconds: float) -> float:
     return seconds * 1000.0
 
 
-def run_cell(wire: Wire, code: str, timeout: float = CELL_TIMEOUT) -> tuple[Sent, Arrival]:
+def run_cell(wire: Wire, code: str, timeout: float = CELL_TIMEOUT) -> tuple[Sent, Received]:
     """Execute ``code`` and block until its reply and idle have arrived; return the request
     and the idle status."""
     sent = wire.execute(code)
@@ -176,11 +168,11 @@ def pipelined(wire: Wire, settings: Settings, out: Results) -> None:
         wire.wait(_last(sent, _is_idle), PIPELINE_TIMEOUT, "the last idle status of the batch")
 
 
-def _is_reply(a: Arrival) -> bool:
+def _is_reply(a: Received) -> bool:
     return a.msg_type == "execute_reply"
 
 
-def _is_idle(a: Arrival) -> bool:
+def _is_idle(a: Received) -> bool:
     return a.msg_type == "status" and a.content.get("execution_state") == "idle"
 
 
@@ -188,7 +180,7 @@ def _last(sent: list[Sent], kind: Predicate) -> Predicate:
     """Match the message of ``kind`` that completes one such message for each of ``sent``."""
     waiting = {s.msg_id for s in sent}
 
-    def match(a: Arrival) -> bool:
+    def match(a: Received) -> bool:
         if kind(a):
             waiting.discard(a.parent_id or "")
         return not waiting
@@ -319,7 +311,7 @@ def _comm_open_or_end(target: str, cell: Sent) -> Predicate:
     """Match the cell's comm_open to ``target``, or its execute_reply if it ends first."""
     ended = reply_to(cell)
 
-    def match(a: Arrival) -> bool:
+    def match(a: Received) -> bool:
         opened = a.msg_type == "comm_open" and a.content.get("target_name") == target
         return opened or ended(a)
 
@@ -327,7 +319,7 @@ def _comm_open_or_end(target: str, cell: Sent) -> Predicate:
 
 
 def _echo_of(comm_id: str, seq: int) -> Predicate:
-    def match(a: Arrival) -> bool:
+    def match(a: Received) -> bool:
         if a.msg_type != "comm_msg" or a.content.get("comm_id") != comm_id:
             return False
         data = a.content.get("data") or {}
@@ -434,7 +426,7 @@ def _widget_or_end(description: str, cell: Sent) -> Predicate:
     """Match the comm_open of the slider called ``description``, or the cell's reply."""
     ended = reply_to(cell)
 
-    def match(a: Arrival) -> bool:
+    def match(a: Received) -> bool:
         if a.msg_type == "comm_open":
             state = (a.content.get("data") or {}).get("state") or {}
             return bool(state.get("description") == description)
@@ -446,7 +438,7 @@ def _widget_or_end(description: str, cell: Sent) -> Predicate:
 def _custom(comm_id: str, key: str, value: int) -> Predicate:
     """Match the widget's custom message ``{key: value}`` (sent by the cell)."""
 
-    def match(a: Arrival) -> bool:
+    def match(a: Received) -> bool:
         if a.msg_type != "comm_msg" or a.content.get("comm_id") != comm_id:
             return False
         data = a.content.get("data") or {}

@@ -26,20 +26,17 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from cokernel_harness.messages import Received, WaitTimeout, describe
 from cokernel_harness.profiles import (
     DEFAULT_PROFILE,
     CommRouter,
     FrontendProfile,
     get_profile,
 )
-from cokernel_harness.transport import Received, Transport, open_transport
+from cokernel_harness.transport import Transport, open_transport
 
 InputAnswer = Callable[[str, bool], "str | Awaitable[str]"]
 Predicate = Callable[[Received], bool]
-
-
-class WaitTimeout(AssertionError):
-    """An expected message did not arrive in time. The message says what, and what did arrive."""
 
 
 @dataclass
@@ -73,18 +70,6 @@ class Execution:
     def result(self) -> dict[str, Any] | None:
         found = self.of_type("execute_result")
         return found[-1].content["data"] if found else None
-
-
-def describe(message: Received) -> str:
-    content = message.content
-    brief = (
-        content.get("execution_state")
-        or content.get("name")
-        or content.get("status")
-        or content.get("ename")
-        or ""
-    )
-    return f"{message.channel}:{message.msg_type}({brief}) parent={message.parent_id}"
 
 
 class Frontend:

@@ -27,7 +27,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import aiologic
@@ -38,6 +37,8 @@ import zmq
 from jupyter_client.connect import ConnectionFileMixin
 from jupyter_client.manager import KernelManager
 from jupyter_client.session import Session
+
+from cokernel_harness.messages import Arrival
 
 T = TypeVar("T")
 
@@ -54,34 +55,6 @@ _launcher = concurrent.futures.ThreadPoolExecutor(
 async def _on_launcher(fn: Callable[[], T]) -> T:
     future = _launcher.submit(fn)
     return await anyio.to_thread.run_sync(future.result)
-
-
-#: One message as a transport hands it over: (channel, message dict, ``perf_counter`` on arrival).
-Arrival = tuple[str, dict[str, Any], float]
-
-
-@dataclass
-class Received:
-    """One message as the frontend received it."""
-
-    channel: str
-    msg: dict[str, Any]
-    time: float  # time.perf_counter() on arrival
-
-    @property
-    def msg_type(self) -> str:
-        return str(self.msg["header"]["msg_type"])
-
-    @property
-    def parent_id(self) -> str | None:
-        parent = self.msg.get("parent_header") or {}
-        value = parent.get("msg_id")
-        return str(value) if value is not None else None
-
-    @property
-    def content(self) -> dict[str, Any]:
-        content: dict[str, Any] = self.msg["content"]
-        return content
 
 
 class MessageFactory(Protocol):

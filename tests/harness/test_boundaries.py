@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ast
 import inspect
+import subprocess
+import sys
 import typing
 from pathlib import Path
 
@@ -111,3 +113,30 @@ def test_the_kernel_registers_its_transport_by_name() -> None:
 def test_a_bad_backend_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="backend must be one of asyncio, trio"):
         named_transport("inprocess:curio")
+
+
+def test_the_public_face_names_resolve_to_the_one_client_and_its_failures() -> None:
+    import cokernel_harness
+    from cokernel_harness import bench_wire, frontend, messages
+
+    for name in cokernel_harness.__all__:
+        assert getattr(cokernel_harness, name) is not None, name
+    assert cokernel_harness.Frontend is frontend.Frontend
+    # One WaitTimeout and one message record, whichever client waits.
+    assert frontend.WaitTimeout is bench_wire.WaitTimeout is messages.WaitTimeout
+    assert bench_wire.Received is frontend.Received is cokernel_harness.Received
+    assert issubclass(cokernel_harness.WaitTimeout, AssertionError)
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = cokernel_harness.Nope
+
+
+def test_loading_the_pytest_plugin_imports_neither_zmq_nor_the_harness_proper() -> None:
+    # pytest loads the plugin in every project where cokernel is installed.
+    code = (
+        "import sys, cokernel_harness.pytest_plugin\n"
+        "heavy = [m for m in ('zmq', 'jupyter_client', 'cokernel_harness.frontend',"
+        " 'cokernel_scenarios', 'cokernel') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
