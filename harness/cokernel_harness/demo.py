@@ -21,13 +21,15 @@ import anyio
 from cokernel_harness.frontend import Frontend
 from cokernel_harness.messages import Received, WaitTimeout
 
+# The cells use anyio, so that they run on any event loop a kernel offers (asyncio or trio).
 WIDGET_CELL = """\
-import asyncio, comm
+import anyio, comm
 _box = comm.create_comm(target_name="cokernel.demo")
-_got = asyncio.get_running_loop().create_future()
-_box.on_msg(lambda msg: _got.done() or _got.set_result(msg["content"]["data"]["value"]))
-value = await asyncio.wait_for(_got, 20)
-print("the cell received", value)
+_got, _values = anyio.Event(), []
+_box.on_msg(lambda msg: (_values.append(msg["content"]["data"]["value"]), _got.set()))
+with anyio.fail_after(20):
+    await _got.wait()
+print("the cell received", _values[0])
 """
 
 
@@ -61,13 +63,11 @@ class Tour:
         except WaitTimeout:
             return None
 
-    async def started(self, cell: str) -> None:
-        """Wait (up to 10 s) until ``cell`` runs: its execute_input was published."""
+    async def started(self, cell: str, sign: str = "execute_input") -> None:
+        """Wait (up to 10 s) until ``cell`` runs: it published a ``sign`` message."""
         try:
             await self.fe.wait_for(
-                lambda m: m.parent_id == cell and m.msg_type == "execute_input",
-                timeout=10,
-                what="execute_input",
+                lambda m: m.parent_id == cell and m.msg_type == sign, timeout=10, what=sign
             )
         except WaitTimeout:
             pass
@@ -169,14 +169,16 @@ class Tour:
     async def _interrupt_step(self) -> None:
         """4. Interrupt a cell that awaits."""
         fe = self.fe
-        cell = fe.execute("import asyncio\nawait asyncio.sleep(100)")
-        await self.started(cell)
+        # Interrupted once it awaits: it says so first (a kernel may drop a SIGINT that comes
+        # between the cell's execute_input and its first line).
+        cell = fe.execute("import anyio\nprint('awaiting', flush=True)\nawait anyio.sleep(100)")
+        await self.started(cell, "stream")
         started = time.perf_counter()
         await fe.interrupt()
         reply = await self.reply(cell, 20)
         ename = reply.content.get("ename") if reply else None
         self.record(
-            "interrupt `await asyncio.sleep(100)`",
+            "interrupt `await anyio.sleep(100)`",
             ename == "KeyboardInterrupt",
             f"{ename} after {since(started)}",
         )
