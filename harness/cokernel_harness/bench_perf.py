@@ -25,20 +25,11 @@ import time
 import uuid
 from pathlib import Path
 
-from cokernel_harness.bench_wire import (
-    InProcessWire,
-    Predicate,
-    Unsupported,
-    Wire,
-    iopub_of,
-    reply_to,
-)
-from cokernel_harness.bench_workloads import (
+from cokernel_harness.bench_model import (
     CELL_TIMEOUT,
     INTERRUPT_TIMEOUT,
     PIPELINE_TIMEOUT,
     STARTUP,
-    WORKLOADS,
     Failed,
     Metric,
     Result,
@@ -50,6 +41,15 @@ from cokernel_harness.bench_workloads import (
     run_cell,
     start_cell,
 )
+from cokernel_harness.bench_wire import (
+    InProcessWire,
+    Predicate,
+    Unsupported,
+    Wire,
+    iopub_of,
+    reply_to,
+)
+from cokernel_harness.bench_workloads import WORKLOADS
 from cokernel_harness.messages import Received
 
 __all__ = [
