@@ -33,8 +33,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cokernel_harness.frontend import Execution, Frontend
-    from cokernel_harness.messages import KernelDied, Received, WaitTimeout
+    from cokernel_harness.frontend import Frontend
+    from cokernel_harness.messages import Execution, KernelDied, Received, WaitTimeout
     from cokernel_harness.runner import Report, run_conformance
     from cokernel_harness.transport import (
         BlockingTransport,
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 #: Where each public name lives.
 _HOMES = {
     "Frontend": "cokernel_harness.frontend",
-    "Execution": "cokernel_harness.frontend",
+    "Execution": "cokernel_harness.messages",
     "Transport": "cokernel_harness.transport",
     "BlockingTransport": "cokernel_harness.transport",
     "ZMQTransport": "cokernel_harness.transport",

@@ -20,13 +20,12 @@ import contextlib
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 import anyio.abc
 
-from cokernel_harness.messages import Received, WaitTimeout, describe
+from cokernel_harness.messages import Execution, Received, WaitTimeout, describe
 from cokernel_harness.profiles import (
     DEFAULT_PROFILE,
     CommRouter,
@@ -37,39 +36,6 @@ from cokernel_harness.transport import Transport, open_transport
 
 InputAnswer = Callable[[str, bool], "str | Awaitable[str]"]
 Predicate = Callable[[Received], bool]
-
-
-@dataclass
-class Execution:
-    """What one execute_request produced: its reply and the iopub messages of its parent."""
-
-    msg_id: str
-    reply: dict[str, Any]
-    outputs: list[Received] = field(default_factory=list)
-
-    @property
-    def stdout(self) -> str:
-        return "".join(
-            m.content["text"]
-            for m in self.outputs
-            if m.msg_type == "stream" and m.content["name"] == "stdout"
-        )
-
-    @property
-    def stderr(self) -> str:
-        return "".join(
-            m.content["text"]
-            for m in self.outputs
-            if m.msg_type == "stream" and m.content["name"] == "stderr"
-        )
-
-    def of_type(self, msg_type: str) -> list[Received]:
-        return [m for m in self.outputs if m.msg_type == msg_type]
-
-    @property
-    def result(self) -> dict[str, Any] | None:
-        found = self.of_type("execute_result")
-        return found[-1].content["data"] if found else None
 
 
 class Frontend:

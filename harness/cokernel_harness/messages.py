@@ -1,5 +1,5 @@
-"""What every client in the harness shares: the received-message record and the failures of a
-bounded wait.
+"""What every client in the harness shares: the received-message record, what one execution
+produced, and the failures of a bounded wait.
 
 The :class:`~cokernel_harness.frontend.Frontend` (async, for scenarios and tests) and the
 bench's :class:`~cokernel_harness.bench_wire.Wire` (synchronous, for timing) both log
@@ -9,7 +9,7 @@ a scenario or a workload reads and fails the same way whichever client it drives
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 #: One message as a transport hands it over: (channel, message dict, ``perf_counter`` on arrival).
@@ -40,6 +40,39 @@ class Received:
     def content(self) -> dict[str, Any]:
         content: dict[str, Any] = self.msg["content"]
         return content
+
+
+@dataclass
+class Execution:
+    """What one execute_request produced: its reply and the iopub messages of its parent."""
+
+    msg_id: str
+    reply: dict[str, Any]
+    outputs: list[Received] = field(default_factory=list)
+
+    @property
+    def stdout(self) -> str:
+        return "".join(
+            m.content["text"]
+            for m in self.outputs
+            if m.msg_type == "stream" and m.content["name"] == "stdout"
+        )
+
+    @property
+    def stderr(self) -> str:
+        return "".join(
+            m.content["text"]
+            for m in self.outputs
+            if m.msg_type == "stream" and m.content["name"] == "stderr"
+        )
+
+    def of_type(self, msg_type: str) -> list[Received]:
+        return [m for m in self.outputs if m.msg_type == msg_type]
+
+    @property
+    def result(self) -> dict[str, Any] | None:
+        found = self.of_type("execute_result")
+        return found[-1].content["data"] if found else None
 
 
 class WaitTimeout(AssertionError):
