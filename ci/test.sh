@@ -10,7 +10,8 @@
 #   E2E=0 bash ci/test.sh           # without the end-to-end step (real JupyterLab in Chromium)
 #
 # The asyncio axis runs the whole suite; the trio axis re-runs every test that starts a
-# "cokernel" kernel with COKERNEL_TEST_BACKEND=trio. The GUI hosts (tests/gui) cover both
+# "cokernel" kernel with COKERNEL_TEST_BACKEND=trio (of tests/remote, the launcher's; the
+# server -> gateway -> kernel chain runs on the asyncio axis). The GUI hosts (tests/gui) cover both
 # backends for tk and qt inside each run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 echo "== install"
 .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null
-.venv/bin/python -m pip install --quiet -e '.[test,bench,qt,docs]'
+# gateway: Jupyter Server + Kernel Gateway (tests/remote: the remote-kernel chain and the
+# Enterprise Gateway launcher)
+.venv/bin/python -m pip install --quiet -e '.[test,bench,qt,docs,gateway]'
 echo "== GUI test dependencies"
 bash ci/install-gui.sh
 
@@ -50,7 +53,8 @@ for axis in $AXES; do
       --ignore=tests/e2e "$@" || status=$?
   else
     COKERNEL_TEST_BACKEND="$axis" .venv/bin/python -m pytest -q -p no:cacheprovider \
-      tests/kernel tests/shell tests/scenarios tests/differential "$@" || status=$?
+      tests/kernel tests/shell tests/scenarios tests/differential \
+      tests/remote/test_eg_launcher.py "$@" || status=$?
   fi
 done
 

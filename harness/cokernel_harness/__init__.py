@@ -10,8 +10,9 @@ from any kernel. The names below are its public face::
         run = await fe.run("1 + 1")
 
 - :class:`Frontend`: the one message client, async (asyncio or trio), over a :class:`Transport`
-  (:class:`ZMQTransport` for a kernelspec or a connection file; a kernel may register an
-  in-process one, found by name with :func:`open_transport`). It logs every
+  (:class:`ZMQTransport` for a kernelspec or a connection file; :class:`WebSocketTransport` for
+  a kernel behind a Jupyter Server or a kernel gateway; a kernel may register an in-process
+  one, found by name with :func:`open_transport`). It logs every
   :class:`Received` message, and a wait that runs out raises :class:`WaitTimeout`.
 - :class:`Widgets`: the page's side of the ipywidgets comm protocol, over a Frontend.
 - :func:`validate`: the protocol validator over a Frontend's log.
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
         open_transport,
     )
     from cokernel_harness.validator import validate
+    from cokernel_harness.websocket import ServerError, WebSocketTransport
     from cokernel_harness.widgets import Widgets
     from cokernel_scenarios.scenario import Scenario
 
@@ -57,6 +59,8 @@ _HOMES = {
     "Received": "cokernel_harness.messages",
     "WaitTimeout": "cokernel_harness.messages",
     "KernelDied": "cokernel_harness.messages",
+    "WebSocketTransport": "cokernel_harness.websocket",
+    "ServerError": "cokernel_harness.websocket",
     "Widgets": "cokernel_harness.widgets",
     "validate": "cokernel_harness.validator",
     "Scenario": "cokernel_scenarios.scenario",
@@ -72,8 +76,10 @@ __all__ = [
     "Received",
     "Report",
     "Scenario",
+    "ServerError",
     "Transport",
     "WaitTimeout",
+    "WebSocketTransport",
     "Widgets",
     "ZMQTransport",
     "open_transport",

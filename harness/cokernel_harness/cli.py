@@ -7,6 +7,8 @@
     cokernel-harness conformance --kernel cokernel --kernel python3 --html matrix.html
     cokernel-harness scenarios --kernel cokernel -k widget_await
     cokernel-harness scenarios --list
+    cokernel-harness conformance --server http://127.0.0.1:8888 --token T --kernel cokernel
+    cokernel-harness conformance --server http://127.0.0.1:8888 --frontend jupyterlab -k comm
     cokernel-harness bench --kernel cokernel --kernel python3
     cokernel-harness fuzz --kernel cokernel --cases 10000
     cokernel-harness soak --kernel cokernel --executes 1000 --comms 10000
@@ -17,19 +19,29 @@ pass) and exit non-zero when anything failed, errored or broke the protocol. Sce
 over comms run under each ``--frontend`` profile (default: all; see
 :mod:`cokernel_harness.profiles`), and their rows say which. ``bench`` hands
 its arguments to :func:`cokernel_harness.bench.main`.
+
+``--server URL`` reaches the kernels through a Jupyter Server or a kernel gateway instead of
+launching them here: REST starts each kernel by name, one websocket carries its messages
+(:class:`~cokernel_harness.websocket.WebSocketTransport`). ``--token`` (default: the
+``JUPYTER_TOKEN`` environment variable) authenticates. Scenarios that need a local process
+(watching it exit, a connection file) are then reported unsupported. ``--frontend`` works the
+same way there: the profile's subshell requests and comm routing travel over the websocket, as
+JupyterLab's do when its kernels run behind a gateway.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
 import anyio
 
+from cokernel_harness.frontend import Frontend
 from cokernel_harness.profiles import PROFILES
-from cokernel_harness.runner import Report, ScenarioResult, run_conformance
+from cokernel_harness.runner import Connect, Report, ScenarioResult, run_conformance
 from cokernel_scenarios import Scenario, UnknownScenario, select
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -90,6 +102,22 @@ def _parser() -> argparse.ArgumentParser:
             help="the harness's own event loop (not the kernel's)",
         )
         sub.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+        sub.add_argument(
+            "--server",
+            metavar="URL",
+            help="start the kernels through this Jupyter Server or gateway (REST + websocket)",
+        )
+        sub.add_argument(
+            "--token",
+            metavar="T",
+            default=os.environ.get("JUPYTER_TOKEN"),
+            help="the server's token (default: $JUPYTER_TOKEN)",
+        )
+        sub.add_argument(
+            "--ws-protocol",
+            choices=("v1", "legacy"),
+            help="websocket format with --server (default: v1 if the server offers it)",
+        )
     commands.add_parser(
         "bench", add_help=False, help="benchmarks (see `cokernel-harness bench --help`)"
     )
@@ -128,6 +156,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     kernels = args.kernel or ["cokernel"]
     validate = args.command == "conformance"
+    server = None
+    if args.server:
+        protocol = {"v1": None, "legacy": ""}.get(args.ws_protocol or "v1")
+        server = (args.server, args.token, protocol)
     reports = anyio.run(
         _run_all,
         kernels,
@@ -136,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.share_kernel,
         args.quiet,
         args.frontend or list(PROFILES),
+        server,
         backend=args.backend,
     )
     for report in reports:
@@ -167,9 +200,13 @@ async def _run_all(
     share_kernel: bool,
     quiet: bool,
     frontends: list[str],
+    server: tuple[str, str | None, str | None] | None = None,
 ) -> list[Report]:
     reports = []
     for kernel in kernels:
+        connect: Connect | None = None
+        if server is not None:
+            connect = _through_server(kernel, *server)
 
         def progress(result: ScenarioResult, kernel: str = kernel) -> None:
             if not quiet:
@@ -185,11 +222,18 @@ async def _run_all(
                 scenarios,
                 share_kernel=share_kernel,
                 validate=validate,
+                connect=connect,
                 on_result=progress,
                 frontends=frontends,
             )
         )
     return reports
+
+
+def _through_server(kernel: str, url: str, token: str | None, protocol: str | None) -> Connect:
+    from cokernel_harness.websocket import WebSocketTransport
+
+    return lambda: Frontend.connect(WebSocketTransport(url, kernel, token=token, protocol=protocol))
 
 
 def _bench(argv: list[str]) -> int:

@@ -320,12 +320,15 @@ class Frontend:
         return msg_id
 
     async def interrupt(self) -> None:
-        """Interrupt as the kernelspec asks: interrupt_request on control, or SIGINT."""
+        """Interrupt as the kernelspec asks: interrupt_request on control, or SIGINT.
+
+        A transport through a server (``interrupt_mode`` "server") asks the server over REST.
+        """
         if self.transport.interrupt_mode == "message":
             msg_id = self.send("control", "interrupt_request")
             await self.reply(msg_id, timeout=10)
         else:
-            await self.transport.signal_interrupt()
+            await self.transport.interrupt()
 
     # -- request helpers that wait ----------------------------------------------------------
     async def request(

@@ -100,6 +100,10 @@ class Transport(Protocol):
         """Interrupt the kernel with SIGINT (for kernels whose interrupt_mode is "signal")."""
         ...
 
+    async def interrupt(self) -> None:
+        """Interrupt out of band, as this transport can (SIGINT here; a server over REST)."""
+        await self.signal_interrupt()
+
     async def restart(self) -> None:
         """Restart the kernel process (or what stands for it) and reconnect."""
         ...

@@ -28,6 +28,7 @@ _KERNEL_THREADS = (
     "cokernel-history",
     "cokernel-parent-watch",
     "cokernel-exit",
+    "cokernel-warmup",  # cokernel.warmup: jedi and the first traceback's imports
     "cokernel-debugger",
     "IPythonHistorySavingThread",
 )

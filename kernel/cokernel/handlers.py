@@ -21,6 +21,7 @@ from cokernel.dispatch import DirectiveError, cell_directives
 from cokernel.prelude import kernel_info_content
 from cokernel.shell import CellRun, current_cell
 from cokernel.subshells import SubshellNotFound, current_namespace
+from cokernel.warmup import JEDI_LOCK
 
 if TYPE_CHECKING:
     from cokernel.kernel import Kernel
@@ -82,8 +83,10 @@ def complete_request(kernel: Kernel, request: Request) -> None:
     cursor_pos = request.content.get("cursor_pos")
     cursor = len(code) if not isinstance(cursor_pos, int) else max(0, min(cursor_pos, len(code)))
     # No provisionalcompleter() here: its catch_warnings() races with other threads' (the
-    # kernel ignores ProvisionalCompleterWarning once, at start).
-    completions = list(rectify_completions(code, shell.Completer.completions(code, cursor)))
+    # kernel ignores ProvisionalCompleterWarning once, at start). jedi is not thread-safe:
+    # completions (on any subshell) and the warm-up take turns (see cokernel.warmup).
+    with JEDI_LOCK:
+        completions = list(rectify_completions(code, shell.Completer.completions(code, cursor)))
     if completions:
         start, end = completions[0].start, completions[0].end
     else:

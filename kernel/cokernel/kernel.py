@@ -31,6 +31,7 @@ from IPython.core.profiledir import ProfileDir
 from traitlets.config import Config
 
 from cokernel import backends, handlers, pdbsupport, profile, warmup
+from cokernel.backlog import ShellBacklog
 from cokernel.caller import Caller, Pending, threads_available
 from cokernel.comms import KernelCommManager
 from cokernel.comms import install as install_comms
@@ -97,6 +98,8 @@ class Kernel(KernelCompat):
             options.backend, own_namespace_by_default=options.subshell_namespace == "own"
         )
         self.last_execute: Request | None = None
+        #: Shell requests read but not started; the ZMQ interface pauses shell at its bound.
+        self.backlog = ShellBacklog()
         self.shutdown_requested = threading.Event()
         self.restart_requested = False
         self._abort_before: dict[tuple[Channel, str | None], float] = {}
@@ -197,20 +200,34 @@ class Kernel(KernelCompat):
             log.exception("handler failed")
 
     # -- incoming ---------------------------------------------------------------------------
-    def receive(self, channel: Channel, identities: list[bytes], msg: Message) -> None:
-        """Accept one verified message from an interface thread; never raises."""
+    def receive(
+        self, channel: Channel, identities: list[bytes], msg: Message, size: int = 0
+    ) -> None:
+        """Accept one verified message from an interface thread; never raises.
+
+        A shell request (``size``: its wire bytes) counts in :attr:`backlog` until a handler
+        starts on it or it is settled unstarted (see :mod:`cokernel.backlog`).
+        """
         if self.recorder is not None:
             self.recorder.record(channel, msg)
+        request = Request(channel, identities, msg)
+        queued = False
+        if channel is Channel.shell:
+            self.backlog.hold_for(request, size)
         try:
-            self._route(Request(channel, identities, msg))
+            queued = self._route(request)
         except Exception:
             log.exception("failed to schedule %s on %s", msg["header"].get("msg_type"), channel)
+        finally:
+            if not queued:
+                self.backlog.release_for(request)
 
-    def _route(self, request: Request) -> None:
+    def _route(self, request: Request) -> bool:
+        """Schedule ``request``; False if it was answered or dropped here (not queued)."""
         msg_type, channel = request.msg_type, request.channel
         if channel is not Channel.stdin and not request.subshell_id_valid:
             self._reject_subshell_id(request)
-            return
+            return False
         if channel is Channel.stdin:
             if msg_type == "input_reply":
                 if not self.stdin.receive_reply(request.msg, request.identities):
@@ -220,12 +237,12 @@ class Kernel(KernelCompat):
                     )
             else:
                 drop_log.warning("unexpected %s on stdin dropped", msg_type)
-            return
+            return False
         found = route(channel, msg_type)
         handler = getattr(handlers, msg_type, None) if found else None
         if found is None or handler is None:
             self._unknown(request)
-            return
+            return False
         mode, lane = found
         if msg_type == "execute_request":
             mode = self._execute_mode(request, mode)
@@ -245,7 +262,7 @@ class Kernel(KernelCompat):
                     drop_log.warning("%s for unknown subshell dropped: %s", msg_type, e)
                     self._status("busy", request)
                     self._status("idle", request)
-                return
+                return False
         lane_key = (channel, lane, request.subshell_id)
         if mode is RunMode.direct:
             pending = caller.call_direct(self._serve_sync, handler, request)
@@ -264,6 +281,7 @@ class Kernel(KernelCompat):
         else:
             pending = caller.queue_call(lane_key, self._serve_async, handler, request)
         pending.add_done_callback(lambda p: self._answer_unserved(request, p))
+        return True
 
     def _reject_subshell_id(self, request: Request) -> None:
         """A header whose ``subshell_id`` is neither a string nor null names no shell at all:
@@ -300,6 +318,7 @@ class Kernel(KernelCompat):
     def _answer_unserved(self, request: Request, pending: Pending[Any]) -> None:
         """A request whose job was cancelled before it started (its subshell was deleted, the
         kernel is stopping) still gets its one reply: nothing queued is silently lost."""
+        self.backlog.release_for(request)
         if request.served or not pending.cancelled() or not request.msg_type.endswith("_request"):
             return
         self._error_reply(
@@ -347,6 +366,7 @@ class Kernel(KernelCompat):
     # busy -> outputs -> reply -> idle, for every request, whatever the run mode.
     def _serve_sync(self, handler: Callable[[Kernel, Request], Any], request: Request) -> None:
         request.served = True
+        self.backlog.release_for(request)
         token = current_request.set(request)
         self._status("busy", request)
         try:
@@ -368,6 +388,7 @@ class Kernel(KernelCompat):
         self, handler: Callable[[Kernel, Request], Any], request: Request
     ) -> None:
         request.served = True
+        self.backlog.release_for(request)
         token = current_request.set(request)
         self._status("busy", request)
         try:

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
 
+from cokernel.backlog import ShellBacklog
 from cokernel.options import KernelOptions
 from cokernel.protocol import PROTOCOL_VERSION, Channel, Message, Session
 
@@ -132,7 +133,9 @@ def _threads_forbidden() -> bool:
 class Prelude:
     """Serves an interface until the kernel has started (see the module docstring).
 
-    It has what an interface uses of a kernel: ``started``, ``publish`` and ``receive``.
+    It has what an interface uses of a kernel: ``started``, ``publish``, ``receive`` and
+    ``backlog``: kept shell messages count in the shell backlog (so a flood while the kernel
+    starts is bounded too), which the kernel takes over.
     """
 
     def __init__(self, options: KernelOptions, session: Session, send: Send) -> None:
@@ -141,7 +144,8 @@ class Prelude:
         self.started = threading.Event()
         self.started.set()  # the interface may serve at once
         self._lock = threading.Lock()
-        self._kept: list[tuple[Channel, list[bytes], Message]] = []
+        self._kept: list[tuple[Channel, list[bytes], Message, int]] = []
+        self.backlog = ShellBacklog()
         self._kernel: Kernel | None = None
         self._early = not _threads_forbidden()
         # Computed here, on the starting thread: the interface thread that answers must not
@@ -165,7 +169,9 @@ class Prelude:
         topic = f"kernel.{self.session.session_id}.{msg_type}".encode()
         self._send(Channel.iopub, msg, [topic])
 
-    def receive(self, channel: Channel, identities: list[bytes], msg: Message) -> None:
+    def receive(
+        self, channel: Channel, identities: list[bytes], msg: Message, size: int = 0
+    ) -> None:
         """Take one message from the interface thread: answer, keep or forward it."""
         with self._lock:
             kernel = self._kernel
@@ -178,9 +184,11 @@ class Prelude:
                 ):
                     self._answer(channel, identities, msg)
                 else:
-                    self._kept.append((channel, identities, msg))
+                    if channel is Channel.shell:
+                        self.backlog.hold(size)
+                    self._kept.append((channel, identities, msg, size))
                 return
-        kernel.receive(channel, identities, msg)
+        kernel.receive(channel, identities, msg, size)
 
     def _answer(self, channel: Channel, identities: list[bytes], msg: Message) -> None:
         self._publish("status", {"execution_state": "busy"}, msg)
@@ -195,8 +203,11 @@ class Prelude:
         def wait_and_hand_over() -> None:
             kernel.started.wait()
             with self._lock:
-                for channel, identities, msg in self._kept:
-                    kernel.receive(channel, identities, msg)
+                kernel.backlog = self.backlog  # the interface pauses shell on this one
+                for channel, identities, msg, size in self._kept:
+                    if channel is Channel.shell:
+                        self.backlog.release(size)  # the kernel holds it from now on
+                    kernel.receive(channel, identities, msg, size)
                 self._kept.clear()
                 self._kernel = kernel
 

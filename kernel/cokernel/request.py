@@ -26,6 +26,7 @@ class Request:
     received: float = field(default_factory=time.monotonic)
     error: dict[str, Any] | None = None
     served: bool = False  # a handler started on it (else it may still need an answer)
+    held: int | None = None  # wire bytes counted in the shell backlog until it starts
 
     @property
     def header(self) -> dict[str, Any]:

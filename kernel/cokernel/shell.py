@@ -109,6 +109,32 @@ class _Stepper:
 _cell_order = itertools.count()
 
 
+class _Withdrawn(BaseException):
+    """Posted to a cell's own thread in place of a pending interrupt, and caught at once."""
+
+
+def _withdraw_posted_exception() -> None:
+    """Withdraw an exception posted to this thread, and leave CPython's eval breaker clear.
+
+    ``PyThreadState_SetAsyncExc(id, NULL)`` drops a pending exception but signals the
+    interpreter's eval breaker all the same, and only a thread that finds a posted exception
+    clears that signal: it would stay set for good, every thread then handles it at each call
+    and loop, and a thread running under a trace function (debugpy's, coverage's) spins for
+    ever at a function's entry on CPython 3.11 (after a cell on a subshell was interrupted,
+    the debugger's first ``initialize`` hung importing pydevd). Posting a private exception
+    instead replaces a pending one; it fires at the loop's first backward jump and is caught
+    here, which clears the signal.
+    """
+    try:
+        if ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(threading.get_ident()), ctypes.py_object(_Withdrawn)
+        ):
+            while True:  # one turn: the jump back checks the eval breaker, which raises
+                pass
+    except _Withdrawn:
+        pass
+
+
 class CellRun:
     """One execution of one cell: where it runs, whether it is stepping, how to stop it."""
 
@@ -232,9 +258,12 @@ class CellRun:
         with self._gate:  # always taken: a stop() may be between its look and its post
             if self._posted:
                 self._posted = False
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                    ctypes.c_ulong(self.thread.ident or 0), None
-                )
+                if threading.current_thread() is self.thread:
+                    _withdraw_posted_exception()
+                else:
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                        ctypes.c_ulong(self.thread.ident or 0), None
+                    )
                 scope, call = self._scope, self._call_in_loop
                 if scope is not None and call is not None:
                     call(scope.cancel)

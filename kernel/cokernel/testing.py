@@ -109,6 +109,9 @@ class InProcessTransport:
     async def signal_interrupt(self) -> None:
         raise RuntimeError("an in-process kernel is interrupted by message, not by signal")
 
+    async def interrupt(self) -> None:
+        raise RuntimeError("an in-process kernel is interrupted by message (interrupt_request)")
+
     def kernel_pid(self) -> int | None:
         return None  # no process of its own
 

@@ -5,10 +5,13 @@ has parso build its grammar tables for this Python, and parses the builtins' typ
 of that depends on the user's namespace, so :func:`start` does it on a daemon thread, which the
 kernel starts when its first execute_request has been served: not during start-up (the first
 reply and the first cell are not slowed), and not before the session is used (jedi and the
-stubs it reads take about 30 MB, which a kernel nobody types into need not hold). A complete_request that comes in meanwhile waits on the import lock
-for the part under way instead of doing it again. Nothing here touches IPython's completer
-object, which belongs to the requests. The modules IPython's traceback formatter imports on the
-first error are imported first, so a first interrupt's reply does not wait for them.
+stubs it reads take about 30 MB, which a kernel nobody types into need not hold). jedi and parso
+are not thread-safe (two threads completing at once can make jedi raise, which IPython's
+completer turns into no matches at all), so the warm-up and every completion take turns on
+:data:`JEDI_LOCK`: a complete_request that comes in meanwhile waits for the warm-up instead of
+doing the same work beside it. Nothing here touches IPython's completer object, which belongs
+to the requests. The modules IPython's traceback formatter imports on the first error are
+imported first, so a first interrupt's reply does not wait for them.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from typing import Any
 
 log = logging.getLogger("cokernel")
 
-__all__ = ["TRACEBACK_MODULES", "start", "warm_completion", "warm_tracebacks"]
+__all__ = ["JEDI_LOCK", "TRACEBACK_MODULES", "start", "warm_completion", "warm_tracebacks"]
+
+#: Held while jedi runs: by the warm-up, and by each complete_request (cokernel.handlers).
+JEDI_LOCK = threading.Lock()
 
 
 def _jedi() -> Any:
@@ -37,10 +43,11 @@ def warm_completion() -> None:
     """Import jedi and complete one builtin name through it, as a completion would."""
     if find_spec("jedi") is None:
         return
-    jedi = _jedi()
-    for completion in jedi.Interpreter("int.bit_l", [{}]).complete():
-        completion.type  # noqa: B018 - resolving the type loads what signatures need
-        completion.get_signatures()
+    with JEDI_LOCK:
+        jedi = _jedi()
+        for completion in jedi.Interpreter("int.bit_l", [{}]).complete():
+            completion.type  # noqa: B018 - resolving the type loads what signatures need
+            completion.get_signatures()
 
 
 #: What IPython's traceback formatter imports the first time a cell fails or is interrupted

@@ -17,7 +17,8 @@ ipywidgets     ``ipywidgets`` imports in the kernel
 ipython        ``IPython`` imports (``display``, ``clear_output``)
 subshells      ``kernel subshells`` is in ``supported_features`` (JEP 91)
 debugger       ``debugger`` is in ``supported_features`` or ``kernel_info.debugger`` is true
-interrupt      the kernelspec interrupts by message, or the harness launched the process
+interrupt      the kernelspec interrupts by message, the harness launched the process, or
+               a server interrupts it (REST, the websocket transport)
 process        the harness launched the kernel process (it can watch it exit, restart it)
 connection_file other clients can attach through a connection file
 ============== ====================================================================
@@ -65,7 +66,7 @@ def features_from_transport(fe: Frontend) -> set[str]:
     launched = transport.kernel_pid() is not None
     if launched:
         found.add("process")
-    if transport.interrupt_mode == "message" or launched:
+    if transport.interrupt_mode in ("message", "server") or launched:
         found.add("interrupt")
     if transport.connection_file_path() is not None:
         found.add("connection_file")

@@ -283,3 +283,43 @@ def test_a_subshell_that_cannot_start_is_answered_with_the_cause() -> None:
         assert (await fe.run("1 + 1", subshell_id=sub)).result == {"text/plain": "2"}
 
     with_kernel(body)
+
+
+# A function call on a thread running under a trace function (as debugpy traces threads).
+_TRACED_CALL = """\
+import sys as _sys, threading as _threading
+def _traced():
+    def nothing():
+        return 1
+    _sys.settrace(lambda *args: None)
+    nothing()
+    _sys.settrace(None)
+_tracer = _threading.Thread(target=_traced, daemon=True)
+_tracer.start()
+_tracer.join(30)  # a deadline for the failure; a healthy call returns at once
+print("stuck" if _tracer.is_alive() else "returned")
+"""
+
+
+@pytest.mark.timeout(120)
+def test_an_interrupted_subshell_cell_leaves_traced_calls_working() -> None:
+    # Interrupting a cell on a subshell posts KeyboardInterrupt to its thread; withdrawing it
+    # when the cell's step ended used to leave CPython's eval breaker signalled for good, and a
+    # thread under a trace function then spun for ever entering a function (the debugger's
+    # first initialize hung importing pydevd after subshell_delete_busy).
+    async def body(fe: Frontend) -> None:
+        sub = await create(fe)
+        start = len(fe.log)
+        cell = fe.execute("print('looping', flush=True)\nwhile True:\n    pass", subshell_id=sub)
+        await fe.wait_for(
+            lambda m: m.parent_id == cell and m.msg_type == "stream",
+            start=start,
+            what="the subshell cell's print",
+        )
+        await fe.interrupt()
+        reply = await fe.reply(cell)
+        assert reply["status"] == "error", reply
+        assert reply["ename"] == "KeyboardInterrupt", reply
+        assert (await fe.run(_TRACED_CALL)).stdout == "returned\n"
+
+    with_kernel(body)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, cast
 import zmq
 import zmq.utils.z85
 
+from cokernel.backlog import STALL_SECONDS
 from cokernel.droplog import drop_log
 from cokernel.protocol import Channel, Message, ProtocolError, Session
 
@@ -125,6 +126,22 @@ def _load_malloc_trim() -> Callable[[int], int] | None:
 malloc_trim = _load_malloc_trim()
 
 
+#: Bounds on what the kernel holds for its clients (docs/reliability.md, "Bounded memory"):
+#:
+#: - IOPUB_HWM: iopub messages queued per subscriber. ZMQ PUB semantics: a subscriber that falls
+#:   this far behind loses what is published until it reads again (a reading client gets
+#:   everything, in order); the kernel holds at most this much for it. Chosen by measurement.
+#: - SHELL_RCVHWM: shell messages ZMQ takes off the network while the kernel does not read shell
+#:   (its backlog is full, see cokernel.backlog); beyond it the sender waits.
+#:
+#: The outbox itself has no bound: the io thread never waits on the network (iopub drops beyond
+#: its mark, ZMQ queues replies), so it empties the outbox as fast as threads fill it. A bound
+#: that made producers wait was tried and dropped: a signal handler (the interrupt path sends)
+#: or a thread holding a lock the io thread needs could wait inside ``send`` and reorder or
+#: stall messages (docs/reliability.md).
+IOPUB_HWM = 10_000
+SHELL_RCVHWM = 100
+
 #: How long a stdin message waits for its client to connect, and how often it is retried.
 UNROUTABLE_PATIENCE = 10.0
 UNROUTABLE_RETRY_MS = 20
@@ -191,8 +208,11 @@ class ZMQInterface:
                 sock.curve_server = True
                 sock.curve_publickey, sock.curve_secretkey = curve
             sock.setsockopt(zmq.LINGER, 1000)
-            sock.setsockopt(zmq.SNDHWM, 0)  # never drop outputs or replies for a slow client
-            sock.setsockopt(zmq.RCVHWM, 0)
+            # Replies are never dropped (SNDHWM 0 on the ROUTERs); iopub follows PUB semantics
+            # with a per-subscriber bound; shell's receive queue is bounded, so a paused shell
+            # (its backlog full) makes the sender wait.
+            sock.setsockopt(zmq.SNDHWM, IOPUB_HWM if kind == zmq.XPUB else 0)
+            sock.setsockopt(zmq.RCVHWM, SHELL_RCVHWM if channel is Channel.shell else 0)
             if kind == zmq.ROUTER:
                 sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
             if channel is Channel.stdin:
@@ -226,10 +246,16 @@ class ZMQInterface:
             with contextlib.suppress(BlockingIOError, OSError):
                 os.write(self._wake_w, b"x")
 
+    def wake(self) -> None:
+        """Make the io thread look at its outbox and sockets again (any thread)."""
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"x")
+
     # -- threads ----------------------------------------------------------------------------
     def start(self, kernel: Kernel) -> None:
         """Start serving ``kernel``: heartbeat now, messages once the kernel is ready."""
         self.kernel = kernel
+        kernel.backlog.wake = self.wake  # a paused shell drained enough: read it again
         self._hb_thread = threading.Thread(
             target=self._heartbeat, name="cokernel-heartbeat", daemon=True
         )
@@ -251,6 +277,9 @@ class ZMQInterface:
         order = (Channel.control, Channel.shell, Channel.stdin)
         for channel in order:
             poller.register(self.sockets[channel], zmq.POLLIN)
+        shell, backlog = self.sockets[Channel.shell], kernel.backlog
+        shell_polled = True
+        stall_at: float | None = None  # while paused: when to look for a stall next
         iopub = self.sockets[Channel.iopub]
         poller.register(iopub, zmq.POLLIN)
         poller.register(self._wake_r, zmq.POLLIN)
@@ -267,11 +296,30 @@ class ZMQInterface:
                     self._wake_pending = True
                     self._flush_outbox()
                     continue
+                # Backpressure: shell is polled only while its backlog has room.
+                admits = backlog.admits()
+                if admits != shell_polled:
+                    poller.register(shell, zmq.POLLIN if admits else 0)
+                    shell_polled = admits
                 timeout: int | None = None
                 if self._stdin_queue:
                     timeout = UNROUTABLE_RETRY_MS
                 elif self._moved >= TRIM_AFTER and malloc_trim is not None:
                     timeout = TRIM_IDLE_MS
+                if admits:
+                    stall_at = None
+                else:  # paused: look for a stall every STALL_SECONDS (see cokernel.backlog),
+                    # however often other traffic wakes this thread meanwhile
+                    now = time.monotonic()
+                    if stall_at is None:
+                        stall_at = now + STALL_SECONDS
+                    elif now >= stall_at:
+                        stall_at = now + STALL_SECONDS
+                        if backlog.check_stall():
+                            log.info("shell backlog stalled at its bound: admitting a few more")
+                            continue  # poll shell again
+                    stall_ms = max(1, int((stall_at - now) * 1000))
+                    timeout = stall_ms if timeout is None else min(timeout, stall_ms)
                 ready = dict(poller.poll(timeout))
                 self._wake_pending = True
                 if not ready and self._moved >= TRIM_AFTER and malloc_trim is not None:
@@ -295,7 +343,10 @@ class ZMQInterface:
             self._flush_outbox()
 
     def _receive_all(self, channel: Channel, sock: zmq.Socket[bytes], kernel: Kernel) -> None:
+        shell = channel is Channel.shell
         for _ in range(64):  # bounded, so a flood on one socket cannot starve the others
+            if shell and not kernel.backlog.admits():
+                return  # backpressure: the rest waits in ZMQ's queue and the sender
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
@@ -306,7 +357,7 @@ class ZMQInterface:
             except ProtocolError as e:
                 drop_log.warning("dropped a message on %s: %s", channel, e)
                 continue
-            kernel.receive(channel, identities, msg)
+            kernel.receive(channel, identities, msg, sum(map(len, frames)) if shell else 0)
 
     def _welcome_subscribers(self, iopub: zmq.Socket[bytes]) -> None:
         while True:
