@@ -14,8 +14,8 @@ import sys
 
 import anyio
 
+from cokernel.testing import InProcessTransport
 from cokernel_harness.frontend import Frontend
-from cokernel_harness.inprocess import InProcessTransport
 
 
 def say(*parts: object) -> None:

@@ -26,6 +26,8 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
+from cokernel_harness.messages import WaitTimeout
+
 KERNEL_NAME = "cokernel"
 DEFAULT_TIMEOUT = 30.0
 STARTUP_TIMEOUT = 60.0
@@ -249,7 +251,8 @@ class Wire:
     ) -> Received:
         """The first logged message (with ``seq > after``) matching ``predicate``.
 
-        Receives until one arrives; raises AssertionError after ``timeout`` seconds.
+        Receives until one arrives; raises the harness's :class:`WaitTimeout` (an
+        AssertionError) after ``timeout`` seconds.
         """
         deadline = time.monotonic() + timeout
         checked = 0
@@ -260,7 +263,7 @@ class Wire:
             checked = len(self.log)
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError(f"no {what} within {timeout:g} s\n{self.describe()}")
+                raise WaitTimeout(f"no {what} within {timeout:g} s\n{self.describe()}")
             self.pump(left)
 
     def find(self, predicate: Callable[[Received], bool]) -> list[Received]:

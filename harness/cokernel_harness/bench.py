@@ -37,18 +37,7 @@ from typing import Any, TextIO
 import psutil
 
 from cokernel_harness.bench_goals import format_goals
-from cokernel_harness.bench_perf import ALL_METRICS as METRICS
-from cokernel_harness.bench_perf import ALL_WORKLOADS as WORKLOADS
-from cokernel_harness.bench_perf import FLOOR_WORKLOADS, STARTUP_EXEC, launch_to_first_execute
-from cokernel_harness.bench_wire import (
-    FLOOR,
-    KernelDied,
-    Unsupported,
-    WaitTimeout,
-    Wire,
-    open_wire,
-)
-from cokernel_harness.bench_workloads import (
+from cokernel_harness.bench_model import (
     STARTUP,
     STARTUP_TIMEOUT,
     Failed,
@@ -59,6 +48,11 @@ from cokernel_harness.bench_workloads import (
     Workload,
     ms,
 )
+from cokernel_harness.bench_perf import ALL_METRICS as METRICS
+from cokernel_harness.bench_perf import ALL_WORKLOADS as WORKLOADS
+from cokernel_harness.bench_perf import FLOOR_WORKLOADS, STARTUP_EXEC, launch_to_first_execute
+from cokernel_harness.bench_wire import FLOOR, Unsupported, Wire, open_wire
+from cokernel_harness.messages import KernelDied, WaitTimeout
 
 __all__ = ["KernelRun", "Summary", "main", "percentile", "run_bench", "summarize"]
 

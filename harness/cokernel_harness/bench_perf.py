@@ -25,21 +25,11 @@ import time
 import uuid
 from pathlib import Path
 
-from cokernel_harness.bench_wire import (
-    Arrival,
-    InProcessWire,
-    Predicate,
-    Unsupported,
-    Wire,
-    iopub_of,
-    reply_to,
-)
-from cokernel_harness.bench_workloads import (
+from cokernel_harness.bench_model import (
     CELL_TIMEOUT,
     INTERRUPT_TIMEOUT,
     PIPELINE_TIMEOUT,
     STARTUP,
-    WORKLOADS,
     Failed,
     Metric,
     Result,
@@ -51,6 +41,16 @@ from cokernel_harness.bench_workloads import (
     run_cell,
     start_cell,
 )
+from cokernel_harness.bench_wire import (
+    InProcessWire,
+    Predicate,
+    Unsupported,
+    Wire,
+    iopub_of,
+    reply_to,
+)
+from cokernel_harness.bench_workloads import WORKLOADS
+from cokernel_harness.messages import Received
 
 __all__ = [
     "ALL_METRICS",
@@ -100,7 +100,7 @@ COMPLETE_NEW = Metric("complete_new", "completion: a module imported just before
 COMPLETE_REPEAT = Metric("complete_repeat", "completion: repeat (`os.pa` again)", "ms")
 
 
-def _complete(wire: Wire, code: str) -> tuple[float, Arrival]:
+def _complete(wire: Wire, code: str) -> tuple[float, Received]:
     sent = wire.send("shell", "complete_request", {"code": code, "cursor_pos": len(code)})
     reply = wire.wait(reply_to(sent), COMPLETE_TIMEOUT, "the complete_reply")
     if reply.content.get("status") != "ok" or not reply.content.get("matches"):
@@ -135,7 +135,7 @@ def _all_of(ids: set[str], kind: str, errors: list[str] | None = None) -> Predic
     ``status``) for every id in ``ids``; error replies are added to ``errors``."""
     waiting = set(ids)
 
-    def match(a: Arrival) -> bool:
+    def match(a: Received) -> bool:
         if a.parent_id in waiting and a.msg_type == kind:
             if kind == "status" and a.content.get("execution_state") != "idle":
                 return False
@@ -297,7 +297,7 @@ def scale_comms(wire: Wire, settings: Settings, out: Results) -> None:
     for seq, comm_id in enumerate(ids):
         wire.send("shell", "comm_msg", {"comm_id": comm_id, "data": {"seq": seq}})
 
-    def all_echoed(a: Arrival) -> bool:
+    def all_echoed(a: Received) -> bool:
         if a.msg_type == "comm_msg" and "echo" in (a.content.get("data") or {}):
             waiting.discard(str(a.content.get("comm_id")))
         return not waiting
@@ -336,7 +336,7 @@ def scale_subshells(wire: Wire, settings: Settings, out: Results) -> None:
         sent_all = [wire.execute(code, subshell_id=i) for i in ids]
         waiting = {s.msg_id for s in sent_all}
 
-        def all_replied(a: Arrival) -> bool:
+        def all_replied(a: Received) -> bool:
             if a.msg_type == "execute_reply":
                 waiting.discard(a.parent_id or "")
             return not waiting

@@ -14,7 +14,6 @@ Every wait is bounded: :meth:`Wire.wait` raises :class:`WaitTimeout` when its ti
 
 from __future__ import annotations
 
-import queue
 import sys
 import time
 from collections.abc import Callable
@@ -27,6 +26,9 @@ from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import KernelManager
 from jupyter_client.session import Session
 
+from cokernel_harness.messages import KernelDied, Received, WaitTimeout
+from cokernel_harness.transport import BlockingTransport, named_transport
+
 RequestChannel = Literal["shell", "control"]
 
 #: Messages taken from one socket before the next socket gets its turn, so that a flood on
@@ -37,43 +39,6 @@ _BATCH = 256
 _LIVENESS_INTERVAL = 0.5
 
 
-class WaitTimeout(Exception):
-    """The awaited message did not arrive within the wait's bound."""
-
-    def __init__(self, what: str, timeout: float) -> None:
-        super().__init__(f"timed out after {timeout:g} s waiting for {what}")
-        self.what = what
-        self.timeout = timeout
-
-
-class KernelDied(Exception):
-    """The kernel process exited while the bench was waiting for it."""
-
-
-@dataclass(frozen=True)
-class Arrival:
-    """One received message, with its channel and its receive time (``perf_counter``)."""
-
-    channel: str
-    msg: dict[str, Any]
-    time: float
-
-    @property
-    def msg_type(self) -> str:
-        return str(self.msg["header"]["msg_type"])
-
-    @property
-    def parent_id(self) -> str | None:
-        parent = self.msg.get("parent_header") or {}
-        msg_id = parent.get("msg_id")
-        return None if msg_id is None else str(msg_id)
-
-    @property
-    def content(self) -> dict[str, Any]:
-        content: dict[str, Any] = self.msg["content"]
-        return content
-
-
 @dataclass(frozen=True)
 class Sent:
     """One request as sent: its ``msg_id`` and the ``perf_counter`` time just before sending."""
@@ -82,7 +47,7 @@ class Sent:
     time: float
 
 
-Predicate = Callable[[Arrival], bool]
+Predicate = Callable[[Received], bool]
 
 
 def reply_to(sent: Sent) -> Predicate:
@@ -93,7 +58,7 @@ def reply_to(sent: Sent) -> Predicate:
 def iopub_of(sent: Sent, msg_type: str, execution_state: str | None = None) -> Predicate:
     """Match an iopub message of ``msg_type`` (and ``execution_state``) whose parent is ``sent``."""
 
-    def match(a: Arrival) -> bool:
+    def match(a: Received) -> bool:
         if a.channel != "iopub" or a.parent_id != sent.msg_id or a.msg_type != msg_type:
             return False
         return execution_state is None or a.content.get("execution_state") == execution_state
@@ -113,7 +78,7 @@ class Wire:
         #: jupyter_client's ``transport_encryption`` for the launch: "disabled", "auto" or
         #: "required" (CurveZMQ, JEP 145; the sockets below then connect as Curve clients).
         self.encryption = encryption
-        self.log: list[Arrival] = []
+        self.log: list[Received] = []
         self.restarts = 0
         self.kernel_info: dict[str, Any] = {}
         #: ``perf_counter`` time just before the kernel was launched.
@@ -232,7 +197,7 @@ class Wire:
         }
         return self.send("shell", "execute_request", content, subshell_id=subshell_id)
 
-    def wait(self, match: Predicate, timeout: float, what: str) -> Arrival:
+    def wait(self, match: Predicate, timeout: float, what: str) -> Received:
         """Block until a message in :attr:`log` (or a new one) satisfies ``match``; return it.
 
         The whole log is searched, so the message may already have arrived. Raises
@@ -248,11 +213,11 @@ class Wire:
                     return arrival
             left = deadline - time.perf_counter()
             if left <= 0:
-                raise WaitTimeout(what, timeout)
+                raise WaitTimeout(f"timed out after {timeout:g} s waiting for {what}")
             if not self._pump(min(left, _LIVENESS_INTERVAL)) and not self._alive():
                 raise KernelDied(f"kernel {self.kernel_name!r} exited while awaiting {what}")
 
-    def finish(self, sent: Sent, timeout: float) -> tuple[Arrival, Arrival]:
+    def finish(self, sent: Sent, timeout: float) -> tuple[Received, Received]:
         """Block until the execute_reply to ``sent`` and its idle status have both arrived;
         return them (reply, idle). Raises :class:`WaitTimeout` after ``timeout`` seconds."""
         deadline = time.perf_counter() + timeout
@@ -304,7 +269,7 @@ class Wire:
         deadline = time.perf_counter() + timeout
         poked: set[str] = set()
 
-        def idle_of_a_poke(a: Arrival) -> bool:
+        def idle_of_a_poke(a: Received) -> bool:
             return a.channel == "iopub" and a.parent_id in poked and a.msg_type == "status"
 
         while True:
@@ -315,7 +280,9 @@ class Wire:
                 break
             except WaitTimeout:
                 if time.perf_counter() >= deadline:
-                    raise WaitTimeout("a status message on iopub", timeout) from None
+                    raise WaitTimeout(
+                        f"timed out after {timeout:g} s waiting for a status message on iopub"
+                    ) from None
         self.quiet()
 
     def _pump(self, timeout: float) -> bool:
@@ -338,44 +305,38 @@ class Wire:
         session: Session = self.manager.session
         for channel, frames, stamp in raw:
             _, body = session.feed_identities(frames, copy=True)
-            self.log.append(Arrival(channel, session.deserialize(body), stamp))
+            self.log.append(Received(channel, session.deserialize(body), stamp))
         return True
 
 
 class InProcessWire(Wire):
-    """A cokernel kernel in this process, driven through its callback interface (no sockets).
+    """A kernel in this process, through a registered in-process transport (no sockets).
 
-    Named ``inprocess`` (asyncio) or ``inprocess:trio`` on the bench's command line. Messages are
-    stamped as the kernel hands them over, the in-process counterpart of a socket receive; the
-    figures say what an embedding host (or a JupyterLite-style page) gets without ZMQ.
-    Start-up is the kernel's own (no interpreter launch), and there is no process to measure:
-    RSS metrics report ``unsupported``.
+    Named ``inprocess`` (asyncio) or ``inprocess:trio`` on the bench's command line: cokernel's
+    ``cokernel.testing.InProcessTransport``, which the harness reaches through its entry point
+    (:func:`~cokernel_harness.transport.named_transport`) and drives through its blocking
+    methods. Messages are stamped as the kernel hands them over, the in-process counterpart of
+    a socket receive; the figures say what an embedding host (or a JupyterLite-style page) gets
+    without ZMQ. Start-up is the kernel's own (no interpreter launch), and there is no process
+    to measure: RSS metrics report ``unsupported``.
     """
 
-    def __init__(self, kernel_name: str) -> None:
+    def __init__(self, kernel_name: str, transport: BlockingTransport) -> None:
         super().__init__(kernel_name)
-        _, _, backend = kernel_name.partition(":")
-        self.backend = backend or "asyncio"
-        self._inbox: queue.SimpleQueue[Arrival] = queue.SimpleQueue()
-        self._handle: Any = None
-        self._session = Session(key=b"")
+        self.transport = transport
+        self._running = False
 
     @property
     def interrupt_mode(self) -> str:
-        return "message"
+        return self.transport.interrupt_mode
 
     # The kernel's cells run on its own thread, not this process's main thread.
     interrupts_blocking_calls = False
 
-    def _emit(self, channel: str, msg: dict[str, Any]) -> None:
-        self._inbox.put(Arrival(channel, msg, time.perf_counter()))
-
     def start(self, timeout: float) -> float:
-        from cokernel.interfaces.callback import start
-        from cokernel.options import KernelOptions
-
         started = self.launched = time.perf_counter()
-        self._handle = start(self._emit, options=KernelOptions(backend=self.backend))  # type: ignore[arg-type]
+        self.transport.start_blocking()
+        self._running = True
         first = self.send("shell", "kernel_info_request")
         reply = self.wait(reply_to(first), timeout, "the first kernel_info_reply")
         self.kernel_info = reply.content
@@ -388,9 +349,9 @@ class InProcessWire(Wire):
         self.start(timeout)
 
     def close(self, *, now: bool = False) -> None:
-        if self._handle is not None:
-            handle, self._handle = self._handle, None
-            handle.stop()
+        if self._running:
+            self._running = False
+            self.transport.close_blocking()
 
     def interrupt(self) -> float:
         started = time.perf_counter()
@@ -401,25 +362,25 @@ class InProcessWire(Wire):
         raise Unsupported("an in-process kernel shares this process: its memory is not its own")
 
     def _session_of(self) -> Session:
-        return self._session
+        session: Session = self.transport.session
+        return session
 
     def _deliver(self, channel: RequestChannel, msg: dict[str, Any]) -> None:
-        msg["header"]["date"] = msg["header"]["date"].isoformat()
-        self._handle.receive(channel, msg)
+        self.transport.send(channel, msg)
 
     def _alive(self) -> bool:
-        return self._handle is not None and bool(self._handle.running)
+        return self._running and self.transport.is_alive()
 
     def _pump(self, timeout: float) -> bool:
-        try:
-            self.log.append(self._inbox.get(timeout=max(timeout, 0.0)))
-        except queue.Empty:
+        arrival = self.transport.receive_blocking(timeout)
+        if arrival is None:
             return False
+        self.log.append(Received(*arrival))
         for _ in range(_BATCH):
-            try:
-                self.log.append(self._inbox.get_nowait())
-            except queue.Empty:
+            arrival = self.transport.receive_blocking(0)
+            if arrival is None:
                 break
+            self.log.append(Received(*arrival))
         return True
 
 
@@ -452,11 +413,13 @@ CURVE_SUFFIX = "+curve"
 
 def open_wire(kernel_name: str) -> Wire:
     """The wire for a bench ``--kernel`` name: a kernelspec, ``KERNELSPEC+curve`` (the same,
-    with transport encryption required), ``floor``, or ``inprocess[:backend]``."""
+    with transport encryption required), ``floor``, or a registered in-process transport such
+    as ``inprocess[:backend]``."""
     if kernel_name == FLOOR:
         return FloorWire(kernel_name)
-    if kernel_name == "inprocess" or kernel_name.startswith("inprocess:"):
-        return InProcessWire(kernel_name)
+    transport = named_transport(kernel_name)
+    if transport is not None:
+        return InProcessWire(kernel_name, transport)
     if kernel_name.endswith(CURVE_SUFFIX):
         return Wire(kernel_name.removesuffix(CURVE_SUFFIX), encryption="required")
     return Wire(kernel_name)

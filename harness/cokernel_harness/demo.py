@@ -1,7 +1,7 @@
 """A guided tour: start a kernel under a real Jupyter client and show what concurrency buys.
 
 ``python -m cokernel_harness.demo [--kernel NAME]`` starts the kernelspec (default ``cokernel``)
-through jupyter_client and plays the situations that stall a sequential kernel: requests sent
+through jupyter_client and, as a :class:`~cokernel_harness.frontend.Frontend`, plays the situations that stall a sequential kernel: requests sent
 while a cell blocks, a cell on a subshell while the main shell blocks, a cell awaiting a value
 that a later comm message delivers, an interrupt of an awaiting cell, and a cell printing
 100,000 lines. It prints what happened, with timings, and
@@ -12,23 +12,24 @@ can be toured (try ``--kernel python3`` for ipykernel).
 from __future__ import annotations
 
 import argparse
-import queue
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from jupyter_client.blocking.client import BlockingKernelClient
-from jupyter_client.manager import KernelManager, start_new_kernel
+import anyio
 
+from cokernel_harness.frontend import Frontend
+from cokernel_harness.messages import Received, WaitTimeout
+
+# The cells use anyio, so that they run on any event loop a kernel offers (asyncio or trio).
 WIDGET_CELL = """\
-import asyncio, comm
+import anyio, comm
 _box = comm.create_comm(target_name="cokernel.demo")
-_got = asyncio.get_running_loop().create_future()
-_box.on_msg(lambda msg: _got.done() or _got.set_result(msg["content"]["data"]["value"]))
-value = await asyncio.wait_for(_got, 20)
-print("the cell received", value)
+_got, _values = anyio.Event(), []
+_box.on_msg(lambda msg: (_values.append(msg["content"]["data"]["value"]), _got.set()))
+with anyio.fail_after(20):
+    await _got.wait()
+print("the cell received", _values[0])
 """
 
 
@@ -39,11 +40,15 @@ class Step:
     detail: str
 
 
-class Tour:
-    """Drives one kernel through the tour; every wait is bounded."""
+def since(started: float) -> str:
+    return f"{(time.perf_counter() - started) * 1000:.1f} ms"
 
-    def __init__(self, km: KernelManager, kc: BlockingKernelClient) -> None:
-        self.km, self.kc = km, kc
+
+class Tour:
+    """Drives one kernel through the tour, as a Frontend; every wait is bounded."""
+
+    def __init__(self, fe: Frontend) -> None:
+        self.fe = fe
         self.steps: list[Step] = []
 
     def record(self, title: str, ok: bool, detail: str) -> None:
@@ -51,173 +56,154 @@ class Tour:
         mark = "PASS" if ok else "FAIL"
         print(f"  [{mark}] {title}: {detail}", flush=True)
 
-    def wait_reply(
-        self, get: Callable[..., dict[str, Any]], msg_id: str, timeout: float
-    ) -> dict[str, Any] | None:
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                msg = get(timeout=left)
-            except queue.Empty:
-                return None
-            if msg["parent_header"].get("msg_id") == msg_id:
-                return msg
-        return None
+    async def reply(self, msg_id: str, timeout: float) -> Received | None:
+        """The reply to ``msg_id``, or None if it does not come within ``timeout`` s."""
+        try:
+            return await self.fe.reply_message(msg_id, timeout=timeout)
+        except WaitTimeout:
+            return None
 
-    def iopub_until_idle(self, msg_id: str, timeout: float) -> list[dict[str, Any]]:
-        seen: list[dict[str, Any]] = []
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                msg = self.kc.get_iopub_msg(timeout=left)
-            except queue.Empty:
-                break
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            seen.append(msg)
-            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                break
-        return seen
+    async def started(self, cell: str, sign: str = "execute_input") -> None:
+        """Wait (up to 10 s) until ``cell`` runs: it published a ``sign`` message."""
+        try:
+            await self.fe.wait_for(
+                lambda m: m.parent_id == cell and m.msg_type == sign, timeout=10, what=sign
+            )
+        except WaitTimeout:
+            pass
 
-    def run(self) -> bool:
-        kc = self.kc
-        info = kc.kernel_info(reply=True, timeout=30)["content"]
+    async def settle(self, cell: str) -> None:
+        try:
+            await self.fe.collect(cell, timeout=10)
+        except WaitTimeout:
+            pass
+
+    async def run(self) -> bool:
+        fe = self.fe
+        info = await fe.kernel_info()
         print(f"kernel: {info.get('implementation')} {info.get('implementation_version')}")
         print((info.get("banner") or "").strip(), "\n", flush=True)
 
-        reply = kc.execute("6 * 7", reply=True, timeout=30)["content"]
+        reply = (await fe.run("6 * 7", timeout=30)).reply
         self.record("execute 6 * 7", reply["status"] == "ok", f"status {reply['status']}")
 
-        # 1. Requests while a cell blocks the interpreter.
-        cell = kc.execute("import time; time.sleep(2)")
-        time_sent = time.perf_counter()
-        request = kc.session.msg("kernel_info_request")
-        kc.control_channel.send(request)
-        got = self.wait_reply(kc.get_control_msg, request["header"]["msg_id"], 10)
-        latency = (time.perf_counter() - time_sent) * 1000
-        self.record(
-            "kernel_info on control while a cell sleeps", got is not None, f"{latency:.1f} ms"
+        await self._while_a_cell_sleeps()
+        await self._subshell_step()
+        await self._widget_step()
+        await self._interrupt_step()
+        await self._print_step()
+        return all(step.ok for step in self.steps)
+
+    async def _while_a_cell_sleeps(self) -> None:
+        """1. Requests while a cell blocks the interpreter."""
+        fe = self.fe
+        cell = fe.execute("import time; time.sleep(2)")
+        started = time.perf_counter()
+        got = await self.reply(fe.send("control", "kernel_info_request"), 10)
+        self.record("kernel_info on control while a cell sleeps", got is not None, since(started))
+        started = time.perf_counter()
+        content = {"code": "import ti", "cursor_pos": 9}
+        completion = await self.reply(fe.send("shell", "complete_request", content), 10)
+        latency = since(started)
+        # Its reply must come before the sleeping cell's.
+        done = await self.reply(cell, 30)
+        first = completion is not None and (
+            done is None or fe.log.index(completion) < fe.log.index(done)
         )
-        time_sent = time.perf_counter()
-        complete_id = kc.complete("import ti", 9)
-        got = self.wait_reply(kc.get_shell_msg, complete_id, 10)
-        latency = (time.perf_counter() - time_sent) * 1000
-        # Its reply must come before the sleeping cell's (which wait_reply would have skipped).
-        cell_done = self.wait_reply(kc.get_shell_msg, cell, 30) is not None
         self.record(
             "completion on shell while a cell sleeps",
-            got is not None and cell_done,
-            f"{latency:.1f} ms" + ("" if cell_done else ", after the sleeping cell's reply"),
+            first,
+            latency + ("" if first else ", after the sleeping cell's reply"),
         )
-        self.iopub_until_idle(cell, 10)
+        await self.settle(cell)
 
-        # 2. A subshell (JEP 91) runs a cell while the main shell sleeps.
-        self._subshell_step()
-
-        # 3. The widget deadlock: a cell awaits what a later comm message delivers.
-        cell = kc.execute(WIDGET_CELL)
-        comm_id = None
-        deadline = time.monotonic() + 20
-        while comm_id is None and time.monotonic() < deadline:
-            try:
-                msg = kc.get_iopub_msg(timeout=1)
-            except queue.Empty:
-                continue
-            if msg["msg_type"] == "comm_open" and msg["parent_header"].get("msg_id") == cell:
-                comm_id = msg["content"]["comm_id"]
-        if comm_id is None:
-            self.record(
-                "a cell awaits a value sent later by the frontend", False, "no comm_open arrived"
-            )
-        else:
-            kc.shell_channel.send(
-                kc.session.msg("comm_msg", {"comm_id": comm_id, "data": {"value": 42}})
-            )
-            reply_msg = self.wait_reply(kc.get_shell_msg, cell, 25)
-            status = reply_msg["content"]["status"] if reply_msg else "no reply (deadlocked)"
-            self.record(
-                "a cell awaits a value sent later by the frontend",
-                status == "ok",
-                f"cell status: {status}",
-            )
-        self.iopub_until_idle(cell, 10)
-
-        # 4. Interrupt a cell that awaits.
-        cell = kc.execute("import asyncio\nawait asyncio.sleep(100)")
-        self._wait_busy(cell)
+    async def _subshell_step(self) -> None:
+        """2. A subshell (JEP 91) runs a cell while the main shell sleeps."""
+        fe = self.fe
+        title = "a cell on a subshell while the main shell sleeps"
+        created = await self.reply(fe.send("control", "create_subshell_request"), 10)
+        if created is None or created.content.get("status") != "ok":
+            self.record(title, False, "no subshells" if created else "no create_subshell_reply")
+            return
+        subshell_id = str(created.content["subshell_id"])
+        cell = fe.execute("import time; time.sleep(2)")
+        await self.started(cell)
         started = time.perf_counter()
-        self.km.interrupt_kernel()
-        reply_msg = self.wait_reply(kc.get_shell_msg, cell, 20)
-        latency = (time.perf_counter() - started) * 1000
-        ename = reply_msg["content"].get("ename") if reply_msg else None
+        first = await self.reply(fe.execute("6 * 7", subshell_id=subshell_id), 10)
+        latency = since(started)
+        # Replies to both cells come on shell; the subshell's must come first.
+        main = await self.reply(cell, 30)
+        main_after = main is not None and (
+            first is None or fe.log.index(first) < fe.log.index(main)
+        )
         self.record(
-            "interrupt `await asyncio.sleep(100)`",
-            ename == "KeyboardInterrupt",
-            f"{ename} after {latency:.1f} ms",
+            title,
+            first is not None and first.content.get("status") == "ok" and main_after,
+            latency
+            + (", before the main cell's reply" if main_after else ", after the main cell's"),
         )
-        self.iopub_until_idle(cell, 10)
+        await self.settle(cell)
+        deleted = {"subshell_id": subshell_id}
+        await self.reply(fe.send("control", "delete_subshell_request", deleted), 10)
 
-        # 5. 100,000 printed lines.
+    async def _widget_step(self) -> None:
+        """3. The widget deadlock: a cell awaits what a later comm message delivers."""
+        fe = self.fe
+        title = "a cell awaits a value sent later by the frontend"
+        cell = fe.execute(WIDGET_CELL)
+        try:
+            opened = await fe.wait_for(
+                lambda m: m.msg_type == "comm_open" and m.parent_id == cell,
+                timeout=20,
+                what="comm_open",
+            )
+        except WaitTimeout:
+            self.record(title, False, "no comm_open arrived")
+        else:
+            fe.comm_msg(opened.content["comm_id"], {"value": 42})
+            reply = await self.reply(cell, 25)
+            status = reply.content["status"] if reply else "no reply (deadlocked)"
+            self.record(title, status == "ok", f"cell status: {status}")
+        await self.settle(cell)
+
+    async def _interrupt_step(self) -> None:
+        """4. Interrupt a cell that awaits."""
+        fe = self.fe
+        # Interrupted once it awaits: it says so first (a kernel may drop a SIGINT that comes
+        # between the cell's execute_input and its first line).
+        cell = fe.execute("import anyio\nprint('awaiting', flush=True)\nawait anyio.sleep(100)")
+        await self.started(cell, "stream")
         started = time.perf_counter()
-        cell = kc.execute("for i in range(100_000): print(i)")
-        msgs = self.iopub_until_idle(cell, 120)
+        await fe.interrupt()
+        reply = await self.reply(cell, 20)
+        ename = reply.content.get("ename") if reply else None
+        self.record(
+            "interrupt `await anyio.sleep(100)`",
+            ename == "KeyboardInterrupt",
+            f"{ename} after {since(started)}",
+        )
+        await self.settle(cell)
+
+    async def _print_step(self) -> None:
+        """5. 100,000 printed lines."""
+        started = time.perf_counter()
+        try:
+            run = await self.fe.run("for i in range(100_000): print(i)", timeout=120)
+            streams = [m for m in run.outputs if m.msg_type == "stream"]
+        except WaitTimeout:
+            streams = []
         elapsed = (time.perf_counter() - started) * 1000
-        streams = [m for m in msgs if m["msg_type"] == "stream"]
-        text = "".join(m["content"]["text"] for m in streams)
-        lines = text.count("\n")
+        lines = "".join(m.content["text"] for m in streams).count("\n")
         self.record(
             "100,000 printed lines",
             lines == 100_000,
             f"{lines} lines in {len(streams)} stream messages, {elapsed:.0f} ms",
         )
-        return all(step.ok for step in self.steps)
 
-    def _subshell_step(self) -> None:
-        kc = self.kc
-        title = "a cell on a subshell while the main shell sleeps"
-        create = kc.session.msg("create_subshell_request")
-        kc.control_channel.send(create)
-        created = self.wait_reply(kc.get_control_msg, create["header"]["msg_id"], 10)
-        if created is None or created["content"].get("status") != "ok":
-            detail = "no subshells" if created is not None else "no create_subshell_reply"
-            self.record(title, False, detail)
-            return
-        subshell_id = created["content"]["subshell_id"]
-        cell = kc.execute("import time; time.sleep(2)")
-        self._wait_busy(cell)
-        header = kc.session.msg_header("execute_request")
-        header["subshell_id"] = subshell_id
-        request = kc.session.msg(
-            "execute_request",
-            {"code": "6 * 7", "silent": False, "store_history": True},
-            header=header,
-        )
-        sent = time.perf_counter()
-        kc.shell_channel.send(request)
-        # Replies to both cells come on shell; the subshell's must come first.
-        first = self.wait_reply(kc.get_shell_msg, request["header"]["msg_id"], 10)
-        latency = (time.perf_counter() - sent) * 1000
-        main_after = self.wait_reply(kc.get_shell_msg, cell, 30) is not None
-        self.record(
-            title,
-            first is not None and first["content"].get("status") == "ok" and main_after,
-            f"{latency:.1f} ms"
-            + (", before the main cell's reply" if main_after else ", after the main cell's"),
-        )
-        self.iopub_until_idle(cell, 10)
-        delete = kc.session.msg("delete_subshell_request", {"subshell_id": subshell_id})
-        kc.control_channel.send(delete)
-        self.wait_reply(kc.get_control_msg, delete["header"]["msg_id"], 10)
 
-    def _wait_busy(self, msg_id: str) -> None:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                msg = self.kc.get_iopub_msg(timeout=1)
-            except queue.Empty:
-                continue
-            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "execute_input":
-                return
+async def tour(kernel: str) -> bool:
+    async with Frontend.launch(kernel) as fe:
+        return await Tour(fe).run()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,12 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kernel", default="cokernel", help="kernelspec name (default: cokernel)")
     args = parser.parse_args(argv)
     print(f"Starting kernelspec {args.kernel!r} under jupyter_client…", flush=True)
-    km, kc = start_new_kernel(kernel_name=args.kernel, startup_timeout=60)
-    try:
-        ok = Tour(km, kc).run()
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=False)
+    ok = anyio.run(tour, args.kernel)
     print(
         "\nresult:",
         "the kernel stayed live throughout" if ok else "the kernel stalled somewhere (see FAIL)",

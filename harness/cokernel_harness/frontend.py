@@ -20,71 +20,22 @@ import contextlib
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 import anyio.abc
 
+from cokernel_harness.messages import Execution, Received, WaitTimeout, describe
 from cokernel_harness.profiles import (
     DEFAULT_PROFILE,
     CommRouter,
     FrontendProfile,
     get_profile,
 )
-from cokernel_harness.transport import Received, Transport, ZMQTransport
+from cokernel_harness.transport import Transport, open_transport
 
 InputAnswer = Callable[[str, bool], "str | Awaitable[str]"]
 Predicate = Callable[[Received], bool]
-
-
-class WaitTimeout(AssertionError):
-    """An expected message did not arrive in time. The message says what, and what did arrive."""
-
-
-@dataclass
-class Execution:
-    """What one execute_request produced: its reply and the iopub messages of its parent."""
-
-    msg_id: str
-    reply: dict[str, Any]
-    outputs: list[Received] = field(default_factory=list)
-
-    @property
-    def stdout(self) -> str:
-        return "".join(
-            m.content["text"]
-            for m in self.outputs
-            if m.msg_type == "stream" and m.content["name"] == "stdout"
-        )
-
-    @property
-    def stderr(self) -> str:
-        return "".join(
-            m.content["text"]
-            for m in self.outputs
-            if m.msg_type == "stream" and m.content["name"] == "stderr"
-        )
-
-    def of_type(self, msg_type: str) -> list[Received]:
-        return [m for m in self.outputs if m.msg_type == msg_type]
-
-    @property
-    def result(self) -> dict[str, Any] | None:
-        found = self.of_type("execute_result")
-        return found[-1].content["data"] if found else None
-
-
-def describe(message: Received) -> str:
-    content = message.content
-    brief = (
-        content.get("execution_state")
-        or content.get("name")
-        or content.get("status")
-        or content.get("ename")
-        or ""
-    )
-    return f"{message.channel}:{message.msg_type}({brief}) parent={message.parent_id}"
 
 
 class Frontend:
@@ -130,8 +81,13 @@ class Frontend:
         profile: str | FrontendProfile = DEFAULT_PROFILE,
         **transport_options: Any,
     ) -> AsyncIterator[Frontend]:
-        """Start kernelspec ``kernel_name`` over ZMQ, wait until it answers, yield a Frontend."""
-        transport = ZMQTransport(kernel_name, **transport_options)
+        """Start ``kernel_name``, wait until it answers, yield a Frontend.
+
+        The name is a kernelspec, launched over ZMQ (``transport_options`` go to
+        :class:`~cokernel_harness.transport.ZMQTransport`), or a registered in-process transport
+        such as cokernel's ``inprocess`` / ``inprocess:trio`` (see
+        :func:`~cokernel_harness.transport.open_transport`)."""
+        transport = open_transport(kernel_name, **transport_options)
         async with cls.connect(transport, answer_input=answer_input, profile=profile) as fe:
             yield fe
 
@@ -162,7 +118,7 @@ class Frontend:
 
     async def _pump(self) -> None:
         while True:
-            message = await self.transport.receive()
+            message = Received(*await self.transport.receive())
             self._route(message)
             self.log.append(message)
             changed, self._changed = self._changed, anyio.Event()

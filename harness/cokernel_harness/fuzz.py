@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cokernel_harness.cliruns import add_run_options, run_each_kernel
 from cokernel_harness.rawkernel import KernelGone, ProcessStats, RawKernel
 
 #: Request types whose replies are harmless with any content (no code runs, nothing stops).
@@ -330,29 +330,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="cokernel-harness fuzz",
         description="Hypothesis-generated wire attacks on a kernel's shell and control sockets.",
     )
-    parser.add_argument("--kernel", action="append", metavar="NAME", help="kernelspec (repeat)")
     parser.add_argument("--cases", type=int, default=1000, help="cases per kernel")
     parser.add_argument("--batch", type=int, default=100, help="cases between liveness checks")
     parser.add_argument("--seed", type=int, help="hypothesis seed (default: random)")
     parser.add_argument(
         "--max-oversize", type=int, default=1 << 20, help="largest oversized string (bytes)"
     )
-    parser.add_argument("--json", metavar="FILE", help="also write the reports as JSON")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    add_run_options(parser)
     args = parser.parse_args(argv)
-    reports = []
-    for name in args.kernel or ["cokernel"]:
-        report = fuzz(
+    return run_each_kernel(
+        args,
+        lambda name, progress: fuzz(
             name,
             args.cases,
             batch=args.batch,
             seed=args.seed,
             max_oversize=args.max_oversize,
-            progress=None if args.quiet else sys.stderr,
-        )
-        print(report.text())
-        reports.append(report)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump([r.to_json() for r in reports], f, indent=2)
-    return 0 if all(r.ok for r in reports) else 1
+            progress=progress,
+        ),
+    )

@@ -25,7 +25,8 @@ import matplotlib
 from matplotlib.figure import Figure  # drawn without pyplot: no GUI backend, no global figure
 from matplotlib.patches import Patch
 
-from cokernel_harness.bench_workloads import STARTUP, WORKLOADS
+from cokernel_harness.bench_model import STARTUP
+from cokernel_harness.bench_workloads import WORKLOADS
 
 __all__ = ["chart_groups", "main", "write_charts"]
 

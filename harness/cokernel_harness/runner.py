@@ -39,9 +39,9 @@ from typing import Any
 
 import anyio
 
-from cokernel_harness.frontend import Frontend, WaitTimeout, describe
+from cokernel_harness.frontend import Frontend
+from cokernel_harness.messages import Received, WaitTimeout, describe
 from cokernel_harness.profiles import PROFILES, FrontendProfile, get_profile
-from cokernel_harness.transport import Received
 from cokernel_scenarios import Scenario, ScenarioUnsupported, probe_features
 
 Connect = Callable[[], AbstractAsyncContextManager[Frontend]]

@@ -16,8 +16,6 @@ and threads before and after. Every wait is bounded by ``--timeout``.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -28,6 +26,7 @@ import psutil
 import zmq
 from jupyter_client.session import Session
 
+from cokernel_harness.cliruns import add_run_options, run_each_kernel
 from cokernel_harness.rawkernel import KernelGone, ProcessStats, RawKernel
 
 ECHO_TARGET = "cokernel_harness.soak.echo"
@@ -476,19 +475,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="cokernel-harness soak",
         description="Pipelined load on a kernel; an account of every message and of the process.",
     )
-    parser.add_argument("--kernel", action="append", metavar="NAME", help="kernelspec (repeat)")
     parser.add_argument("--executes", type=int, default=1000, help="pipelined execute requests")
     parser.add_argument("--comms", type=int, default=10000, help="comm messages to echo")
     parser.add_argument("--churn", type=int, default=20, help="subshells created and deleted")
     parser.add_argument("--slow-batch", type=int, default=50, help="slow reader: msgs per wake")
     parser.add_argument("--slow-delay", type=float, default=0.01, help="slow reader: sleep (s)")
     parser.add_argument("--timeout", type=float, default=600.0, help="bound of every wait (s)")
-    parser.add_argument("--json", metavar="FILE", help="also write the reports as JSON")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    add_run_options(parser)
     args = parser.parse_args(argv)
-    reports = []
-    for name in args.kernel or ["cokernel"]:
-        report = soak(
+    return run_each_kernel(
+        args,
+        lambda name, progress: soak(
             name,
             executes=args.executes,
             comms=args.comms,
@@ -496,11 +493,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             slow_batch=args.slow_batch,
             slow_delay=args.slow_delay,
             timeout=args.timeout,
-            progress=None if args.quiet else sys.stderr,
-        )
-        print(report.text())
-        reports.append(report)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump([r.to_json() for r in reports], f, indent=2)
-    return 0 if all(r.ok for r in reports) else 1
+            progress=progress,
+        ),
+    )

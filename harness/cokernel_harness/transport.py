@@ -2,6 +2,13 @@
 and one kernel. A transport is tiny on purpose (httpx's model): start, send, receive, and the
 few things only the launcher can do (interrupt by signal, restart, is the process alive).
 
+:class:`Transport` is a :class:`typing.Protocol`: a transport need not import the harness, it
+only has to have these members. That is how a kernel can ship a transport next to what it adapts
+(cokernel's in-process one is ``cokernel.testing.InProcessTransport``) while the harness imports
+nothing from any kernel. :func:`open_transport` reaches such a transport by name through the
+``cokernel_harness.transports`` entry-point group, the one way the harness gets a kernel
+in-process.
+
 :class:`ZMQTransport` launches any installed kernelspec through jupyter_client (or attaches to
 a connection file). Its sockets live on one background thread, so the transport works the same
 from asyncio and trio: received messages come through an aiologic queue, which both backends
@@ -10,9 +17,9 @@ can await.
 
 from __future__ import annotations
 
-import abc
 import concurrent.futures
 import contextlib
+import importlib.metadata
 import os
 import signal
 import subprocess
@@ -20,8 +27,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import aiologic
 import anyio
@@ -31,6 +37,8 @@ import zmq
 from jupyter_client.connect import ConnectionFileMixin
 from jupyter_client.manager import KernelManager
 from jupyter_client.session import Session
+
+from cokernel_harness.messages import Arrival
 
 T = TypeVar("T")
 
@@ -49,69 +57,67 @@ async def _on_launcher(fn: Callable[[], T]) -> T:
     return await anyio.to_thread.run_sync(future.result)
 
 
-@dataclass
-class Received:
-    """One message as the frontend received it."""
+class MessageFactory(Protocol):
+    """What builds request dicts for a transport (jupyter_client's ``Session`` is one)."""
 
-    channel: str
-    msg: dict[str, Any]
-    time: float  # time.perf_counter() on arrival
+    def msg_header(self, msg_type: str) -> dict[str, Any]: ...
 
-    @property
-    def msg_type(self) -> str:
-        return str(self.msg["header"]["msg_type"])
-
-    @property
-    def parent_id(self) -> str | None:
-        parent = self.msg.get("parent_header") or {}
-        value = parent.get("msg_id")
-        return str(value) if value is not None else None
-
-    @property
-    def content(self) -> dict[str, Any]:
-        content: dict[str, Any] = self.msg["content"]
-        return content
+    def msg(
+        self,
+        msg_type: str,
+        content: dict[str, Any] | None = None,
+        parent: dict[str, Any] | None = None,
+        header: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> dict[str, Any]: ...
 
 
-class Transport(abc.ABC):
-    """What a Frontend needs from the thing that connects it to a kernel."""
+class Transport(Protocol):
+    """What a Frontend needs from the thing that connects it to a kernel.
 
-    session: Session
-    interrupt_mode: str = "message"
+    Structural: any class with these members is a transport, whether or not it names this one.
+    The members with a body here are defaults for classes that do subclass it.
+    """
 
-    @abc.abstractmethod
+    #: Builds the messages sent through this transport (their ``session`` header is its id).
+    session: MessageFactory
+    #: "message" (interrupt_request on control) or "signal" (SIGINT to the kernel process).
+    interrupt_mode: str
+
     async def start(self) -> None:
         """Launch or attach; returns once messages can be sent."""
+        ...
 
-    @abc.abstractmethod
     def send(self, channel: str, msg: dict[str, Any]) -> None:
         """Queue ``msg`` (a ``Session.msg`` dict) for sending on ``channel``; never blocks."""
+        ...
 
-    @abc.abstractmethod
-    async def receive(self) -> Received:
+    async def receive(self) -> Arrival:
         """The next message from any channel, in arrival order."""
+        ...
 
-    @abc.abstractmethod
     async def signal_interrupt(self) -> None:
         """Interrupt the kernel with SIGINT (for kernels whose interrupt_mode is "signal")."""
+        ...
 
     async def interrupt(self) -> None:
         """Interrupt out of band, as this transport can (SIGINT here; a server over REST)."""
         await self.signal_interrupt()
 
-    @abc.abstractmethod
     async def restart(self) -> None:
         """Restart the kernel process (or what stands for it) and reconnect."""
+        ...
 
-    @abc.abstractmethod
     def is_alive(self) -> bool:
         """Whether the kernel still runs."""
+        ...
 
-    @abc.abstractmethod
     async def close(self) -> None:
         """Stop the kernel if this transport started it, and release every resource."""
+        ...
 
     def kernel_pid(self) -> int | None:
+        """The kernel's process id, if it runs in a process this transport launched."""
         return None
 
     def connection_file_path(self) -> str | None:
@@ -125,6 +131,53 @@ class Transport(abc.ABC):
     async def wait_exit(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the kernel to end; True if it did."""
         raise RuntimeError(f"{type(self).__name__} cannot watch a kernel process end")
+
+
+class BlockingTransport(Transport, Protocol):
+    """A transport a synchronous client (the bench) can drive without an event loop."""
+
+    def start_blocking(self) -> None:
+        """:meth:`start`, from a thread with no event loop."""
+        ...
+
+    def receive_blocking(self, timeout: float) -> Arrival | None:
+        """The next message, or None if none arrives within ``timeout`` seconds."""
+        ...
+
+    def close_blocking(self) -> None:
+        """:meth:`close`, from a thread with no event loop."""
+        ...
+
+
+#: The entry-point group in which a kernel distribution names its in-process transports.
+TRANSPORT_GROUP = "cokernel_harness.transports"
+
+
+def named_transport(name: str) -> BlockingTransport | None:
+    """The in-process transport ``NAME[:ARGUMENT]`` if an installed distribution registers
+    ``NAME`` in the ``cokernel_harness.transports`` entry-point group, else None.
+
+    The entry point is a callable taking ``ARGUMENT`` (the text after the colon, or "") and
+    returning a transport. cokernel registers ``inprocess`` (``inprocess:trio`` for its trio
+    backend). This is the only way the harness reaches a kernel in its own process: it imports
+    no kernel itself, and it loads the entry point only when such a name is asked for.
+    """
+    base, _, argument = name.partition(":")
+    found = importlib.metadata.entry_points(group=TRANSPORT_GROUP, name=base)
+    if not found:
+        return None
+    factory = next(iter(found)).load()
+    transport: BlockingTransport = factory(argument)
+    return transport
+
+
+def open_transport(name: str, **zmq_options: Any) -> Transport:
+    """The transport a harness command line means by ``name``: a registered in-process
+    transport (see :func:`named_transport`), or else a kernelspec launched over ZMQ."""
+    transport = named_transport(name)
+    if transport is not None:
+        return transport
+    return ZMQTransport(name, **zmq_options)
 
 
 class ZMQTransport(Transport):
@@ -156,8 +209,9 @@ class ZMQTransport(Transport):
         #: or attached, the sockets connect as Curve clients of the kernel's public key.
         self.encryption = encryption
         self.manager: KernelManager | None = None
-        self.session = Session()
-        self._inbox: aiologic.SimpleQueue[Received] = aiologic.SimpleQueue()
+        self.session: Session = Session()
+        self.interrupt_mode = "message"
+        self._inbox: aiologic.SimpleQueue[Arrival] = aiologic.SimpleQueue()
         # (channel, frames), or (None, event) to mark how far the outbox was sent (drain)
         self._outbox: deque[tuple[str | None, Any]] = deque()
         self._context: zmq.Context[Any] | None = None
@@ -250,7 +304,7 @@ class ZMQTransport(Transport):
                                 "content": {"error": str(e)},
                                 "buffers": [],
                             }
-                        self._inbox.put(Received(name, msg, arrived))
+                        self._inbox.put((name, msg, arrived))
                 while self._outbox:
                     target, payload = self._outbox.popleft()
                     if target is None:
@@ -279,7 +333,7 @@ class ZMQTransport(Transport):
         self._wake()
         await sent
 
-    async def receive(self) -> Received:
+    async def receive(self) -> Arrival:
         return await self._inbox.async_get()
 
     def _disconnect(self) -> None:

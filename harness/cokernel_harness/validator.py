@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
 
+from cokernel_harness.messages import Received
 from cokernel_harness.schemas import (
     KERNEL_MESSAGES,
     REQUEST_TYPES,
@@ -44,7 +45,6 @@ from cokernel_harness.schemas import (
     check_envelope,
     reply_type,
 )
-from cokernel_harness.transport import Received
 from cokernel_harness.validator_rules import RULES, Violation
 
 __all__ = ["LATE_OUTPUT_TYPES", "RULES", "Validator", "Violation", "validate"]

@@ -43,7 +43,8 @@ import anyio.to_thread
 from jupyter_client.jsonutil import extract_dates, json_default
 from jupyter_client.session import Session
 
-from cokernel_harness.transport import CHANNELS, Received, Transport
+from cokernel_harness.messages import Arrival
+from cokernel_harness.transport import CHANNELS, Transport
 
 V1_PROTOCOL = "v1.kernel.websocket.jupyter.org"
 # How long drain() waits for the kernel to confirm it received what was sent (see drain).
@@ -184,9 +185,11 @@ class WebSocketTransport(Transport):
         self.protocol = protocol
         self.startup_timeout = startup_timeout
         self.owns_kernel = kernel_id is None
-        self.session = Session()  # builds messages only: the server signs them for the kernel
+        self.session: Session = (
+            Session()
+        )  # builds messages only: the server signs them for the kernel
         self.subprotocol: str | None = None
-        self._inbox: aiologic.SimpleQueue[Received] = aiologic.SimpleQueue()
+        self._inbox: aiologic.SimpleQueue[Arrival] = aiologic.SimpleQueue()
         # (channel, msg), or (None, event) to mark how far the outbox was sent (drain), or None
         self._outbox: queue.SimpleQueue[tuple[str | None, Any] | None] = queue.SimpleQueue()
         self._ws: Any = None
@@ -310,7 +313,7 @@ class WebSocketTransport(Transport):
                     if str(msg["header"].get("msg_type", "")).endswith("_reply"):
                         self._private[parent].set()
                     continue
-                self._inbox.put(Received(channel, msg, arrived))
+                self._inbox.put((channel, msg, arrived))
         except Exception as e:  # the connection broke
             self._lost = f"{type(e).__name__}: {e}"
         else:
@@ -319,7 +322,7 @@ class WebSocketTransport(Transport):
             # Say so in the log, so a wait that runs out shows why nothing more came.
             lost = _undecodable(RuntimeError(self._lost))
             lost["header"]["msg_type"] = "harness_connection_lost"
-            self._inbox.put(Received("iopub", lost, time.perf_counter()))
+            self._inbox.put(("iopub", lost, time.perf_counter()))
 
     def _encode(self, channel: str, msg: dict[str, Any]) -> str | bytes:
         if self.subprotocol == V1_PROTOCOL:
@@ -377,7 +380,7 @@ class WebSocketTransport(Transport):
         with anyio.move_on_after(DELIVERY_PATIENCE):
             await answered
 
-    async def receive(self) -> Received:
+    async def receive(self) -> Arrival:
         return await self._inbox.async_get()
 
     def _disconnect(self) -> None:

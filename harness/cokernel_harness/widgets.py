@@ -27,9 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cokernel_harness.frontend import Frontend, WaitTimeout
+from cokernel_harness.frontend import Frontend
+from cokernel_harness.messages import Received, WaitTimeout
 from cokernel_harness.profiles import FrontendProfile
-from cokernel_harness.transport import Received
 
 WIDGET_TARGET = "jupyter.widget"
 PROTOCOL_VERSION = "2.1.0"

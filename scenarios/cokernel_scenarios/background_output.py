@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 
 from cokernel_harness.frontend import Frontend
-from cokernel_harness.transport import Received
+from cokernel_harness.messages import Received
 from cokernel_scenarios.scenario import PATIENCE, PYTHON, Scenario, expect, expect_ok
 
 STARTER = """\

@@ -7,7 +7,8 @@ later cell reports what the list holds. The messages are all sent while the cell
 
 from __future__ import annotations
 
-from cokernel_harness.frontend import Frontend, WaitTimeout
+from cokernel_harness.frontend import Frontend
+from cokernel_harness.messages import WaitTimeout
 from cokernel_scenarios.gate import Gate, start_blocking_cell
 from cokernel_scenarios.scenario import (
     PATIENCE,

@@ -11,7 +11,8 @@ of the held frame, then continues and checks that the cell finishes and saw the 
 from __future__ import annotations
 
 from cokernel_harness.debugger import DebugClient
-from cokernel_harness.frontend import Frontend, WaitTimeout
+from cokernel_harness.frontend import Frontend
+from cokernel_harness.messages import WaitTimeout
 from cokernel_scenarios.scenario import (
     PATIENCE,
     PYTHON,

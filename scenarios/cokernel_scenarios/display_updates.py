@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cokernel_harness.frontend import Execution, Frontend
+from cokernel_harness.frontend import Frontend
+from cokernel_harness.messages import Execution
 from cokernel_scenarios.scenario import PYTHON, Scenario, expect, expect_ok
 
 FIRST = """\

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from cokernel_harness.frontend import Predicate
-from cokernel_harness.transport import Received
+from cokernel_harness.messages import Received
 
 
 def echo_setup(target: str) -> str:

@@ -6,7 +6,8 @@ whose shell is busy. The reply must arrive, and the process must then end on its
 
 from __future__ import annotations
 
-from cokernel_harness.frontend import Frontend, WaitTimeout
+from cokernel_harness.frontend import Frontend
+from cokernel_harness.messages import WaitTimeout
 from cokernel_scenarios.gate import Gate, start_blocking_cell
 from cokernel_scenarios.scenario import PATIENCE, ScenarioFailure, expect, last
 

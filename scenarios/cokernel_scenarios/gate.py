@@ -17,8 +17,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from cokernel_harness.frontend import Frontend, WaitTimeout
-from cokernel_harness.transport import Received
+from cokernel_harness.frontend import Frontend
+from cokernel_harness.messages import Received, WaitTimeout
 from cokernel_scenarios.scenario import (
     PATIENCE,
     ScenarioFailure,

@@ -6,7 +6,8 @@ and expects their echoes before it answers; then the cell prints what it was giv
 
 from __future__ import annotations
 
-from cokernel_harness.frontend import Frontend, WaitTimeout
+from cokernel_harness.frontend import Frontend
+from cokernel_harness.messages import WaitTimeout
 from cokernel_scenarios.echo import echo_of, echo_setup
 from cokernel_scenarios.scenario import (
     PATIENCE,

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from cokernel_harness.frontend import Frontend, WaitTimeout
+from cokernel_harness.frontend import Frontend
+from cokernel_harness.messages import WaitTimeout
 from cokernel_scenarios.gate import STARTED
 from cokernel_scenarios.scenario import (
     PATIENCE,

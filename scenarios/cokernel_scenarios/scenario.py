@@ -17,8 +17,8 @@ import abc
 from collections.abc import Iterable
 from typing import ClassVar
 
-from cokernel_harness.frontend import Execution, Frontend, describe
-from cokernel_harness.transport import Received
+from cokernel_harness.frontend import Frontend
+from cokernel_harness.messages import Execution, Received, describe
 
 # How long a kernel gets to answer something it should answer at once (a reply while a cell
 # blocks, a comm echo while input() waits). Generous: exceeding it means "did not happen while

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cokernel_harness.frontend import Frontend, WaitTimeout
+from cokernel_harness.frontend import Frontend
+from cokernel_harness.messages import WaitTimeout
 from cokernel_scenarios.echo import echo_of, echo_setup
 from cokernel_scenarios.gate import Gate, answered_while_blocked, start_blocking_cell
 from cokernel_scenarios.scenario import (

@@ -15,7 +15,8 @@ subshells) queues them behind the cell by protocol design: the scenario is unsup
 
 from __future__ import annotations
 
-from cokernel_harness.frontend import Frontend, WaitTimeout
+from cokernel_harness.frontend import Frontend
+from cokernel_harness.messages import WaitTimeout
 from cokernel_harness.widgets import Widgets
 from cokernel_scenarios.gate import Gate, start_blocking_cell
 from cokernel_scenarios.scenario import (

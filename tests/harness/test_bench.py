@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from cokernel_harness import bench
+from cokernel_harness.bench_model import Metric, Result
 from cokernel_harness.bench_perf import ALL_METRICS as METRICS
 from cokernel_harness.bench_perf import ALL_WORKLOADS, FLOOR_WORKLOADS
-from cokernel_harness.bench_workloads import Metric, Result
 
 TINY = [
     "--repeat=1",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cokernel_harness import bench, plot
-from cokernel_harness.bench_workloads import Settings
+from cokernel_harness.bench_model import Settings
 
 RECORDED = Path(__file__).parent / "data" / "bench-small.json"
 

@@ -61,10 +61,34 @@ def test_each_harness_kernel_option_gives_each_test_its_own_id(suite: Path) -> N
 
 
 @pytest.mark.timeout(60)
-def test_without_the_option_the_default_kernel_is_cokernel(suite: Path) -> None:
+def test_the_ini_option_names_the_kernels_and_the_command_line_wins(suite: Path) -> None:
+    (suite / "pytest.ini").write_text("[pytest]\nharness_kernel = cokernel python3\n")
     done = pytest_in(suite, "--collect-only")
-    assert "test_cell_runs[asyncio-cokernel]" in done.stdout, done.stdout + done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
+    for kernel in ("cokernel", "python3"):
+        assert f"test_cell_runs[asyncio-{kernel}]" in done.stdout
+    done = pytest_in(suite, "--collect-only", "--harness-kernel", "inprocess:trio")
+    assert "test_cell_runs[asyncio-inprocess:trio]" in done.stdout, done.stdout + done.stderr
     assert "python3" not in done.stdout
+
+
+@pytest.mark.timeout(60)
+def test_without_a_kernel_named_the_plugin_is_inert(suite: Path) -> None:
+    done = pytest_in(suite, "--collect-only")
+    # Nothing is parametrised with a kernel...
+    assert "test_other_kernel.py::test_cell_runs[asyncio]" in done.stdout, done.stdout
+    assert "cokernel" not in done.stdout
+    # ...and a test that asks for the fixture anyway says how to name one; the others pass.
+    done = pytest_in(suite, "-p", "anyio", "-k", "asyncio or without")
+    assert "1 passed, 1 deselected, 1 error" in done.stdout, done.stdout + done.stderr
+    assert "pass --harness-kernel NAME, or set `harness_kernel = NAME`" in done.stdout
+
+
+@pytest.mark.timeout(120)
+def test_the_frontend_fixture_runs_an_in_process_kernel_by_name(suite: Path) -> None:
+    done = pytest_in(suite, "--harness-kernel", "inprocess", "--harness-kernel", "inprocess:trio")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "5 passed" in done.stdout  # 2 kernels x 2 anyio backends, and the plain test
 
 
 @pytest.mark.timeout(180)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from cokernel_harness.frontend import Frontend
-from cokernel_harness.transport import Received
+from cokernel_harness.messages import Received
 from cokernel_harness.validator import RULES, Validator, Violation, validate
 
 Msg = dict[str, Any]

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from cokernel_harness.frontend import Execution, Frontend
+from cokernel_harness.frontend import Frontend
+from cokernel_harness.messages import Execution
 from cokernel_harness.widgets import PROTOCOL_VERSION, Widgets, put_buffers, remove_buffers
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]

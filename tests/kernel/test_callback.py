@@ -14,8 +14,8 @@ from jupyter_client.session import Session
 
 from cokernel.interfaces import callback
 from cokernel.options import KernelOptions
+from cokernel.testing import InProcessTransport
 from cokernel_harness.frontend import Frontend
-from cokernel_harness.inprocess import InProcessTransport
 
 BACKENDS = ["asyncio", "trio"]
 

@@ -8,8 +8,8 @@ from typing import Any
 import anyio
 import pytest
 
+from cokernel.testing import InProcessTransport
 from cokernel_harness.frontend import Frontend
-from cokernel_harness.inprocess import InProcessTransport
 
 Body = Callable[[Frontend], Awaitable[None]]
 
@@ -30,6 +30,23 @@ async def create(fe: Frontend, **content: Any) -> str:
     reply = await fe.request("control", "create_subshell_request", content)
     assert reply["status"] == "ok", reply
     return str(reply["subshell_id"])
+
+
+async def block_main_shell(fe: Frontend) -> str:
+    """Start a main-shell cell that blocks its thread until :func:`open_gate`; return its id
+    once it is blocked (it says so on stdout first)."""
+    await fe.run("import threading\ngate = threading.Event()")
+    blocker = fe.execute("print('blocked', flush=True)\ngate.wait(60)")
+    await fe.wait_for(
+        lambda m: m.parent_id == blocker and m.msg_type == "stream", what="the cell to block"
+    )
+    return blocker
+
+
+async def open_gate(fe: Frontend, subshell_id: str) -> None:
+    """Let the cell of :func:`block_main_shell` go on, from a subshell."""
+    run = await fe.run("gate.set()", subshell_id=subshell_id, timeout=20)
+    assert run.reply["status"] == "ok", run.reply
 
 
 def reply_order(fe: Frontend, *msg_ids: str) -> list[str]:
@@ -60,10 +77,12 @@ def test_a_subshell_answers_while_the_main_shell_blocks() -> None:
     async def body(fe: Frontend) -> None:
         sub = await create(fe)
         await fe.run("shared_value = 41")
-        blocker = fe.execute("import time; time.sleep(3)")
+        blocker = await block_main_shell(fe)
+        # The main shell stays blocked until the gate opens, which only a subshell can do.
         quick = fe.execute("shared_value + 1", subshell_id=sub)
-        run = await fe.collect(quick)
+        run = await fe.collect(quick, timeout=20)
         assert run.result == {"text/plain": "42"}
+        await open_gate(fe, sub)
         await fe.collect(blocker)
         assert reply_order(fe, blocker, quick) == [quick, blocker]
 
@@ -161,13 +180,11 @@ def test_comms_addressed_to_a_subshell_are_served_while_the_main_shell_blocks() 
             "comm.get_comm_manager().register_target('sub-echo', opened)"
         )
         comm_id = fe.comm_open("sub-echo")
-        blocker = fe.execute("import time; time.sleep(3)")
-        await fe.wait_for(
-            lambda m: m.parent_id == blocker and m.msg_type == "execute_input", what="execute_input"
-        )
+        blocker = await block_main_shell(fe)
         fe.comm_msg(comm_id, {"n": 7}, subshell_id=sub)
         echo = await fe.wait_for(
             lambda m: m.msg_type == "comm_msg" and m.content["data"].get("echo") == 7,
+            timeout=20,
             what="the comm echo",
         )
         assert not [
@@ -175,6 +192,7 @@ def test_comms_addressed_to_a_subshell_are_served_while_the_main_shell_blocks() 
             for m in fe.log[: fe.log.index(echo)]
             if m.parent_id == blocker and m.msg_type == "execute_reply"
         ]
+        await open_gate(fe, sub)
         await fe.collect(blocker)
 
     with_kernel(body)

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cokernel_harness.transport import Received
+from cokernel_harness.messages import Received
 from cokernel_harness.validator import Violation, validate
 
 MAIN = "main"

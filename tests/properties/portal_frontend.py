@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from cokernel_harness.frontend import Frontend, WaitTimeout
-from cokernel_harness.transport import Received
+from cokernel_harness.frontend import Frontend
+from cokernel_harness.messages import Received, WaitTimeout
 
 T = TypeVar("T")
 Connect = Callable[[], contextlib.AbstractAsyncContextManager[Frontend]]

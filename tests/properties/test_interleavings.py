@@ -51,8 +51,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from cokernel.testing import InProcessTransport
 from cokernel_harness.frontend import Frontend
-from cokernel_harness.inprocess import InProcessTransport
 from properties.conversation import (
     CELLS,
     CONTROL,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import anyio
 import pytest
 
+from cokernel.testing import InProcessTransport
 from cokernel_harness.frontend import Frontend
-from cokernel_harness.inprocess import InProcessTransport
 from cokernel_harness.validator import validate
 
 

@@ -18,8 +18,8 @@ from contextlib import AbstractAsyncContextManager
 
 import pytest
 
+from cokernel.testing import InProcessTransport
 from cokernel_harness.frontend import Frontend
-from cokernel_harness.inprocess import InProcessTransport
 from cokernel_harness.profiles import (
     JUPYTERLAB,
     JUPYTERLAB_PER_COMM,

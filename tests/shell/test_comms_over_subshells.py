@@ -10,6 +10,7 @@ main loop borrowed so that what they do to its futures and events takes effect t
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import pytest
 
@@ -64,12 +65,33 @@ def started(wire: Wire, cell: str) -> Received:
     )
 
 
-def test_a_cell_awaiting_a_slider_wakes_when_its_change_comes_on_a_subshell(wire: Wire) -> None:
+@dataclass
+class Slider:
+    """A slider ``s`` (value 3) a main-shell cell made, and a subshell for its comm messages."""
+
+    comm_id: str
+    subshell: str
+
+
+@pytest.fixture
+def slider(wire: Wire) -> Slider:
     subshell = make_subshell(wire)
-    made = wire.execute("import anyio, threading, ipywidgets as w\ns = w.IntSlider(value=3)\ns")
+    made = wire.execute("import ipywidgets as w\ns = w.IntSlider(value=3)\ns")
     comm_id = slider_of(wire, made)
     assert wire.result(made).status == "ok"
+    return Slider(comm_id, subshell)
+
+
+def setup(wire: Wire, code: str) -> None:
+    execution = wire.run(code)
+    assert execution.status == "ok", execution.content
+
+
+def test_a_cell_awaiting_a_slider_wakes_when_its_change_comes_on_a_subshell(
+    wire: Wire, slider: Slider
+) -> None:
     cell = wire.execute(
+        "import anyio, threading\n"
         "moved = anyio.Event()\n"
         "where = []\n"
         "def on_change(change):\n"
@@ -81,7 +103,7 @@ def test_a_cell_awaiting_a_slider_wakes_when_its_change_comes_on_a_subshell(wire
         "s.value, where"
     )
     started(wire, cell)
-    sent = move(wire, comm_id, 4, subshell)
+    sent = move(wire, slider.comm_id, 4, slider.subshell)
     execution = wire.result(cell)
     assert execution.status == "ok", execution.content
     # The observer ran on the main shell's loop, where the widget lives, not on the subshell.
@@ -90,11 +112,7 @@ def test_a_cell_awaiting_a_slider_wakes_when_its_change_comes_on_a_subshell(wire
 
 
 @pytest.mark.skipif(TRIO, reason="asyncio futures need the asyncio backend")
-def test_the_jupyterlab_widget_await_cells_print_got_4(wire: Wire) -> None:
-    subshell = make_subshell(wire)
-    made = wire.execute("import ipywidgets as w; s = w.IntSlider(value=3); s")
-    comm_id = slider_of(wire, made)
-    assert wire.result(made).status == "ok"
+def test_the_jupyterlab_widget_await_cells_print_got_4(wire: Wire, slider: Slider) -> None:
     cell = wire.execute(
         "import asyncio\n"
         "fut = asyncio.get_running_loop().create_future()\n"
@@ -105,27 +123,24 @@ def test_the_jupyterlab_widget_await_cells_print_got_4(wire: Wire) -> None:
         "print('got', await asyncio.wait_for(fut, 20))"
     )
     started(wire, cell)
-    move(wire, comm_id, 4, subshell)
+    move(wire, slider.comm_id, 4, slider.subshell)
     execution = wire.result(cell)
     assert execution.status == "ok", execution.content
     assert execution.stdout == "waiting for the slider\ngot 4\n"
 
 
 def test_a_slider_moved_while_the_main_cell_sleeps_is_handled_before_the_cell_ends(
-    wire: Wire,
+    wire: Wire, slider: Slider
 ) -> None:
-    subshell = make_subshell(wire)
-    made = wire.execute(
-        "import time, threading, anyio, ipywidgets as w\ns = w.IntSlider(value=3)\nseen = []\n"
-        "s.observe(lambda change: seen.append(change['new']), 'value')\ns"
+    setup(
+        wire,
+        "import time\nseen = []\ns.observe(lambda change: seen.append(change['new']), 'value')",
     )
-    comm_id = slider_of(wire, made)
-    assert wire.result(made).status == "ok"
     # Held in time.sleep until the slider's change has been handled: with comms served only
     # after the cell, it would never end.
     cell = wire.execute("while not seen:\n    time.sleep(0.01)\nseen")
     started(wire, cell)
-    sent = move(wire, comm_id, 7, subshell)
+    sent = move(wire, slider.comm_id, 7, slider.subshell)
     execution = wire.result(cell)
     assert execution.status == "ok", execution.content
     assert execution.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "[7]"
@@ -134,26 +149,24 @@ def test_a_slider_moved_while_the_main_cell_sleeps_is_handled_before_the_cell_en
 
 
 def test_an_event_set_by_a_widget_while_the_cell_sleeps_wakes_its_waiter_afterwards(
-    wire: Wire,
+    wire: Wire, slider: Slider
 ) -> None:
-    subshell = make_subshell(wire)
-    made = wire.execute(
-        "import time, anyio, ipywidgets as w\ns = w.IntSlider(value=3)\n"
+    setup(
+        wire,
+        "import time, anyio\n"
         "moved, seen = anyio.Event(), []\n"
         "def on_change(change):\n"
         "    seen.append(change['new'])\n"
         "    moved.set()  # an event of the main loop, set while that loop is stuck\n"
-        "s.observe(on_change, 'value')\ns"
+        "s.observe(on_change, 'value')",
     )
-    comm_id = slider_of(wire, made)
-    assert wire.result(made).status == "ok"
     cell = wire.execute(
         "while not seen:\n    time.sleep(0.01)\n"
         "with anyio.fail_after(20):\n    await moved.wait()\n"
         "seen"
     )
     started(wire, cell)
-    move(wire, comm_id, 5, subshell)
+    move(wire, slider.comm_id, 5, slider.subshell)
     execution = wire.result(cell)
     assert execution.status == "ok", execution.content
     assert not execution.of_type("error")
@@ -181,14 +194,11 @@ def test_a_widget_a_subshell_cell_made_lives_on_that_subshell(wire: Wire) -> Non
 
 
 def test_a_close_sent_on_a_subshell_deleted_before_it_arrives_still_closes_the_comm(
-    wire: Wire,
+    wire: Wire, slider: Slider
 ) -> None:
     # JupyterLab closes a comm on the comm's subshell and deletes that subshell at once; the
     # deletion (control) may be served before the close (shell) arrives.
-    subshell = make_subshell(wire)
-    made = wire.execute("import ipywidgets as w\ncloser = w.IntSlider()\ncloser")
-    comm_id = slider_of(wire, made)
-    assert wire.result(made).status == "ok"
+    subshell, comm_id = slider.subshell, slider.comm_id
     deleted = wire.reply(
         wire.send("delete_subshell_request", {"subshell_id": subshell}, channel="control")
     )
