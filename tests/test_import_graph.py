@@ -225,19 +225,7 @@ def test_sizes() -> None:
     assert too_big == []
 
 
-@pytest.mark.parametrize(
-    "folder",
-    [
-        pytest.param(
-            "harness",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="harness-face helper: the in-process transport moves into cokernel.testing",
-            ),
-        ),
-        "scenarios",
-    ],
-)
+@pytest.mark.parametrize("folder", ["harness", "scenarios"])
 def test_harness_and_scenarios_import_no_kernel(folder: str) -> None:
     offenders = []
     for path in sorted((ROOT / folder).rglob("*.py")):
