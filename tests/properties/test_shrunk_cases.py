@@ -99,3 +99,52 @@ def test_a_queued_cell_started_as_its_subshell_is_deleted_is_stopped_not_cancell
             assert validate(fe.sent, fe.log) == []
 
     anyio.run(main, backend=backend)
+
+
+_SPY_ON_RECURSION_LIMIT = """\
+import sys
+_limit_before = sys.getrecursionlimit()
+_limit_calls = []
+_real_setrecursionlimit = sys.setrecursionlimit
+_real_setrecursionlimit(1500)  # below jedi's 3000, which it raises the limit to
+
+
+def _spy_setrecursionlimit(limit):
+    _limit_calls.append(limit)
+    _real_setrecursionlimit(limit)
+
+
+sys.setrecursionlimit = _spy_setrecursionlimit
+"""
+
+_WARM_UP_DONE = """\
+import threading
+for _t in threading.enumerate():
+    if _t.name == "cokernel-warmup":
+        _t.join(60)
+sys.setrecursionlimit = _real_setrecursionlimit
+_real_setrecursionlimit(_limit_before)
+print(_limit_calls, any(t.name == "cokernel-warmup" for t in threading.enumerate()))
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_the_warm_up_leaves_the_recursion_limit_alone(backend: str) -> None:
+    # Found by a run with a fresh seed (trio): "HypothesisWarning: The recursion limit will not
+    # be reset, since it was changed during test execution (from 3000 to 1000)". The kernel's
+    # warm-up thread (started after the first cell) ran jedi, which raises the process's
+    # recursion limit to 3000 and, when done, puts back the value it had found; hypothesis had
+    # set its own limit around the example in between, and the warm-up's restore undid it (as
+    # it undoes a cell's sys.setrecursionlimit made meanwhile). The deterministic replay: the
+    # first cell watches sys.setrecursionlimit, the second waits for the warm-up to end.
+    async def main() -> None:
+        async with Frontend.connect(InProcessTransport(backend=backend)) as fe:
+            first = await fe.run(_SPY_ON_RECURSION_LIMIT)
+            assert first.reply["status"] == "ok", first.reply
+            second = await fe.run(_WARM_UP_DONE)
+            assert second.reply["status"] == "ok", second.reply
+            assert second.stdout == "[] False\n"
+            assert validate(fe.sent, fe.log) == []
+
+    anyio.run(main, backend=backend)
