@@ -124,7 +124,8 @@ class CellRun:
         self._gate = threading.Lock()
         self._posted = False
         # A SIGINT was sent to the cell's (main) thread for a stop, and the kernel's handler has
-        # not raised it yet: the signal can be lost (see stop()), and is then sent again.
+        # not raised it yet: the signal can be lost (see stop()), and is then sent again. Also
+        # set when a stop's exception was swallowed (rescue_swallowed_interrupt).
         self.signal_due = False
         self._knocks = 0
         self._scope: anyio.CancelScope | None = None
@@ -825,6 +826,28 @@ def _knock_again(cell: CellRun, delay: float = 0.01) -> None:
     timer = threading.Timer(delay, knock)
     timer.daemon = True
     timer.start()
+
+
+def rescue_swallowed_interrupt(unraisable: Any) -> bool:
+    """Post again a stop's KeyboardInterrupt that CPython swallowed; True if it was one.
+
+    An interrupt is raised in the cell's thread at its next check between bytecodes, and that
+    may be in a finalizer (``__del__``), a weakref or gc callback run on the thread while the
+    cell steps. CPython ignores exceptions there ("Exception ignored in ..."), so the stop
+    would be lost and the cell run on. Called from the kernel's ``sys.unraisablehook``, on the
+    thread that swallowed it: the cell gets the interrupt again at its next check.
+    """
+    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+        return False
+    cell = current_cell.get()
+    here = threading.current_thread()
+    if cell is None or cell.thread is not here or cell.stop_reason is None or cell.done.is_set():
+        return False
+    # Stopped again from another thread, a moment later: posted from here, the exception
+    # would fire at once, in this hook, and be ignored again.
+    cell.signal_due = True
+    _knock_again(cell)
+    return True
 
 
 #: Asked first by :func:`on_sigint`, with the interrupted frame; a guard returning True takes

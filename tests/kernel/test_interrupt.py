@@ -188,7 +188,8 @@ def test_a_message_interrupt_whose_signal_is_lost_still_stops_the_cell(
     backend_kernel: BackendKernel, cell: str
 ) -> None:
     wire = Wire(backend_kernel.kc)
-    code = _LOSE_ONE_SIGINT + LOST_SIGNAL_CELLS[cell]
+    assert wire.run(_LOSE_ONE_SIGINT).status == "ok"  # in place before the cell can be stopped
+    code = LOST_SIGNAL_CELLS[cell]
     if cell == "time-sleep":
         msg_id = start_cell(wire, code)
     else:
@@ -199,6 +200,38 @@ def test_a_message_interrupt_whose_signal_is_lost_still_stops_the_cell(
     # The kernel's handler is back in place (the first SIGINT put it back).
     check = wire.run("import signal\nsignal.getsignal(signal.SIGINT) is _kernel_sigint")
     assert check.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "True"
+    assert_kernel_runs_cells(wire)
+
+
+_SPIN_IN_A_FINALIZER = """\
+class _SpinsWhenCollected:
+    def __del__(self):
+        while True:
+            pass
+
+
+def _collect_and_spin():  # one statement: the next one's look at the stop does not count
+    spinner = _SpinsWhenCollected()
+    del spinner  # the finalizer runs here, on the main thread, while the cell steps
+    while True:
+        pass
+
+
+_collect_and_spin()
+"""
+
+
+@pytest.mark.parametrize("how", INTERRUPTERS)
+def test_an_interrupt_that_lands_in_a_finalizer_still_stops_the_cell(
+    backend_kernel: BackendKernel, how: str
+) -> None:
+    # The kernel's SIGINT handler raises in whatever the main thread runs, and CPython ignores
+    # an exception raised in a finalizer: the kernel signals again (see
+    # cokernel.shell.rescue_swallowed_interrupt), or the cell would spin on.
+    wire = Wire(backend_kernel.kc)
+    msg_id = start_cell(wire, _SPIN_IN_A_FINALIZER)
+    INTERRUPTERS[how](backend_kernel.km)
+    assert_stopped_with(wire.result(msg_id), "KeyboardInterrupt")
     assert_kernel_runs_cells(wire)
 
 
