@@ -45,7 +45,7 @@ from cokernel.options import KernelOptions
 from cokernel.protocol import Channel, Message, Session, reply_type
 from cokernel.recorder import MessageRecorder, record_path
 from cokernel.request import Request, current_request, propagate_context_to_threads
-from cokernel.shell import CokernelShell, on_sigint
+from cokernel.shell import CokernelShell, on_sigint, rescue_swallowed_interrupt
 from cokernel.stdin import StdinBridge
 from cokernel.streams import OutStream, StreamRouter
 from cokernel.subshells import SubshellNotFound, SubshellRegistry
@@ -494,6 +494,14 @@ class Kernel(KernelCompat):
         propagate_context_to_threads()
         saved_input, saved_getpass = builtins.input, getpass.getpass
         saved_sigint = signal.getsignal(signal.SIGINT)
+        saved_unraisablehook = sys.unraisablehook
+
+        def unraisablehook(unraisable: Any) -> None:
+            # A stop's interrupt that landed in a finalizer is posted again to its cell.
+            if not rescue_swallowed_interrupt(unraisable):
+                saved_unraisablehook(unraisable)
+
+        sys.unraisablehook = unraisablehook
         self.streams = StreamRouter(self.publish, self._fallback_parent, threaded=self.threads)
         self._saved_streams = (sys.stdout, sys.stderr)
         if self.options.capture_fds and self.threads:
@@ -553,6 +561,8 @@ class Kernel(KernelCompat):
                 self.streams.close()
             sys.stdout, sys.stderr = self._saved_streams
             builtins.input, getpass.getpass = saved_input, saved_getpass
+            if sys.unraisablehook is unraisablehook:
+                sys.unraisablehook = saved_unraisablehook
             pdbsupport.uninstall()
             if sigint_installed:
                 signal.signal(signal.SIGINT, saved_sigint)
