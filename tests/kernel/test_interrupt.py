@@ -160,6 +160,81 @@ def test_interrupt_at_a_pdb_prompt_ends_the_cell_and_queued_cells_run(
     assert_kernel_runs_cells(wire)
 
 
+# A stand-in for a SIGINT the kernel's handler never sees: one that lands after the main
+# thread's last check for signals and before it blocks (in time.sleep, in a lock wait), which a
+# loaded machine hits now and then. The cell's own handler swallows the first SIGINT and puts
+# the kernel's back; a message interrupt must still end the cell.
+_LOSE_ONE_SIGINT = """\
+import signal
+_kernel_sigint = signal.getsignal(signal.SIGINT)
+
+
+def _lose_one_sigint(signum, frame):
+    signal.signal(signal.SIGINT, _kernel_sigint)
+
+
+signal.signal(signal.SIGINT, _lose_one_sigint)
+"""
+
+LOST_SIGNAL_CELLS = {
+    "time-sleep": "import time\ntime.sleep(100)",
+    "input": "input('waiting: ')",
+    "pdb-prompt": PDB_CELLS["pdb.set_trace"],
+}
+
+
+@pytest.mark.parametrize("cell", LOST_SIGNAL_CELLS)
+def test_a_message_interrupt_whose_signal_is_lost_still_stops_the_cell(
+    backend_kernel: BackendKernel, cell: str
+) -> None:
+    wire = Wire(backend_kernel.kc)
+    assert wire.run(_LOSE_ONE_SIGINT).status == "ok"  # in place before the cell can be stopped
+    code = LOST_SIGNAL_CELLS[cell]
+    if cell == "time-sleep":
+        msg_id = start_cell(wire, code)
+    else:
+        msg_id = wire.execute(code, allow_stdin=True)
+        wire.input_request(msg_id)
+    interrupt_by_message(backend_kernel.km)
+    assert_stopped_with(wire.result(msg_id), "KeyboardInterrupt")
+    # The kernel's handler is back in place (the first SIGINT put it back).
+    check = wire.run("import signal\nsignal.getsignal(signal.SIGINT) is _kernel_sigint")
+    assert check.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "True"
+    assert_kernel_runs_cells(wire)
+
+
+_SPIN_IN_A_FINALIZER = """\
+class _SpinsWhenCollected:
+    def __del__(self):
+        while True:
+            pass
+
+
+def _collect_and_spin():  # one statement: the next one's look at the stop does not count
+    spinner = _SpinsWhenCollected()
+    del spinner  # the finalizer runs here, on the main thread, while the cell steps
+    while True:
+        pass
+
+
+_collect_and_spin()
+"""
+
+
+@pytest.mark.parametrize("how", INTERRUPTERS)
+def test_an_interrupt_that_lands_in_a_finalizer_still_stops_the_cell(
+    backend_kernel: BackendKernel, how: str
+) -> None:
+    # The kernel's SIGINT handler raises in whatever the main thread runs, and CPython ignores
+    # an exception raised in a finalizer: the kernel signals again (see
+    # cokernel.shell.rescue_swallowed_interrupt), or the cell would spin on.
+    wire = Wire(backend_kernel.kc)
+    msg_id = start_cell(wire, _SPIN_IN_A_FINALIZER)
+    INTERRUPTERS[how](backend_kernel.km)
+    assert_stopped_with(wire.result(msg_id), "KeyboardInterrupt")
+    assert_kernel_runs_cells(wire)
+
+
 def test_pdb_in_a_cell_steps_and_continues(wire: Wire) -> None:
     msg_id = wire.execute(PDB_CELLS["pdb.set_trace"], allow_stdin=True)
     first = wire.input_request(msg_id)

@@ -323,3 +323,43 @@ def test_an_interrupted_subshell_cell_leaves_traced_calls_working() -> None:
         assert (await fe.run(_TRACED_CALL)).stdout == "returned\n"
 
     with_kernel(body)
+
+
+_CATCH_THEN_AWAIT = """\
+import anyio
+try:
+    print('looping', flush=True)
+    while True:
+        pass
+except KeyboardInterrupt:
+    print('caught', flush=True)
+    await anyio.sleep(0.05)
+    print('after', flush=True)
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_subshell_cell_that_catches_its_interrupt_and_awaits_on_is_not_stopped_again() -> None:
+    # The interrupt is posted to the subshell's thread as an exception. Once it has fired (and
+    # the cell caught it), the end of the step must not treat it as still pending: it used to
+    # cancel the cell's scope as well, and the cell's next await raised KeyboardInterrupt.
+    async def body(fe: Frontend) -> None:
+        sub = await create(fe)
+        start = len(fe.log)
+        cell = fe.execute(_CATCH_THEN_AWAIT, subshell_id=sub)
+        await fe.wait_for(
+            lambda m: m.parent_id == cell and m.msg_type == "stream",
+            start=start,
+            what="the subshell cell's print",
+        )
+        await fe.interrupt()
+        reply = await fe.reply(cell)
+        assert reply["status"] == "ok", reply
+        out = "".join(
+            m.content["text"]
+            for m in fe.log[start:]
+            if m.parent_id == cell and m.msg_type == "stream"
+        )
+        assert out == "looping\ncaught\nafter\n", out
+
+    with_kernel(body)

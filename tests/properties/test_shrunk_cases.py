@@ -99,3 +99,104 @@ def test_a_queued_cell_started_as_its_subshell_is_deleted_is_stopped_not_cancell
             assert validate(fe.sent, fe.log) == []
 
     anyio.run(main, backend=backend)
+
+
+_SPY_ON_RECURSION_LIMIT = """\
+import sys
+_limit_before = sys.getrecursionlimit()
+_limit_calls = []
+_real_setrecursionlimit = sys.setrecursionlimit
+_real_setrecursionlimit(1500)  # below jedi's 3000, which it raises the limit to
+
+
+def _spy_setrecursionlimit(limit):
+    _limit_calls.append(limit)
+    _real_setrecursionlimit(limit)
+
+
+sys.setrecursionlimit = _spy_setrecursionlimit
+"""
+
+_WARM_UP_DONE = """\
+import threading
+for _t in threading.enumerate():
+    if _t.name == "cokernel-warmup":
+        _t.join(60)
+sys.setrecursionlimit = _real_setrecursionlimit
+_real_setrecursionlimit(_limit_before)
+print(_limit_calls, any(t.name == "cokernel-warmup" for t in threading.enumerate()))
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_the_warm_up_leaves_the_recursion_limit_alone(backend: str) -> None:
+    # Found by a run with a fresh seed (trio): "HypothesisWarning: The recursion limit will not
+    # be reset, since it was changed during test execution (from 3000 to 1000)". The kernel's
+    # warm-up thread (started after the first cell) ran jedi, which raises the process's
+    # recursion limit to 3000 and, when done, puts back the value it had found; hypothesis had
+    # set its own limit around the example in between, and the warm-up's restore undid it (as
+    # it undoes a cell's sys.setrecursionlimit made meanwhile). The deterministic replay: the
+    # first cell watches sys.setrecursionlimit, the second waits for the warm-up to end.
+    async def main() -> None:
+        async with Frontend.connect(InProcessTransport(backend=backend)) as fe:
+            first = await fe.run(_SPY_ON_RECURSION_LIMIT)
+            assert first.reply["status"] == "ok", first.reply
+            second = await fe.run(_WARM_UP_DONE)
+            assert second.reply["status"] == "ok", second.reply
+            assert second.stdout == "[] False\n"
+            assert validate(fe.sent, fe.log) == []
+
+    anyio.run(main, backend=backend)
+
+
+SPIN_IN_A_FINALIZER = """\
+class _SpinsWhenCollected:
+    def __del__(self):
+        print("finalizer running", flush=True)
+        while True:
+            pass
+
+
+def _collect_and_spin():  # one statement: the next one's look at the stop does not count
+    spinner = _SpinsWhenCollected()
+    del spinner  # the finalizer runs here, on the cell's thread, while the cell steps
+    print("finalizer ended", flush=True)
+    while True:
+        pass
+
+
+_collect_and_spin()
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_an_interrupt_that_lands_in_a_finalizer_still_stops_the_cell(backend: str) -> None:
+    # Found by a run with a fresh seed (trio), in the subshell-deletion case above: the
+    # KeyboardInterrupt posted to a stepping cell's thread fired inside a gc callback that ran
+    # on that thread (hypothesis's own, left in gc.callbacks), where CPython ignores exceptions:
+    # "Exception ignored in: <function gc_cumulative_time.<locals>.gc_callback>". The stop was
+    # lost (the cell ran on) and the swallowed interrupt reached sys.unraisablehook. Replayed
+    # deterministically with a finalizer that spins until the interrupt lands in it.
+    async def main() -> None:
+        async with Frontend.connect(InProcessTransport(backend=backend)) as fe:
+            cell = fe.execute(SPIN_IN_A_FINALIZER, stop_on_error=False)
+            await fe.wait_for(
+                lambda m: (
+                    m.parent_id == cell
+                    and m.msg_type == "stream"
+                    and "finalizer running" in m.content["text"]
+                ),
+                what="the finalizer running",
+            )
+            await fe.request("control", "interrupt_request")
+            stopped = await fe.collect(cell)
+            assert stopped.reply["ename"] == "KeyboardInterrupt", stopped.reply
+            # Stopped at the del or at any line after it; never spinning on.
+            assert stopped.stdout.startswith("finalizer running\n")
+            after = await fe.run("6 * 7")
+            assert after.reply["status"] == "ok", after.reply
+            assert validate(fe.sent, fe.log) == []
+
+    anyio.run(main, backend=backend)

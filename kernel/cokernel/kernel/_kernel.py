@@ -51,7 +51,7 @@ from cokernel.shell._comms import KernelCommManager, KernelComms, current_comms
 from cokernel.shell._comms import install as install_comms
 from cokernel.shell._comms import uninstall as uninstall_comms
 from cokernel.shell._fdcapture import FdCapture
-from cokernel.shell._interrupts import on_sigint
+from cokernel.shell._interrupts import on_sigint, rescue_swallowed_interrupt
 from cokernel.shell._magics import KernelMagics
 from cokernel.shell._shell import CokernelShell
 from cokernel.shell._stdin import StdinBridge
@@ -283,6 +283,7 @@ class Kernel(Routing, KernelCompat):
         profile.apply(self.shell, self._profile_dir, self._ipython_config)
         self.backend_detail = _describe_backend(self.options.backend, self.options.host)
         saved_sigint = self._install_sigint(handle_sigint)
+        restore_unraisablehook = _install_unraisablehook()
         if self.threads:
             self.control_caller.start_thread()
         else:
@@ -298,6 +299,7 @@ class Kernel(Routing, KernelCompat):
             await self.shell_caller.serve()
         finally:
             self._tear_down(saved_sigint)
+            restore_unraisablehook()
             builtins.input, getpass.getpass = saved_input, saved_getpass
             current_comms.reset(comms_token)
 
@@ -386,6 +388,24 @@ class Kernel(Routing, KernelCompat):
         if self.debugger.interrupt(self.shell):  # some are held at breakpoints: resumed first
             return len(self.shell.running_cells)
         return self.shell.interrupt_cells()
+
+
+def _install_unraisablehook() -> Callable[[], None]:
+    """Post again to its cell a stop's interrupt that landed in a finalizer (and was swallowed
+    there: see rescue_swallowed_interrupt); returns the undo."""
+    saved = sys.unraisablehook
+
+    def unraisablehook(unraisable: Any) -> None:
+        if not rescue_swallowed_interrupt(unraisable):
+            saved(unraisable)
+
+    sys.unraisablehook = unraisablehook
+
+    def restore() -> None:
+        if sys.unraisablehook is unraisablehook:
+            sys.unraisablehook = saved
+
+    return restore
 
 
 def _describe_backend(backend: str, host: str | None = None) -> str:

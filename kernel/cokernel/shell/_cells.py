@@ -128,6 +128,11 @@ class CellRun:
         # each other: see stop() and settle_interrupt().
         self._gate = threading.Lock()
         self._posted = False
+        # A SIGINT was sent to the cell's (main) thread for a stop, and the kernel's handler has
+        # not raised it yet: the signal can be lost (see stop()), and is then sent again. Also
+        # set when a stop's exception was swallowed (rescue_swallowed_interrupt).
+        self.signal_due = False
+        self._knocks = 0
         self._scope: anyio.CancelScope | None = None
         self._call_in_loop: Callable[..., Any] | None = None
         self._cancel_timer: Callable[[], None] | None = None
@@ -184,6 +189,7 @@ class CellRun:
             # An interrupt that came while the cell was not stepping (compiling, or between two
             # statement groups) only set stop_reason: no signal was sent, so honour it here.
             if self.stop_reason is not None:
+                self.signal_due = False
                 raise self.exception()
             if self.context is None:
                 return fn(*args)
@@ -218,6 +224,26 @@ class CellRun:
             self._cancel_timer = timer.cancel
         else:  # on the cell's loop (Pyodide's): it can only stop an awaiting cell
             self._cancel_timer = backends.current().call_later(self.timeout, self.stop, "timeout")
+
+    def _posted_type(self) -> type[KeyboardInterrupt]:
+        """The class posted to the cell's thread: the stop's exception, marking when it fires.
+
+        CPython makes the instance on the cell's thread as the exception reaches its first
+        handler, so ``__init__`` tells settle_interrupt() that nothing is pending any more: a
+        cell that caught its interrupt and awaits on is not stopped a second time. It shows
+        as the plain exception (same name and module) in tracebacks and replies.
+        """
+        base = type(self.exception())
+        cell = self
+
+        class Posted(base):  # type: ignore[valid-type,misc]
+            def __init__(self, *args: object) -> None:
+                super().__init__(*args)
+                cell._posted = False
+
+        Posted.__name__ = Posted.__qualname__ = base.__name__
+        Posted.__module__ = base.__module__
+        return Posted
 
     def settle_interrupt(self) -> None:
         """End a step on the cell's thread: withdraw an exception posted but not yet raised.
@@ -259,10 +285,23 @@ class CellRun:
                 and threading.current_thread() is not self.thread
             ):
                 # Wakes a blocking call (time.sleep, input) in the main thread; the kernel's
-                # SIGINT handler then calls stop() again there, which raises below.
+                # SIGINT handler (on_sigint) then raises there. The signal can be lost: its C
+                # handler may run after the thread's last check for signals and before the
+                # thread blocks (in a lock wait, in time.sleep), and nothing then wakes it. A
+                # loaded machine hits that window: the thread gives up the GIL right before it
+                # blocks, which is when the thread sending the signal gets it. So the wait is
+                # woken as well (input() and pdb's prompt look at stop_reason), and the signal
+                # is sent again until the handler has raised it (signal_due cleared).
+                self.signal_due = True
                 signal.pthread_kill(self.thread.ident or 0, signal.SIGINT)
+                wake = self.wake
+                if wake is not None:
+                    wake()
+                _knock_again(self, min(0.05 * 2**self._knocks, 1.0))
+                self._knocks += 1
                 return
             if threading.current_thread() is self.thread:
+                self.signal_due = False
                 raise self.exception()
             with self._gate:
                 # Looked at again under the gate: a step that ended since the look above has
@@ -271,7 +310,7 @@ class CellRun:
                     self._posted = True
                     ctypes.pythonapi.PyThreadState_SetAsyncExc(
                         ctypes.c_ulong(self.thread.ident or 0),
-                        ctypes.py_object(type(self.exception())),
+                        ctypes.py_object(self._posted_type()),
                     )
                     posted = True
                 else:
@@ -281,6 +320,7 @@ class CellRun:
                 if wake is not None:
                     wake()
                 return
+        self.signal_due = False  # not stepping: the stop is the scope's cancellation
         scope, call = self._scope, self._call_in_loop
         if scope is not None and call is not None:
             call(scope.cancel)
@@ -289,8 +329,9 @@ class CellRun:
 def _knock_again(cell: CellRun, delay: float = 0.01) -> None:
     def knock() -> None:
         # Stepping again: signal again. Suspended at an await by now (the step the signal
-        # hit has ended): cancel, or the interrupt would be lost while the cell waits.
-        if not cell.done.is_set():
+        # hit has ended): cancel, or the interrupt would be lost while the cell waits. Once
+        # the handler has raised it (signal_due cleared), nothing more is owed.
+        if cell.signal_due and not cell.done.is_set():
             cell.stop(cell.stop_reason or "interrupt")
 
     timer = threading.Timer(delay, knock)

@@ -12,13 +12,13 @@ import os
 import threading
 import types
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
 import sniffio
 
 from cokernel.engine import _backends as backends
-from cokernel.shell._cells import CellRun, ShellContext, _knock_again, _Stepper
+from cokernel.shell._cells import CellRun, ShellContext, _knock_again, _Stepper, current_cell
 
 
 class Interruptible(Protocol):
@@ -89,6 +89,28 @@ def _drop_kernel_tail(exc: BaseException) -> None:
         last_user.tb_next = None
 
 
+def rescue_swallowed_interrupt(unraisable: Any) -> bool:
+    """Post again a stop's KeyboardInterrupt that CPython swallowed; True if it was one.
+
+    An interrupt is raised in the cell's thread at its next check between bytecodes, and that
+    may be in a finalizer (``__del__``), a weakref or gc callback run on the thread while the
+    cell steps. CPython ignores exceptions there ("Exception ignored in ..."), so the stop
+    would be lost and the cell run on. Called from the kernel's ``sys.unraisablehook``, on the
+    thread that swallowed it: the cell gets the interrupt again at its next check.
+    """
+    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+        return False
+    cell = current_cell.get()
+    here = threading.current_thread()
+    if cell is None or cell.thread is not here or cell.stop_reason is None or cell.done.is_set():
+        return False
+    # Stopped again from another thread, a moment later: posted from here, the exception
+    # would fire at once, in this hook, and be ignored again.
+    cell.signal_due = True
+    _knock_again(cell)
+    return True
+
+
 def on_sigint(shell: Interruptible, frame: types.FrameType | None) -> None:
     """The kernel's SIGINT handler body, run on the main thread between bytecodes.
 
@@ -113,10 +135,13 @@ def on_sigint(shell: Interruptible, frame: types.FrameType | None) -> None:
             # The signal landed inside the stepping wrapper, after its last look at
             # stop_reason and before the cell's own code began: raised here, it would surface
             # in the loop's machinery; dropped, a time.sleep(60) would run on. Knock again.
+            cell.signal_due = True
             _knock_again(cell)
             continue
+        cell.signal_due = False
         scope, call = cell._scope, cell._call_in_loop
         if scope is not None and call is not None:
             call(scope.cancel)
     if stepping is not None:
+        stepping.signal_due = False
         raise stepping.exception()

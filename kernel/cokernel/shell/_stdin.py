@@ -109,6 +109,7 @@ class StdinBridge:
                 # was that handler's, and must not be lost for the cell.
                 wait(lambda: waiter.answered or (cell is not None and cell.stop_reason is not None))
             if not waiter.answered and cell is not None and cell.stop_reason is not None:
+                cell.signal_due = False  # ended by the stop itself: no signal is owed
                 raise cell.exception()
         finally:
             if cell is not None:

@@ -12,10 +12,19 @@ completer turns into no matches at all), so the warm-up and every completion tak
 doing the same work beside it. Nothing here touches IPython's completer object, which belongs
 to the requests. The modules IPython's traceback formatter imports on the first error are
 imported first, so a first interrupt's reply does not wait for them.
+
+The warm-up leaves the process's recursion limit alone. jedi raises it around each call (to
+3000) and puts back the value it found when the call ends: from a background thread, that
+restore undoes whatever the limit was set to meanwhile (by a cell, or by the host process of an
+in-process kernel: hypothesis sets it around every example and failed the property tests when
+the warm-up straddled one). Its one small completion needs no raised limit, so on the warm-up
+thread jedi's raise is skipped (:func:`_keep_recursion_limit_on_warmup`); completions that
+requests ask for are unchanged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from importlib.util import find_spec
@@ -39,15 +48,42 @@ def _jedi() -> Any:
     return _get_jedi()
 
 
+_warming = threading.local()  # .active: this thread runs the warm-up's completion
+
+
+def _keep_recursion_limit_on_warmup() -> None:
+    """Make jedi's temporary recursion-limit raise a no-op on the warm-up's thread (once)."""
+    import importlib
+
+    helpers: Any = importlib.import_module("jedi.api.helpers")
+    original = helpers.higher_recursion_limit
+    if getattr(original, "cokernel_wrapped", False):
+        return
+
+    def higher_recursion_limit() -> contextlib.AbstractContextManager[None]:
+        if getattr(_warming, "active", False):
+            return contextlib.nullcontext()
+        return original()  # type: ignore[no-any-return]
+
+    higher_recursion_limit.cokernel_wrapped = True  # type: ignore[attr-defined]
+    # jedi's @recursion_limit wrapper looks the helper up at each call.
+    helpers.higher_recursion_limit = higher_recursion_limit
+
+
 def warm_completion() -> None:
     """Import jedi and complete one builtin name through it, as a completion would."""
     if find_spec("jedi") is None:
         return
     with JEDI_LOCK:
         jedi = _jedi()
-        for completion in jedi.Interpreter("int.bit_l", [{}]).complete():
-            completion.type  # noqa: B018 - resolving the type loads what signatures need
-            completion.get_signatures()
+        _keep_recursion_limit_on_warmup()
+        _warming.active = True
+        try:
+            for completion in jedi.Interpreter("int.bit_l", [{}]).complete():
+                completion.type  # noqa: B018 - resolving the type loads what signatures need
+                completion.get_signatures()
+        finally:
+            _warming.active = False
 
 
 #: What IPython's traceback formatter imports the first time a cell fails or is interrupted
