@@ -343,6 +343,11 @@ def soak(
         # before that, the soak would count it as memory the load did not give back.
         warm = kernel.send("shell", "complete_request", {"code": "int.bit_l", "cursor_pos": 9})
         run.pump(run.deadline(), lambda: _has_reply(run, "shell", warm))
+        # A kernel that loads it on a thread (cokernel's "cokernel-warmup") may still be at it
+        # when the completion has been answered: wait for such a thread to end. Other kernels
+        # have none, and the cell does nothing there.
+        rest = kernel.send("shell", "execute_request", _execute(JOIN_WARMUP))
+        run.pump(run.deadline(), lambda: _has_reply(run, "shell", rest))
         report.idle = kernel.stats()
         sampler = _Sampler(kernel.pid)
         sampler.start()
@@ -446,6 +451,14 @@ def soak(
         kernel.close()
         report.seconds = time.monotonic() - started
     return report
+
+
+JOIN_WARMUP = """\
+import threading as _threading
+for _thread in _threading.enumerate():
+    if _thread.name.endswith("-warmup"):
+        _thread.join(60)
+"""
 
 
 def _execute(code: str) -> dict[str, Any]:
