@@ -114,6 +114,7 @@ def run_kernel(connection_file: str, options: KernelOptions) -> int:
         prelude = Prelude(options, interface.session, interface.send)
         # The interface only uses started, publish and receive, which the prelude has.
         interface.start(cast("Kernel", prelude))
+        _remove_file_on_early_sigterm(interface)
 
         # Imported after the prelude serves: cokernel.shell._profile imports IPython.
         from cokernel.gui._figures import set_default_backend as set_default_matplotlib_backend
@@ -138,6 +139,20 @@ def run_kernel(connection_file: str, options: KernelOptions) -> int:
     finally:
         interface.remove_written_file()
     return 0
+
+
+def _remove_file_on_early_sigterm(interface: ZMQInterface) -> None:
+    """While the kernel is still being built (the prelude already answers), SIGTERM removes
+    the connection file the kernel wrote, then ends the process as SIGTERM's default action
+    would. :func:`_shutdown_on_sigterm` takes over once the kernel exists."""
+
+    def on_early_sigterm(signum: int, frame: object) -> None:
+        interface.remove_written_file()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_early_sigterm)
 
 
 def _shutdown_on_sigterm(kernel: Kernel, interface: ZMQInterface) -> None:

@@ -145,6 +145,9 @@ class Prelude:
         self.started.set()  # the interface may serve at once
         self._lock = threading.Lock()
         self._kept: list[tuple[Channel, list[bytes], Message, int]] = []
+        # Requests answered here, for the kernel's recorder (--record): they all came before
+        # the first kept message, since one kept message ends the early answers.
+        self._answered: list[tuple[Channel, Message]] = []
         self.backlog = ShellBacklog()
         self._kernel: Kernel | None = None
         self._early = not _threads_forbidden()
@@ -183,6 +186,7 @@ class Prelude:
                     and msg["header"].get("msg_type") == "kernel_info_request"
                 ):
                     self._answer(channel, identities, msg)
+                    self._answered.append((channel, msg))
                 else:
                     if channel is Channel.shell:
                         self.backlog.hold(size)
@@ -204,6 +208,10 @@ class Prelude:
             kernel.started.wait()
             with self._lock:
                 kernel.backlog = self.backlog  # the interface pauses shell on this one
+                if kernel.recorder is not None:
+                    for channel, msg in self._answered:
+                        kernel.recorder.record(channel, msg)
+                self._answered.clear()
                 for channel, identities, msg, size in self._kept:
                     if channel is Channel.shell:
                         self.backlog.release(size)  # the kernel holds it from now on
