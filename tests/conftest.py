@@ -11,12 +11,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from jupyter_client.blocking.client import BlockingKernelClient
-from jupyter_client.manager import KernelManager
 
-from helpers import KERNEL_NAME, Wire, start_kernel, stop_kernel, write_kernelspec
-
-KernelPair = tuple[KernelManager, BlockingKernelClient]
+from helpers import KERNEL_NAME, KernelPair, Wire, start_kernel, stop_kernel, write_kernelspec
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -38,6 +38,10 @@ Msg = dict[str, Any]
 
 
 # -- kernel processes ----------------------------------------------------------------------------
+#: A started kernel and its client (fixtures in tests/conftest.py yield these).
+KernelPair = tuple[KernelManager, BlockingKernelClient]
+
+
 def write_kernelspec(directory: Path, name: str, extra_argv: list[str]) -> KernelSpecManager:
     """Write a copy of the installed cokernel kernelspec with ``extra_argv`` appended.
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 import pytest
+from servers import Chain, Server
 
 from cokernel_harness import cli
 from cokernel_harness.frontend import Frontend
@@ -24,7 +25,6 @@ from cokernel_harness.profiles import JUPYTERLAB, NO_SUBSHELLS, PROFILES
 from cokernel_harness.runner import Connect, Outcome, run_conformance
 from cokernel_harness.websocket import V1_PROTOCOL, ServerError, WebSocketTransport
 from cokernel_scenarios import all_scenarios, select
-from conftest import Chain, Server
 
 pytestmark = pytest.mark.anyio
 

@@ -7,8 +7,7 @@ import os
 
 import pytest
 
-from conftest import KernelPair
-from helpers import Wire
+from helpers import KernelPair, Wire
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -17,8 +17,7 @@ import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 
 from cokernel_harness.frontend import Frontend
-from conftest import KernelPair
-from helpers import KERNEL_NAME, Execution, Wire, start_kernel, stop_kernel
+from helpers import KERNEL_NAME, Execution, KernelPair, Wire, start_kernel, stop_kernel
 
 
 def text_of(execution: Execution, name: str) -> str:

@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 
-from conftest import KernelPair
-from helpers import KERNEL_NAME, Execution, Wire, start_kernel, stop_kernel
+from helpers import KERNEL_NAME, Execution, KernelPair, Wire, start_kernel, stop_kernel
 
 pytestmark = pytest.mark.timeout(90)
 
