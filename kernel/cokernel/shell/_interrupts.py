@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import threading
 import types
 from collections.abc import Callable
@@ -107,8 +108,43 @@ def rescue_swallowed_interrupt(unraisable: Any) -> bool:
     # Stopped again from another thread, a moment later: posted from here, the exception
     # would fire at once, in this hook, and be ignored again.
     cell.signal_due = True
-    _knock_again(cell)
+    _knock_after_the_hook(cell)
     return True
+
+
+def _in_the_hook(thread: threading.Thread) -> bool:
+    """Whether ``thread`` is still inside the kernel's unraisable hook (this module's rescue,
+    or the hook function in cokernel.kernel that calls it)."""
+    frame = sys._current_frames().get(thread.ident or 0)
+    while frame is not None:
+        code = frame.f_code
+        if code is rescue_swallowed_interrupt.__code__ or (
+            code.co_name == "unraisablehook" and code.co_filename.startswith(_KERNEL_DIR)
+        ):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _knock_after_the_hook(cell: CellRun, delay: float = 0.01) -> None:
+    """Stop ``cell`` again once its thread has left the unraisable hook.
+
+    A loaded machine may keep the cell's thread inside the hook past the delay; an exception
+    posted then would fire in the hook itself, where CPython swallows it too (and nothing would
+    rescue it). So the stop waits until the thread is out, looking again every ``delay``.
+    """
+
+    def knock() -> None:
+        if cell.done.is_set() or not cell.signal_due:
+            return
+        if _in_the_hook(cell.thread):
+            _knock_after_the_hook(cell, delay)
+            return
+        cell.stop(cell.stop_reason or "interrupt")
+
+    timer = threading.Timer(delay, knock)
+    timer.daemon = True
+    timer.start()
 
 
 def on_sigint(shell: Interruptible, frame: types.FrameType | None) -> None:
