@@ -58,66 +58,8 @@ def _parser() -> argparse.ArgumentParser:
         ("scenarios", "run the scenarios only (no protocol validation)"),
     ):
         sub = commands.add_parser(name, help=text, description=text)
-        sub.add_argument(
-            "--kernel",
-            action="append",
-            metavar="NAME",
-            help="kernelspec to test (repeatable; default: cokernel)",
-        )
-        sub.add_argument(
-            "-k",
-            dest="patterns",
-            action="append",
-            metavar="PATTERN",
-            help="only scenarios whose name contains PATTERN or matches it as a glob "
-            "(repeatable; commas separate)",
-        )
-        sub.add_argument(
-            "--json", metavar="FILE", help="also write the report(s) as JSON ('-': stdout)"
-        )
-        sub.add_argument(
-            "--html",
-            metavar="FILE",
-            help="also write the results as a self-contained page: scenario x kernel, "
-            "each cell linking to its diagnosis",
-        )
-        sub.add_argument(
-            "--share-kernel",
-            action="store_true",
-            help="run the scenarios on one kernel (a new one after a scenario ends or breaks it)",
-        )
-        sub.add_argument(
-            "--frontend",
-            action="append",
-            choices=list(PROFILES),
-            metavar="PROFILE",
-            help="the frontend to play comm scenarios as (repeatable; default: every one of "
-            f"{', '.join(PROFILES)})",
-        )
-        sub.add_argument("--list", action="store_true", help="list the scenarios and exit")
-        sub.add_argument(
-            "--backend",
-            choices=("asyncio", "trio"),
-            default="asyncio",
-            help="the harness's own event loop (not the kernel's)",
-        )
-        sub.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
-        sub.add_argument(
-            "--server",
-            metavar="URL",
-            help="start the kernels through this Jupyter Server or gateway (REST + websocket)",
-        )
-        sub.add_argument(
-            "--token",
-            metavar="T",
-            default=os.environ.get("JUPYTER_TOKEN"),
-            help="the server's token (default: $JUPYTER_TOKEN)",
-        )
-        sub.add_argument(
-            "--ws-protocol",
-            choices=("v1", "legacy"),
-            help="websocket format with --server (default: v1 if the server offers it)",
-        )
+        _add_scenario_options(sub)
+        _add_server_options(sub)
     commands.add_parser(
         "bench", add_help=False, help="benchmarks (see `cokernel-harness bench --help`)"
     )
@@ -128,6 +70,74 @@ def _parser() -> argparse.ArgumentParser:
         "soak", add_help=False, help="long pipelined load: lost/reordered messages, RSS, fds"
     )
     return parser
+
+
+def _add_scenario_options(sub: argparse.ArgumentParser) -> None:
+    """What to run, on which kernels, and where the results go."""
+    sub.add_argument(
+        "--kernel",
+        action="append",
+        metavar="NAME",
+        help="kernelspec to test (repeatable; default: cokernel)",
+    )
+    sub.add_argument(
+        "-k",
+        dest="patterns",
+        action="append",
+        metavar="PATTERN",
+        help="only scenarios whose name contains PATTERN or matches it as a glob "
+        "(repeatable; commas separate)",
+    )
+    sub.add_argument(
+        "--json", metavar="FILE", help="also write the report(s) as JSON ('-': stdout)"
+    )
+    sub.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write the results as a self-contained page: scenario x kernel, "
+        "each cell linking to its diagnosis",
+    )
+    sub.add_argument(
+        "--share-kernel",
+        action="store_true",
+        help="run the scenarios on one kernel (a new one after a scenario ends or breaks it)",
+    )
+    sub.add_argument(
+        "--frontend",
+        action="append",
+        choices=list(PROFILES),
+        metavar="PROFILE",
+        help="the frontend to play comm scenarios as (repeatable; default: every one of "
+        f"{', '.join(PROFILES)})",
+    )
+    sub.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    sub.add_argument(
+        "--backend",
+        choices=("asyncio", "trio"),
+        default="asyncio",
+        help="the harness's own event loop (not the kernel's)",
+    )
+    sub.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+
+
+def _add_server_options(sub: argparse.ArgumentParser) -> None:
+    """Reaching the kernels through a Jupyter Server or gateway instead of ZMQ."""
+    sub.add_argument(
+        "--server",
+        metavar="URL",
+        help="start the kernels through this Jupyter Server or gateway (REST + websocket)",
+    )
+    sub.add_argument(
+        "--token",
+        metavar="T",
+        default=os.environ.get("JUPYTER_TOKEN"),
+        help="the server's token (default: $JUPYTER_TOKEN)",
+    )
+    sub.add_argument(
+        "--ws-protocol",
+        choices=("v1", "legacy"),
+        help="websocket format with --server (default: v1 if the server offers it)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -171,26 +181,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         server,
         backend=args.backend,
     )
+    _write_reports(reports, args.json, args.html)
+    return EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED
+
+
+def _write_reports(reports: list[Report], json_file: str | None, html_file: str | None) -> None:
+    """Print each report's table and details; write the JSON and the page asked for."""
     for report in reports:
         print(report.table())
         details = report.details()
         if details:
             print(f"\ndetails for {report.kernel}:\n{details}")
         print()
-    if args.json:
+    if json_file:
         data = [r.to_json() for r in reports]
         text = json.dumps(data[0] if len(data) == 1 else data, indent=2)
-        if args.json == "-":
+        if json_file == "-":
             print(text)
         else:
-            with open(args.json, "w") as f:
+            with open(json_file, "w") as f:
                 f.write(text + "\n")
-    if args.html:
+    if html_file:
         from cokernel_harness.matrix import render_html
 
-        with open(args.html, "w") as f:
+        with open(html_file, "w") as f:
             f.write(render_html([r.to_json() for r in reports]))
-    return EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED
 
 
 async def _run_all(

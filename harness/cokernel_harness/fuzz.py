@@ -105,6 +105,24 @@ class FuzzReport:
         return "\n".join(lines)
 
 
+#: Content fields of the requests the fuzz sends, given values of the wrong type.
+_CONTENT_FIELDS = (
+    "code",
+    "cursor_pos",
+    "detail_level",
+    "comm_id",
+    "target_name",
+    "data",
+    "hist_access_type",
+    "n",
+    "subshell_id",
+    "silent",
+    "stop_on_error",
+    "user_expressions",
+    "allow_stdin",
+)
+
+
 def _strategies(max_oversize: int) -> Any:
     """The hypothesis strategy of one case: (kind, channel, parameters)."""
     from hypothesis import strategies as st
@@ -143,27 +161,9 @@ def _strategies(max_oversize: int) -> Any:
         ),
         "bad_content": st.tuples(
             st.sampled_from((*SAFE_TYPES, "execute_request")),
-            st.dictionaries(
-                st.sampled_from(
-                    (
-                        "code",
-                        "cursor_pos",
-                        "detail_level",
-                        "comm_id",
-                        "target_name",
-                        "data",
-                        "hist_access_type",
-                        "n",
-                        "subshell_id",
-                        "silent",
-                        "stop_on_error",
-                        "user_expressions",
-                        "allow_stdin",
-                    )
-                ),
-                json_value,
-                max_size=5,
-            ).filter(lambda c: not isinstance(c.get("code"), str)),
+            st.dictionaries(st.sampled_from(_CONTENT_FIELDS), json_value, max_size=5).filter(
+                lambda c: not isinstance(c.get("code"), str)
+            ),
         ),
         "replay": safe_type,
         "oversized": st.tuples(safe_type, st.integers(1, max_oversize)),
@@ -172,6 +172,24 @@ def _strategies(max_oversize: int) -> Any:
     return st.sampled_from(KINDS).flatmap(
         lambda kind: st.tuples(st.just(kind), channel, cases[kind])
     )
+
+
+def _packed(session: Any, msg: dict[str, Any]) -> list[bytes]:
+    """The four packed parts of ``msg``, as a kernel's session would send them."""
+    return [session.pack(msg[part]) for part in ("header", "parent_header", "metadata", "content")]
+
+
+def _tampered_parts(session: Any, params: Any) -> list[bytes]:
+    """The parts of a message with one header field, or one whole part, of a wrong type."""
+    where, msg_type, name, value = params
+    msg: dict[str, Any] = session.msg(msg_type, {})
+    if where == "header":
+        msg["header"][name] = value
+        return _packed(session, msg)
+    parts = _packed(session, msg)
+    index = ("header", "parent_header", "metadata", "content").index(name)
+    parts[index] = json.dumps(value).encode()
+    return parts
 
 
 def _frames(kernel: RawKernel, kind: str, params: Any, sent: list[list[bytes]]) -> list[bytes]:
@@ -187,12 +205,7 @@ def _frames(kernel: RawKernel, kind: str, params: Any, sent: list[list[bytes]]) 
         return msg
 
     def parts_of(msg: dict[str, Any]) -> list[bytes]:
-        return [
-            session.pack(msg["header"]),
-            session.pack(msg["parent_header"]),
-            session.pack(msg["metadata"]),
-            session.pack(msg["content"]),
-        ]
+        return _packed(session, msg)
 
     if kind == "bad_signature":
         msg_type, signature = params
@@ -213,16 +226,7 @@ def _frames(kernel: RawKernel, kind: str, params: Any, sent: list[list[bytes]]) 
         parts[index] = garbage
         return signed(parts)
     if kind == "bad_field_types":
-        if params[0] == "header":
-            _, msg_type, name, value = params
-            msg = message(msg_type)
-            msg["header"][name] = value
-            return signed(parts_of(msg))
-        _, msg_type, name, value = params
-        parts = parts_of(message(msg_type))
-        index = ("header", "parent_header", "metadata", "content").index(name)
-        parts[index] = json.dumps(value).encode()
-        return signed(parts)
+        return signed(_tampered_parts(session, params))
     if kind == "bad_content":
         msg_type, content = params
         return signed(parts_of(message(msg_type, content)))
@@ -257,6 +261,49 @@ def _check_alive(kernel: RawKernel, report: FuzzReport) -> None:
         report.liveness_passed += 1
 
 
+def _one_case_test(
+    kernel: RawKernel,
+    report: FuzzReport,
+    sent: list[list[bytes]],
+    cases: int,
+    batch: int,
+    max_oversize: int,
+    progress: Any,
+) -> Any:
+    """The hypothesis test that sends one generated case (and, every ``batch`` cases, checks
+    that the kernel still answers); calling it runs ``cases`` of them."""
+    from hypothesis import HealthCheck, Phase, given, settings
+
+    @settings(
+        max_examples=cases,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],  # no shrinking: every case goes to the same live kernel
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+    )
+    @given(_strategies(max_oversize))
+    def one_case(case: tuple[str, str, Any]) -> None:
+        kind, channel, params = case
+        frames = _frames(kernel, kind, params, sent)
+        kernel.send_frames(kernel.sockets[channel], frames)
+        report.cases += 1
+        report.by_kind[kind] += 1
+        report.by_channel[channel] += 1
+        if kind == "bad_content" and len(sent) < 64:
+            sent.append(frames)  # a signed, well-formed message to replay later
+        if report.cases % batch == 0:
+            try:
+                _check_alive(kernel, report)
+            except KernelGone as e:
+                report.failure = str(e)  # hypothesis may wrap what it raises: keep it here
+                raise
+            if progress is not None:
+                print(f"  {report.cases} cases, kernel answering", file=progress, flush=True)
+
+    return one_case
+
+
 def fuzz(
     kernel_name: str,
     cases: int = 1000,
@@ -268,7 +315,6 @@ def fuzz(
 ) -> FuzzReport:
     """Send ``cases`` generated attacks to a new kernel of ``kernel_name``; report."""
     try:
-        from hypothesis import HealthCheck, Phase, given, settings
         from hypothesis import seed as hypothesis_seed
     except ImportError as e:  # pragma: no cover - hypothesis ships with the harness's extras
         raise RuntimeError("cokernel-harness fuzz needs hypothesis (pip install hypothesis)") from e
@@ -279,34 +325,7 @@ def fuzz(
     sent: list[list[bytes]] = []
     try:
         report.before = kernel.stats()
-
-        @settings(
-            max_examples=cases,
-            database=None,
-            deadline=None,
-            phases=[Phase.generate],  # no shrinking: every case goes to the same live kernel
-            suppress_health_check=list(HealthCheck),
-            report_multiple_bugs=False,
-        )
-        @given(_strategies(max_oversize))
-        def one_case(case: tuple[str, str, Any]) -> None:
-            kind, channel, params = case
-            frames = _frames(kernel, kind, params, sent)
-            kernel.send_frames(kernel.sockets[channel], frames)
-            report.cases += 1
-            report.by_kind[kind] += 1
-            report.by_channel[channel] += 1
-            if kind == "bad_content" and len(sent) < 64:
-                sent.append(frames)  # a signed, well-formed message to replay later
-            if report.cases % batch == 0:
-                try:
-                    _check_alive(kernel, report)
-                except KernelGone as e:
-                    report.failure = str(e)  # hypothesis may wrap what it raises: keep it here
-                    raise
-                if progress is not None:
-                    print(f"  {report.cases} cases, kernel answering", file=progress, flush=True)
-
+        one_case = _one_case_test(kernel, report, sent, cases, batch, max_oversize, progress)
         runner = hypothesis_seed(seed)(one_case) if seed is not None else one_case
         try:
             runner()

@@ -113,18 +113,7 @@ def render_html(
         "<table><thead><tr><th>scenario</th>",
     ]
     for report in columns:
-        counts = report.get("counts") or {}
-        summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
-        head = f"{esc(_column_title(report))}"
-        if profiles:
-            head += f"<br><span class='small'>profile: {esc(report.get('profile') or '-')}</span>"
-        if report.get("versions"):
-            head += f"<br><span class='small'>{esc(report['versions'])}</span>"
-        if _could_not_start(report):
-            head += "<br><span class='small'>could not start</span>"
-        elif summary:
-            head += f"<br><span class='small'>{esc(summary)}</span>"
-        out.append(f"<th>{head}</th>")
+        out.append(f"<th>{_column_head(report, profiles)}</th>")
     out.append("</tr></thead><tbody>")
     for scenario in scenarios:
         out.append(f"<tr><th class='scenario'>{esc(scenario)}</th>")
@@ -138,6 +127,36 @@ def render_html(
             out.append(f"<td class='{css}'><a href='#{anchor}'>{esc(text)}</a></td>")
         out.append("</tr>")
     out.append("</tbody></table>")
+    out.extend(_diagnoses(columns, scenarios, by_column))
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def _column_head(report: dict[str, Any], profiles: bool) -> str:
+    """A column's heading: kernel, profile (when any column has one), versions, counts."""
+    esc = html.escape
+    counts = report.get("counts") or {}
+    summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+    head = f"{esc(_column_title(report))}"
+    if profiles:
+        head += f"<br><span class='small'>profile: {esc(report.get('profile') or '-')}</span>"
+    if report.get("versions"):
+        head += f"<br><span class='small'>{esc(report['versions'])}</span>"
+    if _could_not_start(report):
+        head += "<br><span class='small'>could not start</span>"
+    elif summary:
+        head += f"<br><span class='small'>{esc(summary)}</span>"
+    return head
+
+
+def _diagnoses(
+    columns: Sequence[dict[str, Any]],
+    scenarios: list[str],
+    by_column: list[dict[str, dict[str, Any]]],
+) -> list[str]:
+    """The page's second half: per column, what it ran on, then each cell's diagnosis."""
+    esc = html.escape
+    out = []
     out.append("<h2>Diagnoses</h2>")
     for c, report in enumerate(columns):
         name = _column_title(report)
@@ -168,8 +187,7 @@ def render_html(
             for violation in (result or {}).get("violations") or []:
                 out.append(f"<pre>protocol: {esc(violation)}</pre>")
             out.append("</section>")
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

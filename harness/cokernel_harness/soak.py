@@ -16,18 +16,22 @@ and threads before and after. Every wait is bounded by ``--timeout``.
 from __future__ import annotations
 
 import argparse
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import psutil
-import zmq
-from jupyter_client.session import Session
-
 from cokernel_harness.cliruns import add_run_options, run_each_kernel
 from cokernel_harness.rawkernel import KernelGone, ProcessStats, RawKernel
+from cokernel_harness.soak_wire import (
+    JOIN_WARMUP,
+    Sampler,
+    SlowReader,
+    SoakRun,
+    execute_content,
+    has_idle,
+    has_reply,
+)
 
 ECHO_TARGET = "cokernel_harness.soak.echo"
 REGISTER_ECHO = f"""
@@ -148,162 +152,6 @@ class SoakReport:
         return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class Record:
-    """What the soak keeps of one received message (not the message: 100,000s arrive)."""
-
-    channel: str
-    msg_type: str
-    parent: str | None
-    msg_id: str
-    detail: Any  # comm_msg: (comm_id, n); status: execution_state; a reply: its status
-
-
-class _SlowReader(threading.Thread):
-    """Reads iopub slowly while ``fast`` is set, then as fast as it can; keeps msg_ids."""
-
-    def __init__(self, kernel: RawKernel, batch: int, delay: float) -> None:
-        super().__init__(name="soak-slow-iopub", daemon=True)
-        self.sock = kernel.subscriber()
-        # A session of its own: a session refuses a signature it has seen (replay guard), and
-        # the fast reader sees the same messages.
-        self.session = Session(
-            key=kernel.session.key, signature_scheme=kernel.session.signature_scheme
-        )
-        self.batch, self.delay = batch, delay
-        self.ids: list[str] = []
-        self.catch_up = threading.Event()
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            if not self.catch_up.is_set():
-                time.sleep(self.delay)  # the point: a reader that falls behind
-            for _ in range(self.batch if not self.catch_up.is_set() else 1000):
-                if not self.sock.poll(10):
-                    break
-                _, parts = self.session.feed_identities(self.sock.recv_multipart())
-                msg = self.session.deserialize(parts, content=False)
-                self.ids.append(str(msg["header"]["msg_id"]))
-
-
-class _Sampler(threading.Thread):
-    def __init__(self, pid: int, interval: float = 0.02) -> None:
-        super().__init__(name="soak-rss", daemon=True)
-        self.process = psutil.Process(pid)
-        self.interval = interval
-        self.peak = 0
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.wait(self.interval):
-            try:
-                self.peak = max(self.peak, self.process.memory_info().rss)
-            except psutil.Error:
-                return
-
-
-class _Soak:
-    def __init__(self, kernel: RawKernel, timeout: float) -> None:
-        self.kernel = kernel
-        self.timeout = timeout
-        self.iopub = kernel.subscriber()
-        self.iopub_ids: list[str] = []
-        self.log: list[Record] = []
-
-    def deadline(self) -> float:
-        return time.monotonic() + self.timeout
-
-    def pump(self, deadline: float, want: Any) -> None:
-        """Read shell, control and iopub until ``want()`` is true or the deadline passes."""
-        while not want():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                if not self.kernel.alive():
-                    raise KernelGone("the kernel process exited")
-                raise TimeoutError("the kernel did not answer everything in time")
-            self.read(min(left, 1.0))
-
-    def read(self, wait: float) -> int:
-        """Read what arrives on shell, control and iopub within ``wait`` s; returns how much."""
-        socks = {self.kernel.sockets["shell"]: "shell", self.kernel.sockets["control"]: "control"}
-        poller = zmq.Poller()
-        for sock in (*socks, self.iopub):
-            poller.register(sock, zmq.POLLIN)
-        count = 0
-        for sock, _ in poller.poll(int(wait * 1000) + 1):
-            for _ in range(1000):
-                try:
-                    frames = sock.recv_multipart(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                _, parts = self.kernel.session.feed_identities(frames)
-                msg = self.kernel.session.deserialize(parts)
-                self.on_message(socks.get(sock, "iopub"), msg)
-                count += 1
-        return count
-
-    def send_paced(self, msg_type: str, content: dict[str, Any]) -> str:
-        """Send on shell; while the kernel takes no more (its queues are full: backpressure),
-        read what it sends. Only a kernel that neither takes nor sends for the whole
-        ``timeout`` counts as gone."""
-        session = self.kernel.session
-        msg = session.msg(msg_type, content)
-        frames = session.serialize(msg)
-        sock = self.kernel.sockets["shell"]
-        deadline = self.deadline()
-        while True:
-            try:
-                sock.send_multipart(frames, zmq.NOBLOCK)
-                return str(msg["header"]["msg_id"])
-            except zmq.Again:
-                if self.read(0.1):
-                    deadline = self.deadline()  # working through its backlog
-                elif time.monotonic() > deadline:
-                    raise KernelGone(
-                        f"the kernel neither took nor sent a message for {self.timeout:g} s"
-                    ) from None
-
-    def on_message(self, channel: str, msg: dict[str, Any]) -> None:
-        msg_id = str(msg["header"]["msg_id"])
-        if channel == "iopub":
-            self.iopub_ids.append(msg_id)
-        content = msg["content"]
-        msg_type = msg["msg_type"]
-        detail: Any = None
-        if msg_type == "comm_msg":
-            data = content.get("data")
-            detail = (content.get("comm_id"), data.get("n") if isinstance(data, dict) else None)
-        elif msg_type == "status":
-            detail = content.get("execution_state")
-        elif msg_type.endswith("_reply"):
-            detail = content.get("status")
-        parent = msg["parent_header"].get("msg_id")
-        self.log.append(Record(channel, msg_type, parent, msg_id, detail))
-
-    def until_subscribed(self, slow: _SlowReader) -> None:
-        """Poke with kernel_info until both subscribers see iopub traffic (slow joiners)."""
-        deadline = self.deadline()
-        while True:
-            poke = self.kernel.send("shell", "kernel_info_request")
-            start = len(self.log)
-
-            def got(start: int = start, poke: str = poke) -> bool:
-                return any(r.channel == "iopub" and r.parent == poke for r in self.log[start:])
-
-            try:
-                self.pump(min(deadline, time.monotonic() + 0.5), got)
-            except TimeoutError:
-                if time.monotonic() > deadline:
-                    raise
-                continue
-            if slow.ids:
-                return
-
-    def replies(self, channel: str, msg_type: str) -> list[Record]:
-        return [r for r in self.log if r.channel == channel and r.msg_type == msg_type]
-
-
 def soak(
     kernel_name: str,
     *,
@@ -324,122 +172,28 @@ def soak(
     report = SoakReport(kernel_name)
     started = time.monotonic()
     kernel = RawKernel(kernel_name)
-    slow = _SlowReader(kernel, slow_batch, slow_delay)
-    sampler: _Sampler | None = None
+    slow = SlowReader(kernel, slow_batch, slow_delay)
+    sampler: Sampler | None = None
     try:
-        run = _Soak(kernel, timeout)
+        run = SoakRun(kernel, timeout)
         slow.start()
         run.until_subscribed(slow)
-        setup = kernel.send("shell", "execute_request", _execute(REGISTER_ECHO))
-        run.pump(run.deadline(), lambda: _has_reply(run, "shell", setup))
-        comm_id = "soak-echo"
-        kernel.send(
-            "shell", "comm_open", {"comm_id": comm_id, "target_name": ECHO_TARGET, "data": {}}
-        )
-        probe = kernel.send("shell", "kernel_info_request")
-        run.pump(run.deadline(), lambda: _has_reply(run, "shell", probe))
-        # Idle means "in use, at rest": a kernel loads its completer (jedi, about 30 MB) on the
-        # first completion, or (cokernel) in the background after its first cell. Measured
-        # before that, the soak would count it as memory the load did not give back.
-        warm = kernel.send("shell", "complete_request", {"code": "int.bit_l", "cursor_pos": 9})
-        run.pump(run.deadline(), lambda: _has_reply(run, "shell", warm))
-        # A kernel that loads it on a thread (cokernel's "cokernel-warmup") may still be at it
-        # when the completion has been answered: wait for such a thread to end. Other kernels
-        # have none, and the cell does nothing there.
-        rest = kernel.send("shell", "execute_request", _execute(JOIN_WARMUP))
-        run.pump(run.deadline(), lambda: _has_reply(run, "shell", rest))
+        comm_id = _settle(run)
         report.idle = kernel.stats()
-        sampler = _Sampler(kernel.pid)
+        sampler = Sampler(kernel.pid)
         sampler.start()
 
         say(f"{executes} pipelined executes")
-        ids = []
-        for i in range(executes):
-            ids.append(run.send_paced("execute_request", _execute(f"_soak = {i}")))
-        index = {msg_id: i for i, msg_id in enumerate(ids)}
-        run.pump(run.deadline(), lambda: _has_reply(run, "shell", ids[-1]) if ids else True)
-        arrivals, errors = [], 0
-        for reply in run.replies("shell", "execute_reply"):
-            n = index.get(reply.parent or "")
-            if n is not None:
-                arrivals.append(n)
-                errors += reply.detail != "ok"
-        report.executes = Account.of(executes, arrivals, errors)
-
+        report.executes = _pipelined_executes(run, executes)
         say(f"{comms} comm echoes")
-        mark = len(run.log)
-        for i in range(comms):
-            run.send_paced("comm_msg", {"comm_id": comm_id, "data": {"n": i}})
-        last = comms - 1
-
-        def echoes() -> list[int]:
-            return [
-                int(r.detail[1])
-                for r in run.log[mark:]
-                if r.channel == "iopub"
-                and r.msg_type == "comm_msg"
-                and r.detail[0] == comm_id
-                and isinstance(r.detail[1], int)
-            ]
-
-        def all_echoed() -> bool:
-            return comms == 0 or any(
-                r.msg_type == "comm_msg" and r.detail == (comm_id, last) for r in run.log[-2000:]
-            )
-
-        try:
-            run.pump(run.deadline(), all_echoed)
-        except TimeoutError:
-            pass  # counted as lost below
-        report.comms = Account.of(comms, echoes())
-
+        report.comms = _comm_echoes(run, comm_id, comms)
         features = kernel.kernel_info.get("supported_features") or []
         if "kernel subshells" not in features:
             report.churn_skipped = "skipped (the kernel has no subshells)"
         else:
             say(f"{churn} subshells created, used and deleted")
-            done, failed = [], 0
-            for i in range(churn):
-                created = kernel.request("control", "create_subshell_request", timeout=timeout)
-                sub = created.get("subshell_id")
-                if created.get("status") != "ok" or not isinstance(sub, str):
-                    failed += 1
-                    continue
-                msg_id = kernel.send("shell", "execute_request", _execute("1"), subshell_id=sub)
-                run.pump(run.deadline(), lambda msg_id=msg_id: _has_reply(run, "shell", msg_id))
-                deleted = kernel.request(
-                    "control", "delete_subshell_request", {"subshell_id": sub}, timeout=timeout
-                )
-                failed += deleted.get("status") != "ok"
-                done.append(i)
-            report.churn = Account.of(churn, done, failed)
-
-        # The end of the load: a last request whose idle both readers must see.
-        final = kernel.send("shell", "kernel_info_request")
-        run.pump(run.deadline(), lambda: _has_idle(run, final))
-        sampler.stop.set()
-        sampler.join()
-        report.peak_rss_mib = sampler.peak / 2**20
-        slow.catch_up.set()
-        final_idle = next(
-            r.msg_id for r in reversed(run.log) if r.channel == "iopub" and r.parent == final
-        )
-        deadline = run.deadline()
-        while final_idle not in slow.ids[-50:] and time.monotonic() < deadline:
-            slow.stop.wait(0.05)  # the slow reader is catching up on its own thread
-        slow.stop.set()
-        slow.join()
-        # After the slow reader's catch-up: the kernel has had a pause to give memory back.
-        report.final = kernel.stats()
-        report.iopub_fast = len(run.iopub_ids)
-        report.iopub_slow = len(slow.ids)
-        # Each subscriber may miss what was published before its subscription took effect:
-        # compare from the first message both have.
-        slow_set = set(slow.ids)
-        first = next((m for m in run.iopub_ids if m in slow_set), None)
-        if first is not None:
-            fast_tail = run.iopub_ids[run.iopub_ids.index(first) :]
-            report.slow_matches_fast = slow.ids[slow.ids.index(first) :] == fast_tail
+            report.churn = _subshell_churn(run, churn)
+        _wind_down(run, slow, sampler, report)
     except (KernelGone, TimeoutError) as e:
         report.failure = f"{type(e).__name__}: {e}"
     finally:
@@ -453,34 +207,123 @@ def soak(
     return report
 
 
-JOIN_WARMUP = """\
-import threading as _threading
-for _thread in _threading.enumerate():
-    if _thread.name.endswith("-warmup"):
-        _thread.join(60)
-"""
+def _settle(run: SoakRun) -> str:
+    """Open the echo comm and bring the kernel to rest before measuring it; returns the
+    comm's id."""
+    kernel = run.kernel
+    setup = kernel.send("shell", "execute_request", execute_content(REGISTER_ECHO))
+    run.pump(run.deadline(), lambda: has_reply(run, "shell", setup))
+    comm_id = "soak-echo"
+    kernel.send("shell", "comm_open", {"comm_id": comm_id, "target_name": ECHO_TARGET, "data": {}})
+    probe = kernel.send("shell", "kernel_info_request")
+    run.pump(run.deadline(), lambda: has_reply(run, "shell", probe))
+    # Idle means "in use, at rest": a kernel loads its completer (jedi, about 30 MB) on the
+    # first completion, or (cokernel) in the background after its first cell. Measured
+    # before that, the soak would count it as memory the load did not give back.
+    warm = kernel.send("shell", "complete_request", {"code": "int.bit_l", "cursor_pos": 9})
+    run.pump(run.deadline(), lambda: has_reply(run, "shell", warm))
+    # A kernel that loads it on a thread (cokernel's "cokernel-warmup") may still be at it
+    # when the completion has been answered: wait for such a thread to end. Other kernels
+    # have none, and the cell does nothing there.
+    rest = kernel.send("shell", "execute_request", execute_content(JOIN_WARMUP))
+    run.pump(run.deadline(), lambda: has_reply(run, "shell", rest))
+    return comm_id
 
 
-def _execute(code: str) -> dict[str, Any]:
-    return {
-        "code": code,
-        "silent": False,
-        "store_history": False,
-        "user_expressions": {},
-        "allow_stdin": False,
-        "stop_on_error": False,
-    }
+def _pipelined_executes(run: SoakRun, executes: int) -> Account:
+    """Send ``executes`` execute requests at once; account for their replies."""
+    ids = []
+    for i in range(executes):
+        ids.append(run.send_paced("execute_request", execute_content(f"_soak = {i}")))
+    index = {msg_id: i for i, msg_id in enumerate(ids)}
+    run.pump(run.deadline(), lambda: has_reply(run, "shell", ids[-1]) if ids else True)
+    arrivals, errors = [], 0
+    for reply in run.replies("shell", "execute_reply"):
+        n = index.get(reply.parent or "")
+        if n is not None:
+            arrivals.append(n)
+            errors += reply.detail != "ok"
+    return Account.of(executes, arrivals, errors)
 
 
-def _has_reply(run: _Soak, channel: str, msg_id: str) -> bool:
-    return any(r.channel == channel and r.parent == msg_id for r in run.log[-5000:])
+def _comm_echoes(run: SoakRun, comm_id: str, comms: int) -> Account:
+    """Send ``comms`` messages at once to the echo comm; account for their echoes."""
+    mark = len(run.log)
+    for i in range(comms):
+        run.send_paced("comm_msg", {"comm_id": comm_id, "data": {"n": i}})
+    last = comms - 1
+
+    def echoes() -> list[int]:
+        return [
+            int(r.detail[1])
+            for r in run.log[mark:]
+            if r.channel == "iopub"
+            and r.msg_type == "comm_msg"
+            and r.detail[0] == comm_id
+            and isinstance(r.detail[1], int)
+        ]
+
+    def all_echoed() -> bool:
+        return comms == 0 or any(
+            r.msg_type == "comm_msg" and r.detail == (comm_id, last) for r in run.log[-2000:]
+        )
+
+    try:
+        run.pump(run.deadline(), all_echoed)
+    except TimeoutError:
+        pass  # counted as lost below
+    return Account.of(comms, echoes())
 
 
-def _has_idle(run: _Soak, msg_id: str) -> bool:
-    return any(
-        r.msg_type == "status" and r.detail == "idle" and r.parent == msg_id
-        for r in run.log[-5000:]
+def _subshell_churn(run: SoakRun, churn: int) -> Account:
+    """Create, use once and delete ``churn`` subshells, one after another."""
+    kernel, timeout = run.kernel, run.timeout
+    done, failed = [], 0
+    for i in range(churn):
+        created = kernel.request("control", "create_subshell_request", timeout=timeout)
+        sub = created.get("subshell_id")
+        if created.get("status") != "ok" or not isinstance(sub, str):
+            failed += 1
+            continue
+        msg_id = kernel.send("shell", "execute_request", execute_content("1"), subshell_id=sub)
+        run.pump(run.deadline(), lambda msg_id=msg_id: has_reply(run, "shell", msg_id))
+        deleted = kernel.request(
+            "control", "delete_subshell_request", {"subshell_id": sub}, timeout=timeout
+        )
+        failed += deleted.get("status") != "ok"
+        done.append(i)
+    return Account.of(churn, done, failed)
+
+
+def _wind_down(run: SoakRun, slow: SlowReader, sampler: Sampler, report: SoakReport) -> None:
+    """End the load, let the slow reader catch up, and take the final figures."""
+    kernel = run.kernel
+    # The end of the load: a last request whose idle both readers must see.
+    final = kernel.send("shell", "kernel_info_request")
+    run.pump(run.deadline(), lambda: has_idle(run, final))
+    sampler.stop.set()
+    sampler.join()
+    report.peak_rss_mib = sampler.peak / 2**20
+    slow.catch_up.set()
+    final_idle = next(
+        r.msg_id for r in reversed(run.log) if r.channel == "iopub" and r.parent == final
     )
+    deadline = run.deadline()
+    while final_idle not in slow.ids[-50:] and time.monotonic() < deadline:
+        slow.stop.wait(0.05)  # the slow reader is catching up on its own thread
+    slow.stop.set()
+    slow.join()
+    # After the slow reader's catch-up: the kernel has had a pause to give memory back.
+    report.final = kernel.stats()
+    report.iopub_fast = len(run.iopub_ids)
+    report.iopub_slow = len(slow.ids)
+    # Each subscriber may miss what was published before its subscription took effect:
+    # compare from the first message both have.
+    slow_set = set(slow.ids)
+    first = next((m for m in run.iopub_ids if m in slow_set), None)
+    if first is not None:
+        fast_tail = run.iopub_ids[run.iopub_ids.index(first) :]
+        report.slow_matches_fast = slow.ids[slow.ids.index(first) :] == fast_tail
 
 
 def main(argv: Sequence[str] | None = None) -> int:

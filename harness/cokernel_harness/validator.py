@@ -32,9 +32,6 @@ after an iopub message from another kernel session (the new process) has arrived
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from itertools import pairwise
 from typing import Any
 
 from cokernel_harness.messages import Received
@@ -44,6 +41,12 @@ from cokernel_harness.schemas import (
     check_content,
     check_envelope,
     reply_type,
+)
+from cokernel_harness.validator_conversation import (
+    ConversationChecks,
+    Request,
+    as_dict,
+    content_of,
 )
 from cokernel_harness.validator_rules import RULES, Violation
 
@@ -74,58 +77,7 @@ UNANSWERED_TYPES = frozenset({"comm_open", "comm_msg", "comm_close"})
 PARENTLESS = frozenset({("iopub_welcome", None), ("status", "starting")})
 
 
-@dataclass
-class _Request:
-    """What was sent, and what has been seen of its answer so far."""
-
-    msg_id: str
-    channel: str
-    msg_type: str
-    content: dict[str, Any]
-    live: bool  # sent after iopub was known to deliver
-    replies: list[Received] = field(default_factory=list)
-    busy: Received | None = None
-    idle: Received | None = None
-    busy_reported: bool = False
-    execute_inputs: list[Received] = field(default_factory=list)
-    execute_results: list[Received] = field(default_factory=list)
-    errors: list[Received] = field(default_factory=list)
-
-    @property
-    def silent(self) -> bool:
-        return bool(self.content.get("silent", False))
-
-    @property
-    def stored(self) -> bool:
-        return not self.silent and bool(self.content.get("store_history", True))
-
-
-def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _content(message: Received) -> dict[str, Any]:
-    return _dict(message.msg.get("content"))
-
-
-def _kernel_time(message: Received) -> datetime | None:
-    """When the kernel stamped ``message`` (header.date), as an aware datetime."""
-    value = _dict(message.msg.get("header")).get("date")
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    if not isinstance(value, datetime):
-        return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-class Validator:
+class Validator(ConversationChecks):
     """Checks a conversation with one kernel, message by message.
 
     Call :meth:`sent` for every message the frontend sends and :meth:`received` for every
@@ -146,7 +98,7 @@ class Validator:
         self.allow_late_output = allow_late_output
         self.check_kernel_clock = check_kernel_clock
         self.violations: list[Violation] = []
-        self._requests: dict[str, _Request] = {}
+        self._requests: dict[str, Request] = {}
         self._iopub_live = False
         # The session of a kernel that has answered a shutdown_request: its process ends, and
         # iopub is live again only once a message from its successor arrives.
@@ -158,14 +110,14 @@ class Validator:
     # -- feeding ----------------------------------------------------------------------------
     def sent(self, channel: str, msg: Mapping[str, Any]) -> None:
         """Record a message the frontend sent on ``channel``."""
-        header = _dict(msg.get("header"))
+        header = as_dict(msg.get("header"))
         msg_id, msg_type = header.get("msg_id"), header.get("msg_type")
         if not isinstance(msg_id, str) or not isinstance(msg_type, str):
             return
         tracked = msg_type in REQUEST_TYPES or msg_type in UNANSWERED_TYPES
         if channel in ("shell", "control") and tracked:
-            content = dict(_dict(msg.get("content")))
-            self._requests[msg_id] = _Request(msg_id, channel, msg_type, content, self._iopub_live)
+            content = dict(as_dict(msg.get("content")))
+            self._requests[msg_id] = Request(msg_id, channel, msg_type, content, self._iopub_live)
 
     def received(self, message: Received) -> list[Violation]:
         """Check one received message; returns the violations it revealed (also kept in
@@ -185,45 +137,18 @@ class Validator:
         """
         if self._finished is not None:
             return self._finished
-        for request in self._requests.values():
-            if request.msg_id not in cut_off:
-                self._check_answered(request)
-            if request.msg_type == "execute_request":
-                self._check_execute(request)
-            if self.check_kernel_clock:
-                self._check_clock(request)
-        self._check_count_sequence(cut_off)
+        self._check_conversation(cut_off)
         self._finished = list(self.violations)
         return self._finished
 
     # -- one message ------------------------------------------------------------------------
-    def _add(self, rule: str, text: str, message: Received) -> None:
-        assert rule in RULES, rule
-        header = _dict(message.msg.get("header"))
-        self.violations.append(
-            Violation(
-                rule,
-                text,
-                _str_or_none(header.get("msg_type")),
-                _str_or_none(header.get("msg_id")),
-                _str_or_none(_dict(message.msg.get("parent_header")).get("msg_id")),
-                message.channel,
-                self._indices.get(id(message)),
-            )
-        )
-
-    def _add_request(self, rule: str, text: str, request: _Request) -> None:
-        assert rule in RULES, rule
-        self.violations.append(
-            Violation(rule, text, request.msg_type, request.msg_id, None, request.channel)
-        )
 
     def _check(self, message: Received) -> None:
         msg = message.msg
-        header = _dict(msg.get("header"))
+        header = as_dict(msg.get("header"))
         msg_type = header.get("msg_type")
         if msg_type == "harness_undecodable":
-            detail = _dict(msg.get("content")).get("error")
+            detail = as_dict(msg.get("content")).get("error")
             self._add("wire.undecodable", f"could not decode the frames: {detail}", message)
             return
         for problem in check_envelope(msg):
@@ -267,13 +192,13 @@ class Validator:
         elif message.channel in ("shell", "control"):
             self._check_reply(message, msg_type, request)
 
-    def _check_parent(self, message: Received, msg_type: str) -> _Request | None:
+    def _check_parent(self, message: Received, msg_type: str) -> Request | None:
         """The request ``message`` answers, if this frontend sent it."""
         parent = message.msg.get("parent_header")
         if not isinstance(parent, dict):
             return None
         if not parent:
-            state = _dict(message.msg.get("content")).get("execution_state")
+            state = as_dict(message.msg.get("content")).get("execution_state")
             if (msg_type, state if msg_type == "status" else None) not in PARENTLESS:
                 self._add(
                     "parent.missing",
@@ -301,7 +226,7 @@ class Validator:
             )
         return request
 
-    def _check_reply(self, message: Received, msg_type: str, request: _Request) -> None:
+    def _check_reply(self, message: Received, msg_type: str, request: Request) -> None:
         expected = reply_type(request.msg_type)
         if msg_type != expected:
             self._add(
@@ -323,8 +248,8 @@ class Validator:
                 message,
             )
 
-    def _check_iopub(self, message: Received, msg_type: str, request: _Request) -> None:
-        state = _content(message).get("execution_state") if msg_type == "status" else None
+    def _check_iopub(self, message: Received, msg_type: str, request: Request) -> None:
+        state = content_of(message).get("execution_state") if msg_type == "status" else None
         if state == "busy":
             if request.busy is not None:
                 self._add("status.repeated", "a second status: busy for one request", message)
@@ -370,7 +295,7 @@ class Validator:
                 message,
             )
 
-    def _check_stdin(self, message: Received, request: _Request) -> None:
+    def _check_stdin(self, message: Received, request: Request) -> None:
         if request.msg_type != "execute_request":
             self._add(
                 "stdin.unrequested",
@@ -383,142 +308,6 @@ class Validator:
                 "input_request for an execute_request sent with allow_stdin=False",
                 message,
             )
-
-    # -- the whole conversation -------------------------------------------------------------
-    def _check_answered(self, request: _Request) -> None:
-        if request.msg_type in REQUEST_TYPES and not request.replies:
-            self._add_request(
-                "reply.missing",
-                f"no {reply_type(request.msg_type)} arrived on {request.channel}",
-                request,
-            )
-        if not request.live:
-            return
-        if request.busy is None and not request.busy_reported:
-            self._add_request("status.busy-missing", "no status: busy on iopub", request)
-        # A kernel that shuts down may exit before its idle leaves the socket.
-        if request.idle is None and request.msg_type != "shutdown_request":
-            self._add_request("status.idle-missing", "no status: idle on iopub", request)
-
-    @staticmethod
-    def _refused(request: _Request) -> bool:
-        """An execute answered with an error before any of it ran (a kernel refusing it: its
-        subshell was deleted, the kernel was stopping): no execute_input, no error output,
-        and no execution count of its own."""
-        if not request.replies or not request.live:
-            return False
-        reply = _content(request.replies[0])
-        return (
-            reply.get("status") == "error"
-            and not request.execute_inputs
-            and not request.errors
-            and request.idle is not None
-        )
-
-    def _check_execute(self, request: _Request) -> None:
-        reply = _content(request.replies[0]) if request.replies else {}
-        ran = reply.get("status") in ("ok", "error") and not self._refused(request)
-        if not ran:
-            return
-        if request.live and not request.silent and not request.execute_inputs:
-            self._add_request(
-                "execute.input-missing",
-                "no execute_input on iopub for a non-silent execute",
-                request,
-            )
-        count = reply.get("execution_count")
-        if not request.stored or not isinstance(count, int):
-            return
-        for output in (*request.execute_inputs, *request.execute_results):
-            published = _content(output).get("execution_count")
-            if published != count:
-                self._add(
-                    "execute.count-mismatch",
-                    f"{output.msg_type}.execution_count is {published!r}, "
-                    f"the execute_reply says {count}",
-                    output,
-                )
-
-    def _check_clock(self, request: _Request) -> None:
-        if not request.replies:
-            return
-        reply = request.replies[0]
-        sent_at = _kernel_time(reply)
-        busy_at = _kernel_time(request.busy) if request.busy else None
-        idle_at = _kernel_time(request.idle) if request.idle else None
-        if sent_at is None:
-            return
-        if busy_at is not None and sent_at < busy_at:
-            self._add(
-                "order.reply-before-busy",
-                f"the kernel stamped the reply {sent_at:%H:%M:%S.%f}, "
-                f"before its status: busy ({busy_at:%H:%M:%S.%f})",
-                reply,
-            )
-        if idle_at is not None and sent_at > idle_at:
-            self._add(
-                "order.reply-after-idle",
-                f"the kernel stamped the reply {sent_at:%H:%M:%S.%f}, "
-                f"after its status: idle ({idle_at:%H:%M:%S.%f})",
-                reply,
-            )
-
-    def _check_count_sequence(self, cut_off: Collection[str]) -> None:
-        # Counts are per kernel process: a restarted kernel has a new session and starts over.
-        runs: dict[str, list[tuple[int, _Request]]] = {}
-        unstored: dict[tuple[str, int], _Request] = {}
-        for request in self._requests.values():
-            if request.msg_type != "execute_request":
-                continue
-            if self._refused(request):
-                continue
-            found = self._count_of(request, cut_off)
-            if found is None:
-                continue
-            if request.stored:
-                runs.setdefault(found[0], []).append((found[1], request))
-            else:
-                unstored[found] = request
-        for session, run in runs.items():
-            run.sort(key=lambda pair: pair[0])
-            for (previous, first), (count, second) in pairwise(run):
-                if count == previous:
-                    self._add_request(
-                        "execute.count-repeated",
-                        f"execution_count {count} was also given to {first.msg_id}",
-                        second,
-                    )
-                elif count != previous + 1:
-                    # Name the usual culprit: a request that should not have taken a count.
-                    takers = [
-                        f"{unstored[session, n].msg_id} (silent or store_history=False) got {n}"
-                        for n in range(previous + 1, count)
-                        if (session, n) in unstored
-                    ]
-                    why = f"; {', '.join(takers)}" if takers else ""
-                    self._add_request(
-                        "execute.count-skipped",
-                        f"execution_count {count} follows {previous} ({first.msg_id}); "
-                        f"expected {previous + 1}{why}",
-                        second,
-                    )
-
-    @staticmethod
-    def _count_of(request: _Request, cut_off: Collection[str]) -> tuple[str, int] | None:
-        """(kernel session, execution_count) of an execute that ran, if known."""
-        if request.replies:
-            reply = request.replies[0]
-            count = _content(reply).get("execution_count")
-            if _content(reply).get("status") in ("ok", "error") and isinstance(count, int):
-                return str(_dict(reply.msg.get("header")).get("session")), count
-            return None
-        # A cut-off request that started still consumed its count.
-        if request.msg_id in cut_off and request.execute_inputs:
-            first = request.execute_inputs[0]
-            count = _content(first).get("execution_count")
-            if isinstance(count, int):
-                return str(_dict(first.msg.get("header")).get("session")), count
-        return None
 
 
 SentLog = Mapping[str, tuple[str, dict[str, Any], float]] | Sequence[tuple[str, dict[str, Any]]]

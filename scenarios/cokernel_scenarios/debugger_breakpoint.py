@@ -45,6 +45,23 @@ class DebuggerBreakpoint(Scenario):
             fe,
         )
         thread = int(stop["threadId"])
+        await self._inspect_held_frame(fe, debugger, thread, path)
+        await self._step_over(fe, debugger, thread)
+        await debugger.continue_(thread)
+        execution = await fe.collect(cell, timeout=PATIENCE + 20)
+        expect_ok(execution, "the debugged cell after continue", fe)
+        expect(
+            "scaled 42" in execution.stdout,
+            "the cell to print 'scaled 42'",
+            f"stdout {execution.stdout!r}",
+            fe,
+        )
+        await debugger.stop()
+
+    async def _inspect_held_frame(
+        self, fe: Frontend, debugger: DebugClient, thread: int, path: str
+    ) -> None:
+        """At the breakpoint: the stack, the frame's locals, a rich view, control answering."""
         frames = await debugger.stack(thread)
         top = frames[0] if frames else {}
         expect(
@@ -82,6 +99,8 @@ class DebuggerBreakpoint(Scenario):
             fe,
         )
 
+    async def _step_over(self, fe: Frontend, debugger: DebugClient, thread: int) -> None:
+        """``next`` from line 2 stops at line 3, with ``doubled`` set."""
         start = debugger.mark()
         await debugger.step("next", thread)
         stop = await debugger.wait_stopped(start=start, timeout=PATIENCE)
@@ -96,14 +115,3 @@ class DebuggerBreakpoint(Scenario):
             f"{ {k: v.get('value') for k, v in variables.items()} }",
             fe,
         )
-
-        await debugger.continue_(thread)
-        execution = await fe.collect(cell, timeout=PATIENCE + 20)
-        expect_ok(execution, "the debugged cell after continue", fe)
-        expect(
-            "scaled 42" in execution.stdout,
-            "the cell to print 'scaled 42'",
-            f"stdout {execution.stdout!r}",
-            fe,
-        )
-        await debugger.stop()

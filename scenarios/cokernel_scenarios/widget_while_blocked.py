@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from cokernel_harness.frontend import Frontend
 from cokernel_harness.messages import WaitTimeout
-from cokernel_harness.widgets import Widgets
+from cokernel_harness.widgets import WidgetModel, Widgets
 from cokernel_scenarios.gate import Gate, start_blocking_cell
 from cokernel_scenarios.scenario import (
     PATIENCE,
@@ -59,24 +59,7 @@ class WidgetWhileBlocked(Scenario):
                 + ") sends widget messages on the main shell, behind the blocked cell"
             )
         widgets = Widgets(fe)
-        start = len(fe.log)
-        expect_ok(await fe.run(SETUP), "creating the slider and its mirror", fe)
-        slider = await widgets.wait_for_model(
-            lambda m: m.state.get("description") == "harness-blocked",
-            what="the slider's comm_open",
-            start=start,
-        )
-        mirror = await widgets.wait_for_model(
-            lambda m: m.state.get("description") == "harness-mirror",
-            what="the mirror's comm_open",
-            start=start,
-        )
-        expect(
-            widgets.subshells.get(slider.comm_id) is not None,
-            f"the slider's messages routed to a subshell (profile {fe.profile.name})",
-            "the main shell",
-            fe,
-        )
+        slider, mirror = await self._create_widgets(fe, widgets)
         with Gate() as gate:
             cell = await start_blocking_cell(fe, gate)
             widgets.set_state(slider.comm_id, {"value": VALUE})
@@ -115,3 +98,27 @@ class WidgetWhileBlocked(Scenario):
             repr(report.stdout),
             fe,
         )
+
+    async def _create_widgets(
+        self, fe: Frontend, widgets: Widgets
+    ) -> tuple[WidgetModel, WidgetModel]:
+        """Run SETUP; the page's models of the slider (routed to a subshell) and the mirror."""
+        start = len(fe.log)
+        expect_ok(await fe.run(SETUP), "creating the slider and its mirror", fe)
+        slider = await widgets.wait_for_model(
+            lambda m: m.state.get("description") == "harness-blocked",
+            what="the slider's comm_open",
+            start=start,
+        )
+        mirror = await widgets.wait_for_model(
+            lambda m: m.state.get("description") == "harness-mirror",
+            what="the mirror's comm_open",
+            start=start,
+        )
+        expect(
+            widgets.subshells.get(slider.comm_id) is not None,
+            f"the slider's messages routed to a subshell (profile {fe.profile.name})",
+            "the main shell",
+            fe,
+        )
+        return slider, mirror
