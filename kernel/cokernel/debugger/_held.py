@@ -34,8 +34,9 @@ class HeldThreads:
     exception_breakpoints: dict[str, Any]
     _redeliveries: int
 
-    def _send(self, command: str, arguments: dict[str, Any]) -> Pending[dict[str, Any]]:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # supplied by Debugger; declared here for the type checker only
+
+        def _send(self, command: str, arguments: dict[str, Any]) -> Pending[dict[str, Any]]: ...
 
     def interrupt(self, shell: CokernelShell) -> bool:
         """Interrupt cells while debugpy holds some: resume them, then interrupt.

@@ -40,13 +40,16 @@ class Serving:
     _comms: KernelComms | None
     backlog: ShellBacklog
 
-    def _status(self, state: str, request: Request) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # supplied by Kernel; declared here for the type checker only
 
-    def reply(
-        self, request: Request, content: dict[str, Any], metadata: dict[str, Any] | None = None
-    ) -> None:
-        raise NotImplementedError
+        def _status(self, state: str, request: Request) -> None: ...
+
+        def reply(
+            self,
+            request: Request,
+            content: dict[str, Any],
+            metadata: dict[str, Any] | None = None,
+        ) -> None: ...
 
     # busy -> outputs -> exactly one reply -> idle, for every request, whatever the run mode.
     def _serve_sync(self, fn: HandlerFn, request: Request) -> None:
