@@ -169,6 +169,42 @@ def test_deleting_a_busy_subshell_stops_its_cell_and_answers_what_was_queued() -
 
 
 @pytest.mark.timeout(60)
+def test_a_request_sent_after_its_subshell_was_deleted_is_answered_after_what_was_queued() -> None:
+    """The deletion travels on control and may overtake requests sent on shell; whatever
+    reaches a subshell being deleted joins the end of its lane. Here the subshell's thread is
+    held in a blocking call (no interrupt reaches it), so the deletion returns with two cells
+    still queued; a request sent to the subshell afterwards must be answered after them."""
+
+    async def body(fe: Frontend) -> None:
+        sub = await create(fe)
+        await fe.run("import threading\ngate = threading.Event()")
+        blocker = fe.execute(
+            "print('blocked', flush=True)\ngate.wait()", subshell_id=sub, stop_on_error=False
+        )
+        await fe.wait_for(
+            lambda m: m.parent_id == blocker and m.msg_type == "stream", what="the cell to block"
+        )
+        queued = [fe.execute(f"{i}", subshell_id=sub) for i in range(2)]
+        deleted = await fe.request("control", "delete_subshell_request", {"subshell_id": sub})
+        assert deleted["status"] == "ok", deleted
+        late = fe.execute("'too late'", subshell_id=sub)
+        # Sent on shell after `late`, so the kernel routes it after `late`: the gate opens only
+        # once `late` has reached the subshell being deleted.
+        opener = fe.execute("gate.set()")
+        assert (await fe.reply(opener))["status"] == "ok"
+        replies = [await fe.reply(m) for m in (blocker, *queued, late)]
+        assert replies[0]["ename"] == "KeyboardInterrupt", replies[0]
+        # Not run: cancelled with the loop, or refused by the handler if the lane reached it
+        # before the loop ended.
+        assert all(r.get("ename") in ("RequestCancelled", "SubshellNotFound") for r in replies[1:])
+        assert reply_order(fe, blocker, *queued, late) == [blocker, *queued, late]
+        listed = await fe.request("control", "list_subshell_request")
+        assert listed["subshell_id"] == []
+
+    with_kernel(body)
+
+
+@pytest.mark.timeout(60)
 def test_comms_addressed_to_a_subshell_are_served_while_the_main_shell_blocks() -> None:
     async def body(fe: Frontend) -> None:
         sub = await create(fe)

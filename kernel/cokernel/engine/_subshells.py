@@ -37,6 +37,9 @@ class Subshell:
     namespace: dict[str, Any] | None = None  # None: the main shell's namespace
     created: float = 0.0
     busy: int = field(default=0)
+    # Set by SubshellRegistry.delete: listed no more, but still routable until its loop has
+    # settled what was queued on it (see SubshellRegistry.route).
+    deleted: bool = False
 
     @property
     def thread(self) -> threading.Thread | None:
@@ -60,6 +63,8 @@ class SubshellRegistry:
 
     def create(self, *, own_namespace: bool | None = None) -> Subshell:
         """Start a new subshell thread and return it once it accepts work."""
+        with self._lock:
+            self._prune()
         subshell_id = uuid.uuid4().hex
         caller = Caller(f"cokernel-subshell-{subshell_id[:8]}", backend=self.backend, max_threads=4)
         caller.start_thread()
@@ -73,23 +78,47 @@ class SubshellRegistry:
         return subshell
 
     def get(self, subshell_id: str) -> Subshell:
+        """The live subshell ``subshell_id`` (not one being deleted)."""
         with self._lock:
             found = self._subshells.get(subshell_id)
-        if found is None:
+        if found is None or found.deleted:
             raise SubshellNotFound(
                 f"no subshell {subshell_id!r}: it was never created or has been deleted "
                 "(create one with create_subshell_request on the control channel)"
             )
         return found
 
+    def route(self, subshell_id: str) -> Caller:
+        """The Caller a request for ``subshell_id`` is queued on.
+
+        A subshell being deleted keeps its Caller here until that loop has ended: its stop
+        settles (answers) what waits in its lanes in order, and a request routed to it
+        meanwhile joins the end of its lane and is answered after them. Refusing it at once
+        would answer it before requests the client sent earlier on the same lane (the
+        deletion travels on control and may overtake shell requests).
+        """
+        with self._lock:
+            self._prune()
+            found = self._subshells.get(subshell_id)
+        if found is None:
+            return self.get(subshell_id).caller  # raises SubshellNotFound
+        return found.caller
+
     def ids(self) -> list[str]:
         with self._lock:
-            return list(self._subshells)
+            self._prune()
+            return [i for i, s in self._subshells.items() if not s.deleted]
 
     def on_thread(self, thread: threading.Thread) -> Subshell | None:
-        """The subshell whose loop runs on ``thread``, if any."""
+        """The subshell (live or being deleted) whose loop runs on ``thread``, if any."""
         with self._lock:
             return next((s for s in self._subshells.values() if s.thread is thread), None)
+
+    def _prune(self) -> None:
+        """Forget deleted subshells whose loop has ended (hold ``_lock``)."""
+        for subshell_id in [i for i, s in self._subshells.items() if s.deleted]:
+            if self._subshells[subshell_id].caller.join(0):
+                del self._subshells[subshell_id]
 
     def delete(self, subshell_id: str, *, timeout: float = 1.0) -> None:
         """Stop a subshell: its running work is cancelled and its thread ends.
@@ -98,13 +127,16 @@ class SubshellRegistry:
         ``time.sleep``) is stopped when that call returns, and its thread ends then.
         """
         with self._lock:
-            subshell = self._subshells.pop(subshell_id, None)
-        if subshell is None:
-            raise SubshellNotFound(f"no subshell {subshell_id!r} to delete")
+            subshell = self._subshells.get(subshell_id)
+            if subshell is None or subshell.deleted:
+                raise SubshellNotFound(f"no subshell {subshell_id!r} to delete")
+            subshell.deleted = True
         subshell.caller.stop()
         thread = subshell.caller.thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+        with self._lock:
+            self._prune()
 
     def delete_all(self) -> None:
         for subshell_id in self.ids():

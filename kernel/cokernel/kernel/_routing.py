@@ -112,7 +112,7 @@ class Routing(Serving):
         if request.subshell_id is None or lane == "comm":
             return self.shell_caller
         try:
-            return self.subshells.get(request.subshell_id).caller
+            return self.subshells.route(request.subshell_id)
         except SubshellNotFound as e:
             if request.msg_type.endswith("_request"):
                 self._error_reply(request, "SubshellNotFound", str(e))
