@@ -3,7 +3,9 @@ consumed by a wait, and the records and failures the Frontend has too."""
 
 from __future__ import annotations
 
+import ast
 import time
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +81,10 @@ def test_a_wait_in_vain_says_what_never_came_and_what_did(client: BlockingClient
         client.wait_for(lambda r: False, 0.2, "the impossible")
     assert "iopub:execute_result" in str(failed.value)
     assert "shell:execute_reply(ok)" in str(failed.value)
+
+
+def test_the_tests_have_no_message_client_of_their_own() -> None:
+    # tests/helpers.py starts and ends kernels; talking to them is the harness's job.
+    helpers = Path(__file__).resolve().parents[1] / "helpers.py"
+    tree = ast.parse(helpers.read_text())
+    assert [node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef)] == []
