@@ -25,7 +25,6 @@ from cokernel.shell._comms import KernelComms, current_comms
 
 if TYPE_CHECKING:
     from cokernel.options import KernelOptions
-    from cokernel.shell._shell import CokernelShell
     from cokernel.shell._streams import StreamRouter
 
 log = logging.getLogger("cokernel")
@@ -37,7 +36,6 @@ class Serving:
     # Supplied by Kernel.
     options: KernelOptions
     streams: StreamRouter | None
-    shell: CokernelShell | None
     _warm_pending: bool
     _comms: KernelComms | None
     backlog: ShellBacklog
@@ -108,7 +106,7 @@ class Serving:
                 self.streams.flush(request)
             if self._warm_pending and request.msg_type == "execute_request":
                 self._warm_pending = False
-                warmup.start(shell=self.shell)
+                warmup.start()
             self._status("idle", request)
             current_request.reset(tokens[0])
             current_comms.reset(tokens[1])
