@@ -33,6 +33,28 @@ def press_right(notebook: Notebook, cell: int, expected_readout: str) -> None:
     expect(readout).to_have_text(expected_readout, timeout=10 * SECOND)
 
 
+def click_breakpoint_gutter(notebook: Notebook, cell: int, line: int) -> None:
+    """Click the debugger's breakpoint gutter of ``cell`` beside its line ``line`` (from 1).
+
+    The spot is found from where the line's text is, not from the index of a gutter element:
+    the gutter's first element is a hidden spacer (CodeMirror's ``initialSpacer``, holding a
+    breakpoint marker of its own, so a count of markers is never 0), and CodeMirror maps a
+    click to the line at its height. The debugger adds the gutter some time after it is
+    switched on.
+    """
+    editor = notebook.cell(cell)
+    text = editor.locator(".cm-content .cm-line").nth(line - 1)
+    # The gutter itself: its spacer's marker carries the class cm-breakpoint-gutter too.
+    gutter = editor.locator(".cm-gutter.cm-breakpoint-gutter")
+    expect(text).to_be_visible(timeout=10 * SECOND)
+    expect(gutter).to_be_visible(timeout=30 * SECOND)
+    text_box, gutter_box = text.bounding_box(), gutter.bounding_box()
+    assert text_box is not None
+    assert gutter_box is not None
+    middle = text_box["y"] + text_box["height"] / 2 - gutter_box["y"]
+    gutter.click(position={"x": gutter_box["width"] / 2, "y": middle})
+
+
 def wait_for_file(path: Path, content: str, timeout: float = 30.0) -> None:
     """Wait until the kernel wrote ``content`` to ``path`` (a file is the kernel's signal)."""
     deadline = time.monotonic() + timeout
@@ -201,16 +223,24 @@ def test_the_debugger_stops_at_a_breakpoint_shows_variables_and_continues(
     switch.click()
     expect(switch).to_have_attribute("aria-pressed", "true", timeout=30 * SECOND)
     notebook.type_cell(0, "marker_value = 41\nmarker_value += 1\nprint('done', marker_value)")
-    # The breakpoint gutter of line 2.
-    gutter = notebook.cell(0).locator(".cm-breakpoint-gutter .cm-gutterElement").nth(2)
-    gutter.click()
-    expect(notebook.cell(0).locator(".cm-breakpoint-gutter .cm-gutterElement svg")).to_have_count(
-        1, timeout=10 * SECOND
-    )
+    click_breakpoint_gutter(notebook, 0, line=2)
+    # JupyterLab lists a breakpoint in its Breakpoints panel once the kernel has answered its
+    # setBreakpoints: only then may the cell run (the request travels on the control channel,
+    # the execution on shell; run sooner, the cell can finish before the breakpoint exists).
+    breakpoints = page.locator(".jp-DebuggerBreakpoints .jp-DebuggerBreakpoint")
+    expect(breakpoints).to_have_count(1, timeout=30 * SECOND)
+    expect(breakpoints.locator(".jp-DebuggerBreakpoint-line")).to_have_text("2")
     notebook.step("breakpoint")
     page.keyboard.press("Shift+Enter")
+    # Stopped: a frame in the call stack and line 2 highlighted in the cell. (The Variables
+    # panel alone says nothing: with the debugger on it also lists the globals after a cell
+    # ran to its end.)
+    expect(page.locator(".jp-DebuggerCallstackFrame").first).to_be_visible(timeout=60 * SECOND)
+    expect(notebook.cell(0).locator(".jp-DebuggerEditor-highlight")).to_have_text(
+        "marker_value += 1", timeout=30 * SECOND
+    )
     variables = page.locator(".jp-DebuggerVariables")
-    expect(variables).to_contain_text("marker_value", timeout=60 * SECOND)
+    expect(variables).to_contain_text("marker_value", timeout=30 * SECOND)
     expect(variables).to_contain_text("41")
     notebook.step("stopped")
     # The callstack panel's "Continue" button.

@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 import nbformat
 import pytest
+from jupyter_client.blocking.client import BlockingKernelClient
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionComplete
 from nbformat import NotebookNode, v4
@@ -36,11 +37,52 @@ def widget_states(client: NotebookClient, model: str) -> list[dict[str, Any]]:
     return [s for s in client.widget_state.values() if s.get("_model_name") == model]
 
 
+class WidgetNotebookClient(NotebookClient):  # type: ignore[misc]
+    """nbclient whose Output-widget mimic sends its state syncs on a connection of its own.
+
+    nbclient's mimic sends each captured output back to the kernel (a ``comm_msg``) on the
+    shell socket, synchronously, from the task that reads iopub, while another task of the same
+    asyncio loop polls that socket for the cell's ``execute_reply``. That send can swallow the
+    socket's wake-up (zmq.asyncio, edge-triggered): the reply, already sent by the kernel and
+    waiting in the client's socket, is seen only when the poll times out, i.e. after nbclient's
+    60 s cell timeout. Measured on the trio kernel under load: one run of the Output-widget
+    notebook in about six stalled 60 s (two stalls: the 120 s test timeout of CI), the kernel's
+    outbox was empty during the stall and the reply came exactly at the poll's timeout; with the
+    mimic's syncs switched off, 40 runs of 40 took about 2 s. Sent on a client of their own,
+    the syncs still reach the kernel, and nbclient's reply poll has its socket to itself.
+    """
+
+    _syncs: BlockingKernelClient | None = None
+
+    def on_comm_open_jupyter_widget(self, msg: dict[str, Any]) -> Any:
+        widget = super().on_comm_open_jupyter_widget(msg)
+        if widget is not None:
+            widget.kernel_client = self._sync_client()
+        return widget
+
+    def _sync_client(self) -> BlockingKernelClient:
+        if self._syncs is None:
+            assert self.km is not None
+            client = BlockingKernelClient()
+            client.load_connection_info(self.km.get_connection_info())
+            client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
+            self._syncs = client
+        return self._syncs
+
+    def close_syncs(self) -> None:
+        if self._syncs is not None:
+            self._syncs.stop_channels()
+            self._syncs = None
+
+
 def run_notebook(cells: list[str]) -> tuple[NotebookNode, NotebookClient]:
     nb = v4.new_notebook()
     nb.cells = [v4.new_code_cell(source) for source in cells]
-    client = NotebookClient(nb, kernel_name=KERNEL_NAME, timeout=60, startup_timeout=60)
-    client.execute()
+    client = WidgetNotebookClient(nb, kernel_name=KERNEL_NAME, timeout=60, startup_timeout=60)
+    try:
+        client.execute()
+    finally:
+        client.close_syncs()
     nbformat.validate(nb)
     return nb, client
 
@@ -125,7 +167,7 @@ def _run_then_change_slider(
 ) -> tuple[NotebookNode, NotebookClient]:
     nb = v4.new_notebook()
     nb.cells = [v4.new_code_cell(source) for source in cells]
-    client = NotebookClient(nb, kernel_name=KERNEL_NAME, timeout=60, startup_timeout=60)
+    client = WidgetNotebookClient(nb, kernel_name=KERNEL_NAME, timeout=60, startup_timeout=60)
 
     async def main() -> None:
         async with client.async_setup_kernel():
@@ -141,7 +183,10 @@ def _run_then_change_slider(
                 client, len(nb.cells) - 1, slider_id, {"value": value}
             )
 
-    anyio.run(main)
+    try:
+        anyio.run(main)
+    finally:
+        client.close_syncs()
     return nb, client
 
 
