@@ -38,6 +38,7 @@ from cokernel.engine._nested_run import explain_backend_mismatch
 from cokernel.engine._subshells import current_namespace
 from cokernel.gui._toolkits import check_gui
 from cokernel.protocol._request import current_request
+from cokernel.shell._ast_guard import AST_CONVERSION, serialise_ast_parse
 from cokernel.shell._cellfiles import blank_lines_before_cell_magic, cell_path
 from cokernel.shell._cells import (
     CellRun,
@@ -65,11 +66,7 @@ class CellCompiler(CachingCompiler):  # type: ignore[misc]
         # Named after the raw text, the way JupyterLab's debugger names the cell (cellfiles).
         return cell_path(transformed_code if raw_code is None else raw_code)
 
-    # CPython (3.11 at least) keeps the depth counter of its C <-> Python AST conversion in
-    # per-interpreter state: two threads converting at once (cells compiling on the main shell
-    # and on a subshell) corrupt it, and compile() fails with "SystemError: AST constructor
-    # recursion depth mismatch" (CPython gh-106905). The interleaving property tests hit it.
-    # Conversions are microseconds long, so the kernel's own go one at a time.
+    # The kernel's own AST conversions go one at a time (see cokernel.shell._ast_guard).
     #
     # IPython turns top-level await on around each statement's compile with `extra_flags`,
     # which sets a bit of the shared `self.flags` and clears it afterwards, unless the bit was
@@ -88,14 +85,14 @@ class CellCompiler(CachingCompiler):  # type: ignore[misc]
 
     def ast_parse(self, source: str, filename: str = "<unknown>", symbol: str = "exec") -> Any:
         flags: int = self.flags | getattr(_thread_flags, "extra", 0) | ast.PyCF_ONLY_AST
-        with _AST_CONVERSION:
+        with AST_CONVERSION:
             return compile(source, filename, symbol, flags, True)
 
     def __call__(self, source: Any, filename: str, symbol: str, **kwargs: Any) -> Any:
         flags: int = self.flags | getattr(_thread_flags, "extra", 0)
         if kwargs.get("incomplete_input", True) is False:
             flags &= ~(_DONT_IMPLY_DEDENT | _ALLOW_INCOMPLETE_INPUT)
-        with _AST_CONVERSION:
+        with AST_CONVERSION:
             code = compile(source, filename, symbol, flags, True)
         for future in _FUTURE_FLAGS:  # a `from __future__` stays on for later cells, as in codeop
             if code.co_flags & future:
@@ -109,7 +106,6 @@ _ALLOW_INCOMPLETE_INPUT: int = getattr(codeop, "PyCF_ALLOW_INCOMPLETE_INPUT", 0)
 _FUTURE_FLAGS = tuple(
     getattr(__future__, name).compiler_flag for name in __future__.all_feature_names
 )
-_AST_CONVERSION = threading.Lock()
 
 
 class CokernelShell(ShellCompat, InteractiveShell):  # type: ignore[misc]
@@ -124,6 +120,7 @@ class CokernelShell(ShellCompat, InteractiveShell):  # type: ignore[misc]
     gui_host = Unicode(None, allow_none=True, help="the GUI toolkit hosting the loop (tk, qt)")
 
     def __init__(self, **kwargs: Any) -> None:
+        serialise_ast_parse()  # completions and tracebacks parse on threads of their own
         super().__init__(**kwargs)
         for part in (self.display_pub, self.displayhook):
             part.publish_msg = self.publish_msg
