@@ -29,6 +29,7 @@ from cokernel.kernel._handlers import HANDLERS
 from cokernel.kernel._kernel import Kernel
 from cokernel.options import KernelOptions
 from cokernel.protocol._messages import Channel, Message, ProtocolError, Session
+from cokernel.shell._uninterruptible import uninterruptible
 
 SendCallback = Callable[[str, dict[str, Any]], None]
 
@@ -102,6 +103,7 @@ def _make_kernel(
 ) -> Kernel:
     session = Session(key)
 
+    @uninterruptible  # the host's callback is not the cell's code: an interrupt waits it out
     def emit(channel: Channel, msg: Message, identities: list[bytes] | None) -> None:
         if wire:
             send(channel.value, session.serialize(msg, identities))  # type: ignore[arg-type]

@@ -32,6 +32,7 @@ import zmq.utils.z85
 from cokernel.protocol._backlog import STALL_SECONDS
 from cokernel.protocol._droplog import drop_log
 from cokernel.protocol._messages import Channel, Message, ProtocolError, Session
+from cokernel.shell._uninterruptible import uninterruptible
 
 if TYPE_CHECKING:
     from cokernel.kernel._kernel import Kernel
@@ -238,13 +239,14 @@ class ZMQInterface:
             self.written_file = Path(write_back)
 
     # -- outgoing (any thread) --------------------------------------------------------------
+    @uninterruptible  # a cell's interrupt between the flag and the write would stall the io
     def send(self, channel: Channel, msg: Message, identities: list[bytes] | None) -> None:
         """Queue a message for sending; thread-safe, never blocks on the network."""
         frames = self.session.serialize(msg, identities)
         self._outbox.append((channel, frames))
         if not self._wake_pending:
-            self._wake_pending = True
-            with contextlib.suppress(BlockingIOError, OSError):
+            with contextlib.suppress(OSError):  # full (BlockingIOError): the io thread will wake
+                self._wake_pending = True  # and no call until the write: no check in between
                 os.write(self._wake_w, b"x")
 
     def wake(self) -> None:

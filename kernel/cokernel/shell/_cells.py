@@ -23,6 +23,7 @@ from cokernel.engine import _backends as backends
 from cokernel.engine._caller import Caller, loop_callback_scheduler, threads_available
 from cokernel.engine._subshells import current_namespace
 from cokernel.protocol._request import current_request
+from cokernel.shell._uninterruptible import cell_boundary, inside_uninterruptible
 
 
 class ExecutionTimeout(KeyboardInterrupt):
@@ -275,6 +276,10 @@ class CellRun:
             self._cancel_timer()
         self.done.set()
 
+    def _in_kernel_code(self) -> bool:
+        """Whether the cell's thread is in :func:`uninterruptible` code right now."""
+        return inside_uninterruptible(sys._current_frames().get(self.thread.ident or 0))
+
     def stop(self, reason: str = "interrupt") -> None:
         """Stop the cell from any thread (or a signal handler on the cell's own thread)."""
         if self.stop_reason is None:
@@ -306,15 +311,19 @@ class CellRun:
             with self._gate:
                 # Looked at again under the gate: a step that ended since the look above has
                 # cleared stepping, and an exception posted now would fire in kernel code.
-                if self.stepping:
-                    self._posted = True
+                posted = deferred = False
+                if self.stepping and self._in_kernel_code():
+                    self.signal_due = deferred = True  # the knock below tries again
+                elif self.stepping:
+                    self.signal_due = False
+                    self._posted = posted = True
                     ctypes.pythonapi.PyThreadState_SetAsyncExc(
                         ctypes.c_ulong(self.thread.ident or 0),
                         ctypes.py_object(self._posted_type()),
                     )
-                    posted = True
-                else:
-                    posted = False
+            if deferred:
+                _knock_again(self)
+                return
             if posted:
                 wake = self.wake
                 if wake is not None:
@@ -338,6 +347,8 @@ def _knock_again(cell: CellRun, delay: float = 0.01) -> None:
     timer.daemon = True
     timer.start()
 
+
+cell_boundary(_Stepper.send, _Stepper.throw, CellRun.run_sync)
 
 current_cell: contextvars.ContextVar[CellRun | None] = contextvars.ContextVar(
     "cokernel_current_cell", default=None

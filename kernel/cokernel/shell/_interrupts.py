@@ -19,7 +19,14 @@ import anyio
 import sniffio
 
 from cokernel.engine import _backends as backends
-from cokernel.shell._cells import CellRun, ShellContext, _knock_again, _Stepper, current_cell
+from cokernel.shell._cells import (
+    CellRun,
+    ShellContext,
+    _knock_again,
+    _Stepper,
+    current_cell,
+)
+from cokernel.shell._uninterruptible import inside_uninterruptible
 
 
 class Interruptible(Protocol):
@@ -164,13 +171,18 @@ def on_sigint(shell: Interruptible, frame: types.FrameType | None) -> None:
             continue
         if cell.stop_reason is None:
             cell.stop_reason = "interrupt"
-        if cell.stepping and (frame is None or frame.f_code not in _STEPPER_CODES):
+        if cell.stepping and (
+            frame is None
+            or (frame.f_code not in _STEPPER_CODES and not inside_uninterruptible(frame))
+        ):
             stepping = cell
             continue
         if cell.stepping:
             # The signal landed inside the stepping wrapper, after its last look at
-            # stop_reason and before the cell's own code began: raised here, it would surface
-            # in the loop's machinery; dropped, a time.sleep(60) would run on. Knock again.
+            # stop_reason and before the cell's own code began, or in kernel code the cell
+            # called (sending its output: see uninterruptible): raised here, it would surface
+            # in the loop's machinery or leave a message half sent; dropped, a time.sleep(60)
+            # would run on. Knock again.
             cell.signal_due = True
             _knock_again(cell)
             continue

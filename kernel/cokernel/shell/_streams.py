@@ -19,6 +19,7 @@ import anyio
 
 from cokernel.protocol._request import Request, current_request
 from cokernel.shell._fdcapture import in_forked_child, write_fd
+from cokernel.shell._uninterruptible import uninterruptible
 
 Publish = Callable[[str, dict[str, Any], "Request | None"], None]
 
@@ -59,6 +60,7 @@ class StreamRouter:
     def write(self, name: str, text: str) -> None:
         self.write_to(current_request.get() or self._fallback_parent(), name, text)
 
+    @uninterruptible
     def write_to(self, parent: Request | None, name: str, text: str) -> None:
         """Append ``text`` to ``parent``'s buffer (output whose origin is known otherwise)."""
         key = id(parent)
