@@ -37,8 +37,9 @@ class KernelDisplayPublisher(DisplayPublisher):  # type: ignore[misc]
         update: bool = False,
         **kwargs: Any,
     ) -> None:
-        if self.wait_for_room is not None:
-            self.wait_for_room()
+        wait_for_room = self.wait_for_room  # read once: a trait lookup costs a microsecond
+        if wait_for_room is not None:
+            wait_for_room()
         self._validate_data(data, metadata)
         self.flush_streams()
         content = {"data": data, "metadata": metadata or {}, "transient": transient or {}}
@@ -46,8 +47,9 @@ class KernelDisplayPublisher(DisplayPublisher):  # type: ignore[misc]
         self.publish_msg(msg_type, content, current_request.get())
 
     def clear_output(self, wait: bool = False) -> None:
-        if self.wait_for_room is not None:
-            self.wait_for_room()
+        wait_for_room = self.wait_for_room  # read once: a trait lookup costs a microsecond
+        if wait_for_room is not None:
+            wait_for_room()
         self.flush_streams()
         self.publish_msg("clear_output", {"wait": bool(wait)}, current_request.get())
 
