@@ -1,7 +1,8 @@
 """Fixtures shared by every test: an isolated environment and real kernel processes.
 
 Kernels are started through jupyter_client exactly as a frontend would (kernelspec, connection
-file, five ZMQ sockets). The helpers that talk to them live in ``tests/helpers.py``.
+file, five ZMQ sockets). ``tests/helpers.py`` starts and ends them; tests talk to them with the
+harness's clients (``cokernel_harness.BlockingClient``, ``Frontend``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import KERNEL_NAME, KernelPair, Wire, start_kernel, stop_kernel, write_kernelspec
+from cokernel_harness.client import BlockingClient
+from helpers import KERNEL_NAME, KernelPair, start_kernel, stop_kernel, write_kernelspec
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -61,9 +63,10 @@ def fresh_kernel(isolated_env: Path) -> Iterator[KernelPair]:
 
 
 @pytest.fixture
-def wire(kernel: KernelPair) -> Wire:
-    """A :class:`~helpers.Wire` on the module's shared kernel."""
-    return Wire(kernel[1])
+def wire(kernel: KernelPair) -> BlockingClient:
+    """The harness's :class:`~cokernel_harness.client.BlockingClient` on the module's shared
+    kernel: one ordered log of its four channels."""
+    return BlockingClient(kernel[1])
 
 
 @pytest.fixture

@@ -9,20 +9,24 @@ from any kernel. The names below are its public face::
     async with Frontend.launch("python3") as fe:
         run = await fe.run("1 + 1")
 
-- :class:`Frontend`: the one message client, async (asyncio or trio), over a :class:`Transport`
+- :class:`Frontend`: the message client, async (asyncio or trio), over a :class:`Transport`
   (:class:`ZMQTransport` for a kernelspec or a connection file; :class:`WebSocketTransport` for
   a kernel behind a Jupyter Server or a kernel gateway; a kernel may register an in-process
   one, found by name with :func:`open_transport`). It logs every
   :class:`Received` message, and a wait that runs out raises :class:`WaitTimeout`.
+- :class:`BlockingClient`: the same client without an event loop, for plain synchronous code
+  (pytest tests, the bench's timing loops): attach it to a started jupyter_client client
+  (``BlockingClient(kc)``); it logs the same :class:`Received` records, returns the same
+  :class:`Execution` and raises the same :class:`WaitTimeout`.
 - :class:`Widgets`: the page's side of the ipywidgets comm protocol, over a Frontend.
 - :func:`validate`: the protocol validator over a Frontend's log.
 - :class:`Scenario` and :func:`run_conformance`: the scenario library
   (``cokernel_scenarios``) and its runner, with the :class:`Report` it returns.
 
 The command line is ``cokernel-harness conformance|scenarios|bench|fuzz|soak``; the pytest
-plugin (:mod:`cokernel_harness.pytest_plugin`) gives the ``frontend`` fixture. The bench keeps
-its own synchronous, timestamping client (:mod:`cokernel_harness.bench_wire`), which logs the
-same :class:`Received` records and raises the same :class:`WaitTimeout`.
+plugin (:mod:`cokernel_harness.pytest_plugin`) gives the ``frontend`` fixture. The bench's
+kernels (:mod:`cokernel_harness.bench_wire`) are BlockingClients that launch and own their
+kernel process.
 
 Names are imported on first use, so that loading the pytest plugin (which pytest does in every
 project where cokernel is installed) imports neither ZMQ nor the scenario library.
@@ -34,6 +38,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from cokernel_harness.client import BlockingClient
     from cokernel_harness.frontend import Frontend
     from cokernel_harness.messages import Execution, KernelDied, Received, WaitTimeout
     from cokernel_harness.runner import Report, run_conformance
@@ -51,6 +56,7 @@ if TYPE_CHECKING:
 #: Where each public name lives.
 _HOMES = {
     "Frontend": "cokernel_harness.frontend",
+    "BlockingClient": "cokernel_harness.client",
     "Execution": "cokernel_harness.messages",
     "Transport": "cokernel_harness.transport",
     "BlockingTransport": "cokernel_harness.transport",
@@ -69,6 +75,7 @@ _HOMES = {
 }
 
 __all__ = [
+    "BlockingClient",
     "BlockingTransport",
     "Execution",
     "Frontend",

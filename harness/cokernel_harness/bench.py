@@ -158,8 +158,8 @@ def _start(run: KernelRun, say: Any, *, first_execute: bool = True) -> Wire | No
     except Exception as exc:  # any kernel may fail in any way; the run must go on
         for failed in (result, run.results[STARTUP_EXEC.key]):
             failed.status = "timeout" if isinstance(exc, WaitTimeout) else "failed"
-            failed.notes.append(f"{type(exc).__name__}: {exc}")
-        say(f"  {run.name:<12} start-up failed: {exc}")
+            failed.notes.append(_headline(exc))
+        say(f"  {run.name:<12} start-up failed: {_headline(exc)}")
         _close_quietly(wire, now=True)
         return None
     result.samples.append(ms(seconds))
@@ -169,7 +169,7 @@ def _start(run: KernelRun, say: Any, *, first_execute: bool = True) -> Wire | No
     except Exception as exc:
         first = run.results[STARTUP_EXEC.key]
         first.status = "timeout" if isinstance(exc, WaitTimeout) else "failed"
-        first.notes.append(f"{type(exc).__name__}: {exc}")
+        first.notes.append(_headline(exc))
     run.kernel_info = wire.kernel_info
     run.interrupt_mode = wire.interrupt_mode
     say(f"  {run.name:<12} started in {ms(seconds):.0f} ms")
@@ -204,12 +204,18 @@ def _run_workload(wire: Wire, workload: Workload, settings: Settings, results: R
     return True
 
 
+def _headline(exc: BaseException) -> str:
+    """The exception's type and the first line of its message (a table cell holds one line)."""
+    headline = str(exc).partition("\n")[0]
+    return f"{type(exc).__name__}: {headline}"
+
+
 def _mark(results: Results, workload: Workload, status: str, note: str) -> None:
     for metric in workload.metrics:
         result = results[metric.key]
         if result.status == "ok":
             result.status = status
-        result.notes.append(note)
+        result.notes.append(note.partition("\n")[0])  # a wait's diagnosis follows its first line
 
 
 def _close_quietly(wire: Wire, *, now: bool = False) -> None:

@@ -50,7 +50,7 @@ def comm_while_awaiting(wire: Wire, settings: Settings, out: Results) -> None:
         wire.forget()
         target = f"cokernel.bench.{uuid.uuid4().hex[:12]}"
         cell = wire.execute(_COMM_CELL.format(target=target, patience=COMM_CELL_PATIENCE))
-        opened = wire.wait(_comm_open_or_end(target, cell), CELL_TIMEOUT, "the comm_open")
+        opened = wire.wait_for(_comm_open_or_end(target, cell), CELL_TIMEOUT, "the comm_open")
         if opened.msg_type != "comm_open":  # the cell ended first: it could not open a comm
             content = opened.content
             raise Failed(f"the comm cell ended: {content.get('ename')}: {content.get('evalue')}")
@@ -60,7 +60,7 @@ def comm_while_awaiting(wire: Wire, settings: Settings, out: Results) -> None:
         for seq in range(settings.comm_messages):
             sent = wire.send("shell", "comm_msg", {"comm_id": comm_id, "data": {"seq": seq}})
             try:
-                echo = wire.wait(_echo_of(comm_id, seq), COMM_ECHO_TIMEOUT, "the echo")
+                echo = wire.wait_for(_echo_of(comm_id, seq), COMM_ECHO_TIMEOUT, "the echo")
             except WaitTimeout:
                 blocked = True
                 break
@@ -152,7 +152,7 @@ def widget_wake(wire: Wire, settings: Settings, out: Results) -> None:
             description=description, count=settings.comm_messages, patience=WIDGET_WAKE_PATIENCE
         )
         cell = wire.execute(code)
-        opened = wire.wait(_widget_or_end(description, cell), CELL_TIMEOUT, "the slider")
+        opened = wire.wait_for(_widget_or_end(description, cell), CELL_TIMEOUT, "the slider")
         if opened.msg_type != "comm_open":
             content = opened.content
             raise Failed(f"the widget cell ended: {content.get('ename')}: {content.get('evalue')}")
@@ -160,18 +160,18 @@ def widget_wake(wire: Wire, settings: Settings, out: Results) -> None:
         subshell_id: str | None = None
         if on_subshell:
             sent = wire.send("control", "create_subshell_request")
-            reply = wire.wait(reply_to(sent), CELL_TIMEOUT, "the create_subshell_reply")
+            reply = wire.wait_for(reply_to(sent), CELL_TIMEOUT, "the create_subshell_reply")
             if reply.content.get("status") != "ok":
                 raise Failed(f"create_subshell_request: {reply.content}")
             subshell_id = str(reply.content["subshell_id"])
         late = False
         for value in range(1, settings.comm_messages + 1):
-            wire.wait(_custom(comm_id, "waiting", value), CELL_TIMEOUT, "the cell to await")
+            wire.wait_for(_custom(comm_id, "waiting", value), CELL_TIMEOUT, "the cell to await")
             update = {"method": "update", "state": {"value": value}, "buffer_paths": []}
             sent = wire.send(
                 "shell", "comm_msg", {"comm_id": comm_id, "data": update}, subshell_id=subshell_id
             )
-            woke = wire.wait(
+            woke = wire.wait_for(
                 _custom(comm_id, "woke", value), WIDGET_WAKE_PATIENCE + CELL_TIMEOUT, "wake-up"
             )
             if (woke.content.get("data") or {}).get("content", {}).get("late"):
@@ -181,7 +181,7 @@ def widget_wake(wire: Wire, settings: Settings, out: Results) -> None:
         wire.finish(cell, CELL_TIMEOUT)
         if subshell_id is not None:
             sent = wire.send("control", "delete_subshell_request", {"subshell_id": subshell_id})
-            wire.wait(reply_to(sent), CELL_TIMEOUT, "the delete_subshell_reply")
+            wire.wait_for(reply_to(sent), CELL_TIMEOUT, "the delete_subshell_reply")
         if late:
             result.status = "blocked"
             result.notes.append(

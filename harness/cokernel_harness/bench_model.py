@@ -103,7 +103,7 @@ def start_cell(wire: Wire, code: str) -> Sent:
     """Execute ``code`` and block until the kernel has started running it (execute_input),
     plus :data:`SETTLE`."""
     sent = wire.execute(code)
-    wire.wait(iopub_of(sent, "execute_input"), CELL_TIMEOUT, "the execute_input of the cell")
+    wire.wait_for(iopub_of(sent, "execute_input"), CELL_TIMEOUT, "the execute_input of the cell")
     time.sleep(SETTLE)
     return sent
 

@@ -102,7 +102,7 @@ COMPLETE_REPEAT = Metric("complete_repeat", "completion: repeat (`os.pa` again)"
 
 def _complete(wire: Wire, code: str) -> tuple[float, Received]:
     sent = wire.send("shell", "complete_request", {"code": code, "cursor_pos": len(code)})
-    reply = wire.wait(reply_to(sent), COMPLETE_TIMEOUT, "the complete_reply")
+    reply = wire.wait_for(reply_to(sent), COMPLETE_TIMEOUT, "the complete_reply")
     if reply.content.get("status") != "ok" or not reply.content.get("matches"):
         raise Failed(f"complete_request {code!r}: {reply.content}")
     return ms(reply.time - sent.time), reply
@@ -155,7 +155,7 @@ def pipelined_assignments(wire: Wire, settings: Settings, out: Results) -> None:
         started = time.perf_counter()
         ids = {wire.execute("x=1").msg_id for _ in range(count)}
         errors: list[str] = []
-        last = wire.wait(
+        last = wire.wait_for(
             _all_of(ids, "execute_reply", errors),
             PIPELINE_TIMEOUT,
             "the last execute_reply of the batch",
@@ -163,7 +163,7 @@ def pipelined_assignments(wire: Wire, settings: Settings, out: Results) -> None:
         if errors:
             raise Failed(f"{len(errors)} of the assignments failed: {errors[0]}")
         out[PIPELINED_X1.key].samples.append(count / (last.time - started))
-        wire.wait(_all_of(ids, "status"), PIPELINE_TIMEOUT, "the last idle status of the batch")
+        wire.wait_for(_all_of(ids, "status"), PIPELINE_TIMEOUT, "the last idle status of the batch")
 
 
 # -- interrupts -------------------------------------------------------------------------------
@@ -184,9 +184,11 @@ def _interrupt_once(wire: Wire, code: str, result: Result) -> str:
         content = ended[0].content
         raise Unsupported(f"the cell ended by itself: {content.get('ename')}")
     started = wire.interrupt()
-    reply = wire.wait(reply_to(cell), INTERRUPT_TIMEOUT, "the execute_reply after the interrupt")
+    reply = wire.wait_for(
+        reply_to(cell), INTERRUPT_TIMEOUT, "the execute_reply after the interrupt"
+    )
     result.samples.append(ms(reply.time - started))
-    wire.wait(iopub_of(cell, "status", "idle"), CELL_TIMEOUT, "the idle status")
+    wire.wait_for(iopub_of(cell, "status", "idle"), CELL_TIMEOUT, "the idle status")
     return str(reply.content.get("ename", reply.content.get("status")))
 
 
@@ -302,7 +304,7 @@ def scale_comms(wire: Wire, settings: Settings, out: Results) -> None:
             waiting.discard(str(a.content.get("comm_id")))
         return not waiting
 
-    last = wire.wait(all_echoed, SCALE_TIMEOUT, "an echo from every comm")
+    last = wire.wait_for(all_echoed, SCALE_TIMEOUT, "an echo from every comm")
     out[SCALE_COMMS_TIME.key].samples.append(last.time - started)
     run_cell(wire, "for _c in _bench_comms:\n    _c.close()\ndel _bench_comms", SCALE_TIMEOUT)
 
@@ -327,7 +329,7 @@ def scale_subshells(wire: Wire, settings: Settings, out: Results) -> None:
     try:
         for _ in range(count):
             sent = wire.send("control", "create_subshell_request")
-            reply = wire.wait(reply_to(sent), CELL_TIMEOUT, "the create_subshell_reply")
+            reply = wire.wait_for(reply_to(sent), CELL_TIMEOUT, "the create_subshell_reply")
             if reply.content.get("status") != "ok":
                 raise Failed(f"create_subshell_request: {reply.content}")
             ids.append(str(reply.content["subshell_id"]))
@@ -341,12 +343,12 @@ def scale_subshells(wire: Wire, settings: Settings, out: Results) -> None:
                 waiting.discard(a.parent_id or "")
             return not waiting
 
-        last = wire.wait(all_replied, SCALE_TIMEOUT, "every subshell's execute_reply")
+        last = wire.wait_for(all_replied, SCALE_TIMEOUT, "every subshell's execute_reply")
         out[SCALE_SUBSHELLS_TIME.key].samples.append(last.time - started)
     finally:
         for subshell_id in ids:
             sent = wire.send("control", "delete_subshell_request", {"subshell_id": subshell_id})
-            wire.wait(reply_to(sent), CELL_TIMEOUT, "the delete_subshell_reply")
+            wire.wait_for(reply_to(sent), CELL_TIMEOUT, "the delete_subshell_reply")
 
 
 # -- scale: a large display payload -----------------------------------------------------------

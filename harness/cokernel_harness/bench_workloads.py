@@ -85,12 +85,12 @@ def pipelined(wire: Wire, settings: Settings, out: Results) -> None:
         wire.forget()
         started = time.perf_counter()
         sent = [wire.execute("pass") for _ in range(settings.pipelined)]
-        last = wire.wait(
+        last = wire.wait_for(
             _last(sent, _is_reply), PIPELINE_TIMEOUT, "the last execute_reply of the batch"
         )
         out[PIPELINED.key].samples.append(settings.pipelined / (last.time - started))
         # Untimed: every request's idle status, so that the next batch starts clean.
-        wire.wait(_last(sent, _is_idle), PIPELINE_TIMEOUT, "the last idle status of the batch")
+        wire.wait_for(_last(sent, _is_idle), PIPELINE_TIMEOUT, "the last idle status of the batch")
 
 
 def _is_reply(a: Received) -> bool:
@@ -165,7 +165,7 @@ def _info_while(cell: str, control: Metric, shell: Metric) -> Run:
             on_shell = wire.send("shell", "kernel_info_request")
             for metric, sent in ((control, on_control), (shell, on_shell)):
                 channel = metric.key.split("_")[1]
-                reply = wire.wait(reply_to(sent), bound, f"the kernel_info_reply on {channel}")
+                reply = wire.wait_for(reply_to(sent), bound, f"the kernel_info_reply on {channel}")
                 out[metric.key].samples.append(ms(reply.time - sent.time))
                 if metric is shell and reply.time - sent.time > settings.block_seconds / 2:
                     queued += 1
@@ -194,7 +194,7 @@ def subshells(wire: Wire, settings: Settings, out: Results) -> None:
     subshell_ids: list[str] = []
     for _ in range(settings.repeat):
         sent = wire.send("control", "create_subshell_request")
-        reply = wire.wait(reply_to(sent), CELL_TIMEOUT, "the create_subshell_reply")
+        reply = wire.wait_for(reply_to(sent), CELL_TIMEOUT, "the create_subshell_reply")
         if reply.content.get("status") != "ok":
             raise Failed(f"create_subshell_request: {reply.content}")
         created.samples.append(ms(reply.time - sent.time))
@@ -207,7 +207,7 @@ def subshells(wire: Wire, settings: Settings, out: Results) -> None:
         running = start_cell(wire, code)
         for _ in range(samples_per_block):
             sent = wire.execute("1", subshell_id=subshell_id)
-            reply = wire.wait(reply_to(sent), bound, "the execute_reply on the subshell")
+            reply = wire.wait_for(reply_to(sent), bound, "the execute_reply on the subshell")
             if reply.content.get("status") != "ok":
                 raise Failed(f"execute on a subshell: {reply.content}")
             executed.samples.append(ms(reply.time - sent.time))
@@ -219,7 +219,7 @@ def subshells(wire: Wire, settings: Settings, out: Results) -> None:
         wire.finish(running, bound)
     for subshell_id in subshell_ids:
         sent = wire.send("control", "delete_subshell_request", {"subshell_id": subshell_id})
-        wire.wait(reply_to(sent), CELL_TIMEOUT, "the delete_subshell_reply")
+        wire.wait_for(reply_to(sent), CELL_TIMEOUT, "the delete_subshell_reply")
 
 
 # -- interrupts -------------------------------------------------------------------------------
@@ -242,12 +242,12 @@ def _interrupt(code: str, metric: Metric, *, blocking_call: bool = False) -> Run
                 wire.forget()
                 cell = start_cell(wire, code)
                 started = wire.interrupt()
-                reply = wire.wait(
+                reply = wire.wait_for(
                     reply_to(cell), INTERRUPT_TIMEOUT, "the execute_reply after the interrupt"
                 )
                 result.samples.append(ms(reply.time - started))
                 enames.add(str(reply.content.get("ename", reply.content.get("status"))))
-                wire.wait(iopub_of(cell, "status", "idle"), CELL_TIMEOUT, "the idle status")
+                wire.wait_for(iopub_of(cell, "status", "idle"), CELL_TIMEOUT, "the idle status")
         finally:
             result.notes.insert(0, ", ".join([f"{wire.interrupt_mode} mode", *sorted(enames)]))
 

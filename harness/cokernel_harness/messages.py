@@ -1,10 +1,11 @@
 """What every client in the harness shares: the received-message record, what one execution
 produced, and the failures of a bounded wait.
 
-The :class:`~cokernel_harness.frontend.Frontend` (async, for scenarios and tests) and the
-bench's :class:`~cokernel_harness.bench_wire.Wire` (synchronous, for timing) both log
-:class:`Received` messages and both raise :class:`WaitTimeout` when a wait runs out, so a test,
-a scenario or a workload reads and fails the same way whichever client it drives.
+The :class:`~cokernel_harness.frontend.Frontend` (async: scenarios, the demo, async tests) and
+the :class:`~cokernel_harness.client.BlockingClient` (synchronous: plain tests, and the bench,
+whose kernels are BlockingClients) both log :class:`Received` messages, both return an
+:class:`Execution` for a cell and both raise :class:`WaitTimeout` when a wait runs out, so a
+test, a scenario or a workload reads and fails the same way whichever client it drives.
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ class Execution:
     msg_id: str
     reply: dict[str, Any]
     outputs: list[Received] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        """The reply's status: "ok", "error" or "aborted"."""
+        return str(self.reply.get("status"))
 
     @property
     def stdout(self) -> str:

@@ -1,6 +1,6 @@
 """What every GUI host must do, written once and run against the Tk and the Qt host.
 
-Each function takes a live kernel (its manager and a :class:`~helpers.Wire`) whose user
+Each function takes a live kernel (its manager and a :class:`~cokernel_harness.client.BlockingClient`) whose user
 namespace already holds ``window`` (an open window of the host's toolkit) and ``ticks`` (a
 counter that a timer of that toolkit increments every 10 ms): see :data:`WINDOW_CELLS`.
 Everything waits on messages; the only clock involved is the kernel's own ``anyio.sleep``
@@ -19,7 +19,8 @@ from pathlib import Path
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
-from helpers import Wire, kernel_pid, wait_for_exit
+from cokernel_harness.client import BlockingClient
+from helpers import kernel_pid, wait_for_exit
 
 KernelPair = tuple[KernelManager, BlockingKernelClient]
 # launch(*kernel_options) -> a started kernel (fixtures tk_kernels, qt_kernels, plain_kernels)
@@ -59,24 +60,24 @@ COUNT_TICKS_WHILE_AWAITING = (
 )
 
 
-def open_window(wire: Wire, host: str) -> None:
+def open_window(wire: BlockingClient, host: str) -> None:
     execution = wire.run(WINDOW_CELLS[host])
-    assert execution.status == "ok", execution.content
+    assert execution.status == "ok", execution.reply
 
 
-def ticks_while_awaiting(wire: Wire) -> int:
+def ticks_while_awaiting(wire: BlockingClient) -> int:
     """Run :data:`COUNT_TICKS_WHILE_AWAITING`; how many times the GUI timer fired meanwhile."""
     execution = wire.run(COUNT_TICKS_WHILE_AWAITING)
-    assert execution.status == "ok", execution.content
+    assert execution.status == "ok", execution.reply
     return int(execution.stdout)
 
 
-def banner(wire: Wire) -> str:
-    reply = wire.request("kernel_info_request", channel="control")
-    return str(reply["content"]["banner"])
+def banner(wire: BlockingClient) -> str:
+    reply = wire.request("control", "kernel_info_request")
+    return str(reply["banner"])
 
 
-def control_and_comms_answer_while_a_cell_awaits(wire: Wire) -> None:
+def control_and_comms_answer_while_a_cell_awaits(wire: BlockingClient) -> None:
     """A cell waits on a gate that only a comm message opens: kernel_info on control and the
     comm message are answered while it waits, and the GUI timer fires meanwhile."""
     target = f"gui-gate-{uuid.uuid4().hex[:8]}"
@@ -97,26 +98,30 @@ def control_and_comms_answer_while_a_cell_awaits(wire: Wire) -> None:
         lambda r: r.parent_id == cell and r.msg_type == "comm_open",
         what="the cell's comm_open",
     )
-    info = wire.send("kernel_info_request", channel="control")
-    info_reply = wire.reply(info)
+    info = wire.send("control", "kernel_info_request")
+    info_reply = wire.reply_message(info)
     assert info_reply.msg["content"]["status"] == "ok"
 
     sent = wire.send(
-        "comm_msg", {"comm_id": opened.msg["content"]["comm_id"], "data": {"open": "sesame"}}
+        "shell",
+        "comm_msg",
+        {"comm_id": opened.msg["content"]["comm_id"], "data": {"open": "sesame"}},
     )
     echo = wire.wait_for(
         lambda r: r.parent_id == sent and r.msg_type == "comm_msg", what="the comm's echo"
     )
     assert echo.msg["content"]["data"] == {"echo": {"open": "sesame"}}
 
-    cell_reply = wire.reply(cell)
+    cell_reply = wire.reply_message(cell)
     assert cell_reply.msg["content"]["status"] == "ok", cell_reply.msg["content"]
-    assert info_reply.seq < cell_reply.seq, "kernel_info waited for the awaiting cell"
-    assert echo.seq < cell_reply.seq
-    assert int(wire.result(cell).stdout) > 0, "the GUI timer did not fire while the cell awaited"
+    assert wire.index(info_reply) < wire.index(cell_reply), (
+        "kernel_info waited for the awaiting cell"
+    )
+    assert wire.index(echo) < wire.index(cell_reply)
+    assert int(wire.collect(cell).stdout) > 0, "the GUI timer did not fire while the cell awaited"
 
 
-def interrupt_ends_an_awaiting_cell(km: KernelManager, wire: Wire, how: str) -> None:
+def interrupt_ends_an_awaiting_cell(km: KernelManager, wire: BlockingClient, how: str) -> None:
     """``await anyio.sleep(100)`` ends with KeyboardInterrupt on an interrupt (an
     interrupt_request, or SIGINT while the toolkit idles in C), and the window lives on."""
     marker = f"awaiting-{uuid.uuid4().hex}"
@@ -131,24 +136,26 @@ def interrupt_ends_an_awaiting_cell(km: KernelManager, wire: Wire, how: str) -> 
         km.interrupt_kernel()
     else:
         os.kill(kernel_pid(km), signal.SIGINT)
-    execution = wire.result(cell)
-    assert execution.status == "error", execution.content
-    assert execution.content["ename"] == "KeyboardInterrupt"
+    execution = wire.collect(cell)
+    assert execution.status == "error", execution.reply
+    assert execution.reply["ename"] == "KeyboardInterrupt"
     assert ticks_while_awaiting(wire) > 0, "the GUI timer stopped after the interrupt"
 
 
-def gui_magic_accepts_its_host_and_names_the_way_to_another(wire: Wire, host: str) -> None:
+def gui_magic_accepts_its_host_and_names_the_way_to_another(
+    wire: BlockingClient, host: str
+) -> None:
     assert wire.run(f"%gui {host}").status == "ok"
     other = "qt" if host == "tk" else "tk"
     refused = wire.run(f"%gui {other}")
     assert refused.status == "error"
-    assert refused.content["ename"] == "GuiUnavailable"
+    assert refused.reply["ename"] == "GuiUnavailable"
     hint = f"cokernel install --name cokernel-{other} --host {other}"
-    assert hint in refused.content["evalue"]
+    assert hint in refused.reply["evalue"]
 
 
 def shutdown_with_an_open_window_exits_cleanly(
-    km: KernelManager, wire: Wire, tmp_path: Path
+    km: KernelManager, wire: BlockingClient, tmp_path: Path
 ) -> None:
     """shutdown_request with a window open: the process ends by itself with status 0 through a
     normal interpreter exit (atexit handlers run only then, after every non-daemon thread was
@@ -162,9 +169,9 @@ def shutdown_with_an_open_window_exits_cleanly(
         "        json.dump([[t.name, t.daemon] for t in threading.enumerate()], f)\n"
         "atexit.register(record_threads)"
     )
-    assert armed.status == "ok", armed.content
-    msg_id = wire.send("shutdown_request", {"restart": False}, channel="control")
-    assert wire.reply(msg_id).msg["content"]["status"] == "ok"
+    assert armed.status == "ok", armed.reply
+    msg_id = wire.send("control", "shutdown_request", {"restart": False})
+    assert wire.reply(msg_id)["status"] == "ok"
     assert wait_for_exit(km) == 0
     assert record.exists(), "the kernel did not exit through the interpreter (atexit never ran)"
     threads = json.loads(record.read_text())

@@ -9,7 +9,7 @@ import gui_scenarios as scenario
 import pytest
 from gui_scenarios import KernelPair, LaunchGuiKernel
 
-from helpers import Wire
+from cokernel_harness.client import BlockingClient
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -38,12 +38,12 @@ def plain_kernel(plain_kernels: LaunchGuiKernel) -> KernelPair:
 
 
 def test_a_figure_is_shown_inline_as_png_and_closed_by_default(plain_kernel: KernelPair) -> None:
-    wire = Wire(plain_kernel[1])
+    wire = BlockingClient(plain_kernel[1])
     drawn = wire.run("import matplotlib.pyplot as plt\nplt.plot([1, 2, 3]);")
-    assert drawn.status == "ok", drawn.content
+    assert drawn.status == "ok", drawn.reply
     displays = drawn.of_type("display_data")
-    assert len(displays) == 1, drawn.iopub
-    png = base64.b64decode(displays[0]["content"]["data"]["image/png"])
+    assert len(displays) == 1, drawn.outputs
+    png = base64.b64decode(displays[0].content["data"]["image/png"])
     assert png.startswith(PNG_SIGNATURE)
 
     after = wire.run("import matplotlib\nprint(matplotlib.get_backend(), plt.get_fignums())")
@@ -51,31 +51,31 @@ def test_a_figure_is_shown_inline_as_png_and_closed_by_default(plain_kernel: Ker
 
 
 def test_matplotlib_widget_opens_an_ipympl_canvas_comm(plain_kernel: KernelPair) -> None:
-    wire = Wire(plain_kernel[1])
+    wire = BlockingClient(plain_kernel[1])
     made = wire.run("%matplotlib widget\nimport matplotlib.pyplot as plt\nfig = plt.figure()")
-    assert made.status == "ok", made.content
-    opens = [m["content"] for m in made.of_type("comm_open")]
-    assert opens, made.iopub
+    assert made.status == "ok", made.reply
+    opens = [m.content for m in made.of_type("comm_open")]
+    assert opens, made.outputs
     assert {c["target_name"] for c in opens} == {"jupyter.widget"}
     models = {c["data"]["state"]["_model_name"] for c in opens}
     assert "MPLCanvasModel" in models, models
 
 
 def test_matplotlib_tk_without_a_host_says_how_to_get_a_tk_kernel(plain_kernel: KernelPair) -> None:
-    refused = Wire(plain_kernel[1]).run("%matplotlib tk")
+    refused = BlockingClient(plain_kernel[1]).run("%matplotlib tk")
     assert refused.status == "error"
-    assert refused.content["ename"] == "GuiUnavailable"
-    assert "cokernel install --name cokernel-tk --host tk" in refused.content["evalue"]
+    assert refused.reply["ename"] == "GuiUnavailable"
+    assert "cokernel install --name cokernel-tk --host tk" in refused.reply["evalue"]
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_matplotlib_tk_on_a_tk_host_draws_live_while_a_cell_awaits(
     tk_kernels: LaunchGuiKernel, backend: str
 ) -> None:
-    wire = Wire(tk_kernels("--host=tk", f"--backend={backend}")[1])
+    wire = BlockingClient(tk_kernels("--host=tk", f"--backend={backend}")[1])
     assert wire.run("%matplotlib tk").status == "ok"
     live = wire.run(DRAWS_WHILE_AWAITING)
-    assert live.status == "ok", live.content
+    assert live.status == "ok", live.reply
     canvas, draws = live.stdout.split()
     assert canvas == "FigureCanvasTkAgg"
     assert int(draws) > 0, "the figure was not drawn while the cell awaited"
@@ -85,10 +85,10 @@ def test_matplotlib_tk_on_a_tk_host_draws_live_while_a_cell_awaits(
 def test_matplotlib_qt_on_a_tk_host_is_refused_before_the_backend_switches(
     tk_kernels: LaunchGuiKernel,
 ) -> None:
-    wire = Wire(tk_kernels("--host=tk")[1])
+    wire = BlockingClient(tk_kernels("--host=tk")[1])
     refused = wire.run("%matplotlib qt")
     assert refused.status == "error"
-    assert "cokernel install --name cokernel-qt --host qt" in refused.content["evalue"]
+    assert "cokernel install --name cokernel-qt --host qt" in refused.reply["evalue"]
     still = wire.run("import matplotlib\nprint(matplotlib.get_backend())")
     assert still.stdout == "module://matplotlib_inline.backend_inline\n"
 
@@ -97,18 +97,18 @@ def test_matplotlib_qt_on_a_tk_host_is_refused_before_the_backend_switches(
 def test_matplotlib_qt_on_a_qt_host_draws_live_while_a_cell_awaits(
     qt_kernels: LaunchGuiKernel, backend: str
 ) -> None:
-    wire = Wire(qt_kernels("--host=qt", f"--backend={backend}")[1])
+    wire = BlockingClient(qt_kernels("--host=qt", f"--backend={backend}")[1])
     assert wire.run("%matplotlib qt").status == "ok"
     live = wire.run(DRAWS_WHILE_AWAITING)
-    assert live.status == "ok", live.content
+    assert live.status == "ok", live.reply
     canvas, draws = live.stdout.split()
     assert canvas == "FigureCanvasQTAgg"
     assert int(draws) > 0, "the figure was not drawn while the cell awaited"
 
 
 def test_a_tk_window_and_inline_figures_work_side_by_side(tk_kernels: LaunchGuiKernel) -> None:
-    wire = Wire(tk_kernels("--host=tk")[1])
+    wire = BlockingClient(tk_kernels("--host=tk")[1])
     scenario.open_window(wire, "tk")
     drawn = wire.run("import matplotlib.pyplot as plt\nplt.plot([1, 2, 3]);")
-    assert len(drawn.of_type("display_data")) == 1, drawn.iopub
+    assert len(drawn.of_type("display_data")) == 1, drawn.outputs
     assert scenario.ticks_while_awaiting(wire) > 0

@@ -12,7 +12,7 @@ import gui_scenarios as scenario
 import pytest
 from gui_scenarios import KernelPair, LaunchGuiKernel
 
-from helpers import Wire
+from cokernel_harness.client import BlockingClient
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -23,43 +23,45 @@ BACKENDS = ["asyncio", "trio"]
 def qt_kernel(request: pytest.FixtureRequest, qt_kernels: LaunchGuiKernel) -> KernelPair:
     """A Qt-hosted kernel per backend, shared by the module's tests, with a widget shown."""
     km, kc = qt_kernels("--host=qt", f"--backend={request.param}")
-    scenario.open_window(Wire(kc), "qt")
+    scenario.open_window(BlockingClient(kc), "qt")
     return km, kc
 
 
 @pytest.fixture
-def wire(qt_kernel: KernelPair) -> Wire:
-    return Wire(qt_kernel[1])
+def wire(qt_kernel: KernelPair) -> BlockingClient:
+    return BlockingClient(qt_kernel[1])
 
 
-def test_banner_says_the_backend_runs_as_a_guest_of_qt(wire: Wire) -> None:
+def test_banner_says_the_backend_runs_as_a_guest_of_qt(wire: BlockingClient) -> None:
     assert "guest of the qt event loop" in scenario.banner(wire)
 
 
-def test_a_qtimer_fires_while_a_cell_awaits(wire: Wire) -> None:
+def test_a_qtimer_fires_while_a_cell_awaits(wire: BlockingClient) -> None:
     assert scenario.ticks_while_awaiting(wire) > 0
 
 
-def test_control_and_comms_are_answered_while_a_cell_awaits(wire: Wire) -> None:
+def test_control_and_comms_are_answered_while_a_cell_awaits(wire: BlockingClient) -> None:
     scenario.control_and_comms_answer_while_a_cell_awaits(wire)
 
 
 @pytest.mark.parametrize("how", ["message", "signal"])
 def test_interrupt_ends_an_awaiting_cell_and_the_widget_lives_on(
-    qt_kernel: KernelPair, wire: Wire, how: str
+    qt_kernel: KernelPair, wire: BlockingClient, how: str
 ) -> None:
     scenario.interrupt_ends_an_awaiting_cell(qt_kernel[0], wire, how)
 
 
-def test_gui_qt_is_a_no_op_and_gui_tk_says_how_to_get_a_tk_kernel(wire: Wire) -> None:
+def test_gui_qt_is_a_no_op_and_gui_tk_says_how_to_get_a_tk_kernel(wire: BlockingClient) -> None:
     scenario.gui_magic_accepts_its_host_and_names_the_way_to_another(wire, "qt")
 
 
-def test_closing_the_last_window_or_quitting_the_app_does_not_stop_the_kernel(wire: Wire) -> None:
+def test_closing_the_last_window_or_quitting_the_app_does_not_stop_the_kernel(
+    wire: BlockingClient,
+) -> None:
     closed = wire.run(
         "from PySide6.QtWidgets import QApplication\nwindow.close()\nQApplication.quit()"
     )
-    assert closed.status == "ok", closed.content
+    assert closed.status == "ok", closed.reply
     assert scenario.ticks_while_awaiting(wire) > 0
 
 
@@ -68,6 +70,6 @@ def test_shutdown_with_an_open_window_ends_the_process_cleanly(
     qt_kernels: LaunchGuiKernel, tmp_path: Path, backend: str
 ) -> None:
     km, kc = qt_kernels("--host=qt", f"--backend={backend}")
-    wire = Wire(kc)
+    wire = BlockingClient(kc)
     scenario.open_window(wire, "qt")
     scenario.shutdown_with_an_open_window_exits_cleanly(km, wire, tmp_path)

@@ -117,14 +117,19 @@ def test_a_bad_backend_is_refused_by_name() -> None:
 
 def test_the_public_face_names_resolve_to_the_one_client_and_its_failures() -> None:
     import cokernel_harness
-    from cokernel_harness import bench_wire, frontend, messages
+    from cokernel_harness import bench_wire, client, frontend, messages
 
     for name in cokernel_harness.__all__:
         assert getattr(cokernel_harness, name) is not None, name
     assert cokernel_harness.Frontend is frontend.Frontend
+    # One blocking client: the bench's kernels are BlockingClients.
+    assert cokernel_harness.BlockingClient is client.BlockingClient
+    assert issubclass(bench_wire.Wire, client.BlockingClient)
     # One WaitTimeout and one message record, whichever client waits.
-    assert frontend.WaitTimeout is bench_wire.WaitTimeout is messages.WaitTimeout
-    assert bench_wire.Received is frontend.Received is cokernel_harness.Received
+    assert frontend.WaitTimeout is bench_wire.WaitTimeout is client.WaitTimeout
+    assert client.WaitTimeout is messages.WaitTimeout
+    assert bench_wire.Received is frontend.Received is client.Received is cokernel_harness.Received
+    assert client.Execution is frontend.Execution is cokernel_harness.Execution
     assert issubclass(cokernel_harness.WaitTimeout, AssertionError)
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         _ = cokernel_harness.Nope

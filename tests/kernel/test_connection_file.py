@@ -22,7 +22,7 @@ import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
 
 from cokernel.interfaces.zmq import write_private_file
-from helpers import Wire
+from cokernel_harness.client import BlockingClient
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -68,8 +68,8 @@ def client_for() -> Iterator[Any]:
         clients.append(kc)
         # A kernel_info round trip, not kc.wait_for_ready(): without a kernel manager that judges
         # liveness by heartbeat, and calls a kernel still starting under load "dead".
-        wire = Wire(kc)
-        reply = wire.reply(wire.send("kernel_info_request"), timeout=STARTUP)
+        wire = BlockingClient(kc)
+        reply = wire.reply_message(wire.send("shell", "kernel_info_request"), timeout=STARTUP)
         assert reply.msg["content"]["status"] == "ok"
         return kc
 

@@ -24,9 +24,10 @@ from jupyter_client.session import Session
 
 from cokernel.interfaces.zmq import curve_keys
 from cokernel_harness.bench_wire import CURVE_SUFFIX, open_wire
+from cokernel_harness.client import BlockingClient
 from cokernel_harness.frontend import Frontend
 from cokernel_harness.transport import ZMQTransport
-from helpers import KERNEL_NAME, STARTUP_TIMEOUT, Wire
+from helpers import KERNEL_NAME, STARTUP_TIMEOUT
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -63,12 +64,12 @@ def test_a_kernel_manager_requiring_encryption_runs_cells(encrypted_kernel: Kern
     info = json.loads(Path(km.connection_file).read_text())
     assert len(info["curve_publickey"]) == 40
     assert len(info["curve_secretkey"]) == 40
-    wire = Wire(kc)
+    wire = BlockingClient(kc)
     run = wire.run("import sys\nprint('secret', 6 * 7)\n6 * 7")
-    assert run.status == "ok", run.content
+    assert run.status == "ok", run.reply
     assert run.stdout == "secret 42\n"
-    assert run.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "42"
-    control = wire.reply(wire.send("kernel_info_request", channel="control"))
+    assert run.of_type("execute_result")[0].content["data"]["text/plain"] == "42"
+    control = wire.reply_message(wire.send("control", "kernel_info_request"))
     assert control.msg["content"]["status"] == "ok"
     assert kc.is_alive()  # the heartbeat answers the encrypted client too
 
@@ -116,7 +117,7 @@ def test_a_client_without_the_kernels_key_gets_no_replies_and_no_outputs(
         for monitor in monitors:
             assert _first_handshake_event(monitor) != zmq.EVENT_HANDSHAKE_SUCCEEDED
         # The encrypted client meanwhile gets its reply and outputs.
-        run = Wire(kc).run("print('for the keyholder only')")
+        run = BlockingClient(kc).run("print('for the keyholder only')")
         assert run.stdout == "for the keyholder only\n"
         assert shell.poll(0) == 0
         assert iopub.poll(0) == 0

@@ -20,7 +20,9 @@ import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
-from helpers import Execution, Wire, kernel_pid, start_kernel, stop_kernel, write_kernelspec
+from cokernel_harness.client import BlockingClient
+from cokernel_harness.messages import Execution
+from helpers import kernel_pid, start_kernel, stop_kernel, write_kernelspec
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -84,7 +86,7 @@ def backend_kernel(
         stop_kernel(km, kc)
 
 
-def start_cell(wire: Wire, code: str, **options: object) -> str:
+def start_cell(wire: BlockingClient, code: str, **options: object) -> str:
     """Execute ``code`` after a marker line; return once the marker was printed (cell running)."""
     marker = f"cell-started-{uuid.uuid4().hex}"
     msg_id = wire.execute(f"print({marker!r}, flush=True)\n{code}", **options)  # type: ignore[arg-type]
@@ -98,37 +100,37 @@ def start_cell(wire: Wire, code: str, **options: object) -> str:
 
 
 def assert_stopped_with(result: Execution, ename: str) -> None:
-    assert result.status == "error", result.content
-    assert result.content["ename"] == ename
+    assert result.status == "error", result.reply
+    assert result.reply["ename"] == ename
     errors = result.of_type("error")
-    assert [e["content"]["ename"] for e in errors] == [ename]
+    assert [e.content["ename"] for e in errors] == [ename]
 
 
-def assert_kernel_runs_cells(wire: Wire) -> None:
+def assert_kernel_runs_cells(wire: BlockingClient) -> None:
     result = wire.run("1+1")
-    assert result.status == "ok", result.content
-    assert result.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "2"
+    assert result.status == "ok", result.reply
+    assert result.of_type("execute_result")[0].content["data"]["text/plain"] == "2"
 
 
 # -- interrupts ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("how", INTERRUPTERS)
 @pytest.mark.parametrize("cell", BLOCKING_CELLS)
 def test_interrupt_stops_a_running_cell(backend_kernel: BackendKernel, how: str, cell: str) -> None:
-    wire = Wire(backend_kernel.kc)
+    wire = BlockingClient(backend_kernel.kc)
     msg_id = start_cell(wire, backend_kernel.cell(cell))
     INTERRUPTERS[how](backend_kernel.km)
-    assert_stopped_with(wire.result(msg_id), "KeyboardInterrupt")
+    assert_stopped_with(wire.collect(msg_id), "KeyboardInterrupt")
     assert_kernel_runs_cells(wire)
 
 
 @pytest.mark.parametrize("how", INTERRUPTERS)
 def test_interrupt_stops_a_cell_waiting_for_input(backend_kernel: BackendKernel, how: str) -> None:
-    wire = Wire(backend_kernel.kc)
+    wire = BlockingClient(backend_kernel.kc)
     msg_id = wire.execute("input('waiting: ')", allow_stdin=True)
     request = wire.input_request(msg_id)
     assert request.msg["content"]["prompt"] == "waiting: "
     INTERRUPTERS[how](backend_kernel.km)
-    assert_stopped_with(wire.result(msg_id), "KeyboardInterrupt")
+    assert_stopped_with(wire.collect(msg_id), "KeyboardInterrupt")
     assert_kernel_runs_cells(wire)
 
 
@@ -143,20 +145,20 @@ PDB_CELLS = {
 def test_interrupt_at_a_pdb_prompt_ends_the_cell_and_queued_cells_run(
     backend_kernel: BackendKernel, how: str, cell: str
 ) -> None:
-    wire = Wire(backend_kernel.kc)
+    wire = BlockingClient(backend_kernel.kc)
     msg_id = wire.execute(PDB_CELLS[cell], allow_stdin=True)
     queued = wire.execute("print('queued ran')")
     prompt = wire.input_request(msg_id)  # the cell waits at the debugger's prompt
     INTERRUPTERS[how](backend_kernel.km)
 
-    result = wire.result(msg_id)
+    result = wire.collect(msg_id)
     assert_stopped_with(result, "KeyboardInterrupt")
     assert not re.search(r"^after \d", result.stdout, re.MULTILINE), "the cell ran on"
     # Ended by an interrupt like any cell: what was queued behind it is answered (aborted, as
     # stop_on_error asks), and the kernel runs the next cells.
-    assert wire.result(queued).status == "aborted"
+    assert wire.collect(queued).status == "aborted"
     prompts = wire.find(lambda r: r.channel == "stdin" and r.parent_id == msg_id)
-    assert [p.seq for p in prompts] == [prompt.seq], "the debugger asked again after the interrupt"
+    assert prompts == [prompt], "the debugger asked again after the interrupt"
     assert_kernel_runs_cells(wire)
 
 
@@ -187,7 +189,7 @@ LOST_SIGNAL_CELLS = {
 def test_a_message_interrupt_whose_signal_is_lost_still_stops_the_cell(
     backend_kernel: BackendKernel, cell: str
 ) -> None:
-    wire = Wire(backend_kernel.kc)
+    wire = BlockingClient(backend_kernel.kc)
     assert wire.run(_LOSE_ONE_SIGINT).status == "ok"  # in place before the cell can be stopped
     code = LOST_SIGNAL_CELLS[cell]
     if cell == "time-sleep":
@@ -196,10 +198,10 @@ def test_a_message_interrupt_whose_signal_is_lost_still_stops_the_cell(
         msg_id = wire.execute(code, allow_stdin=True)
         wire.input_request(msg_id)
     interrupt_by_message(backend_kernel.km)
-    assert_stopped_with(wire.result(msg_id), "KeyboardInterrupt")
+    assert_stopped_with(wire.collect(msg_id), "KeyboardInterrupt")
     # The kernel's handler is back in place (the first SIGINT put it back).
     check = wire.run("import signal\nsignal.getsignal(signal.SIGINT) is _kernel_sigint")
-    assert check.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "True"
+    assert check.of_type("execute_result")[0].content["data"]["text/plain"] == "True"
     assert_kernel_runs_cells(wire)
 
 
@@ -228,69 +230,69 @@ def test_an_interrupt_that_lands_in_a_finalizer_still_stops_the_cell(
     # The kernel's SIGINT handler raises in whatever the main thread runs, and CPython ignores
     # an exception raised in a finalizer: the kernel signals again (see
     # cokernel.shell.rescue_swallowed_interrupt), or the cell would spin on.
-    wire = Wire(backend_kernel.kc)
+    wire = BlockingClient(backend_kernel.kc)
     msg_id = start_cell(wire, _SPIN_IN_A_FINALIZER)
     INTERRUPTERS[how](backend_kernel.km)
-    assert_stopped_with(wire.result(msg_id), "KeyboardInterrupt")
+    assert_stopped_with(wire.collect(msg_id), "KeyboardInterrupt")
     assert_kernel_runs_cells(wire)
 
 
-def test_pdb_in_a_cell_steps_and_continues(wire: Wire) -> None:
+def test_pdb_in_a_cell_steps_and_continues(wire: BlockingClient) -> None:
     msg_id = wire.execute(PDB_CELLS["pdb.set_trace"], allow_stdin=True)
     first = wire.input_request(msg_id)
-    wire.answer_input(first.msg, "p x + 41")
+    wire.input_reply("p x + 41", parent=first.msg)
     second = wire.wait_for(
-        lambda r: r.channel == "stdin" and r.parent_id == msg_id, after=first.seq, what="a prompt"
+        lambda r: r.channel == "stdin" and r.parent_id == msg_id, after=first, what="a prompt"
     )
-    wire.answer_input(second.msg, "c")
+    wire.input_reply("c", parent=second.msg)
 
-    result = wire.result(msg_id)
-    assert result.status == "ok", result.content
+    result = wire.collect(msg_id)
+    assert result.status == "ok", result.reply
     assert "42\n" in result.stdout
     assert result.stdout.endswith("after 1\n")
     # pdb's "continue" left the kernel's SIGINT handling alone: interrupts still end cells.
     sleeper = start_cell(wire, "import time\ntime.sleep(100)")
-    wire.send("interrupt_request", channel="control")
-    assert_stopped_with(wire.result(sleeper), "KeyboardInterrupt")
+    wire.send("control", "interrupt_request")
+    assert_stopped_with(wire.collect(sleeper), "KeyboardInterrupt")
 
 
-def test_interrupt_request_is_answered_on_control(wire: Wire) -> None:
+def test_interrupt_request_is_answered_on_control(wire: BlockingClient) -> None:
     msg_id = start_cell(wire, "import time\ntime.sleep(100)")
-    reply = wire.reply(wire.send("interrupt_request", channel="control"))
+    reply = wire.reply_message(wire.send("control", "interrupt_request"))
     assert reply.channel == "control"
     assert reply.msg["content"]["status"] == "ok"
-    assert_stopped_with(wire.result(msg_id), "KeyboardInterrupt")
+    assert_stopped_with(wire.collect(msg_id), "KeyboardInterrupt")
 
 
-def test_interrupt_before_the_cell_code_steps_is_not_lost(wire: Wire) -> None:
+def test_interrupt_before_the_cell_code_steps_is_not_lost(wire: BlockingClient) -> None:
     # A long cell takes a while to compile after execute_input; an interrupt sent then finds
     # the cell registered but not stepping. It must stop the cell when its code starts.
     msg_id = wire.execute("x = 1\n" * 60_000 + "import time\ntime.sleep(100)\n")
     wire.wait_for(
         lambda r: r.parent_id == msg_id and r.msg_type == "execute_input", what="execute_input"
     )
-    wire.reply(wire.send("interrupt_request", channel="control"))
-    assert_stopped_with(wire.result(msg_id), "KeyboardInterrupt")
+    wire.reply_message(wire.send("control", "interrupt_request"))
+    assert_stopped_with(wire.collect(msg_id), "KeyboardInterrupt")
     assert_kernel_runs_cells(wire)
 
 
-def test_interrupt_with_no_cell_running_does_no_harm(wire: Wire) -> None:
-    reply = wire.reply(wire.send("interrupt_request", channel="control"))
+def test_interrupt_with_no_cell_running_does_no_harm(wire: BlockingClient) -> None:
+    reply = wire.reply_message(wire.send("control", "interrupt_request"))
     assert reply.msg["content"]["status"] == "ok"
     assert_kernel_runs_cells(wire)
 
 
 # -- stop on error ------------------------------------------------------------------------------
-def sync_shell(wire: Wire) -> None:
+def sync_shell(wire: BlockingClient) -> None:
     """Return once the kernel has received everything sent on shell so far.
 
     kernel_info is answered as soon as it arrives, and a socket delivers in order.
     """
-    wire.reply(wire.send("kernel_info_request", channel="shell"))
+    wire.reply_message(wire.send("shell", "kernel_info_request"))
 
 
 def test_cells_queued_behind_an_interrupted_cell_are_aborted(
-    kernel: KernelPair, wire: Wire
+    kernel: KernelPair, wire: BlockingClient
 ) -> None:
     km, _ = kernel
     running = start_cell(wire, "import time\ntime.sleep(100)")
@@ -298,54 +300,56 @@ def test_cells_queued_behind_an_interrupted_cell_are_aborted(
     sync_shell(wire)
     interrupt_by_message(km)
 
-    assert_stopped_with(wire.result(running), "KeyboardInterrupt")
+    assert_stopped_with(wire.collect(running), "KeyboardInterrupt")
     for msg_id in queued:
-        aborted = wire.result(msg_id)
+        aborted = wire.collect(msg_id)
         assert aborted.status == "aborted"
-        assert [m["content"]["execution_state"] for m in aborted.of_type("status")] == [
-            "busy",
-            "idle",
-        ]
+        states = [m.content for m in wire.iopub(msg_id) if m.msg_type == "status"]
+        assert [state["execution_state"] for state in states] == ["busy", "idle"]
     after = wire.run("[name for name in ('queued_0', 'queued_1') if name in dir()]")
     assert after.status == "ok"
-    assert after.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "[]"
+    assert after.of_type("execute_result")[0].content["data"]["text/plain"] == "[]"
 
 
-def test_cells_queued_behind_a_failing_cell_are_aborted_and_later_ones_run(wire: Wire) -> None:
+def test_cells_queued_behind_a_failing_cell_are_aborted_and_later_ones_run(
+    wire: BlockingClient,
+) -> None:
     failing = wire.execute("input()\n1 / 0", allow_stdin=True)
     request = wire.input_request(failing)  # the cell is running: the next ones queue behind it
     queued = [wire.execute(code) for code in ("'first'", "'second'")]
     sync_shell(wire)
-    wire.answer_input(request.msg, "")
+    wire.input_reply("", parent=request.msg)
 
-    assert_stopped_with(wire.result(failing), "ZeroDivisionError")
-    assert [wire.result(msg_id).status for msg_id in queued] == ["aborted", "aborted"]
+    assert_stopped_with(wire.collect(failing), "ZeroDivisionError")
+    assert [wire.collect(msg_id).status for msg_id in queued] == ["aborted", "aborted"]
     # Sent after the error: not aborted.
     assert_kernel_runs_cells(wire)
 
 
-def test_a_cell_sent_as_soon_as_the_error_reply_arrives_is_not_aborted(wire: Wire) -> None:
+def test_a_cell_sent_as_soon_as_the_error_reply_arrives_is_not_aborted(
+    wire: BlockingClient,
+) -> None:
     # The kernel once took its abort time after sending the error reply; a frontend quick
     # enough to send its next cell in between saw that cell aborted. Many rounds, so that a
     # loaded machine gets its chances to hit the window.
     for n in range(30):
         failing = wire.execute("1 / 0")
-        assert wire.reply(failing).msg["content"]["status"] == "error"
-        follow_up = wire.reply(wire.execute(f"{n}"))
+        assert wire.reply(failing)["status"] == "error"
+        follow_up = wire.reply_message(wire.execute(f"{n}"))
         assert follow_up.msg["content"]["status"] == "ok", f"round {n}: {follow_up}"
 
 
-def test_stop_on_error_false_does_not_abort(wire: Wire) -> None:
+def test_stop_on_error_false_does_not_abort(wire: BlockingClient) -> None:
     failing = wire.execute("input()\n1 / 0", allow_stdin=True, stop_on_error=False)
     request = wire.input_request(failing)
     queued = wire.execute("'runs anyway'")
     sync_shell(wire)
-    wire.answer_input(request.msg, "")
+    wire.input_reply("", parent=request.msg)
 
-    assert_stopped_with(wire.result(failing), "ZeroDivisionError")
-    result = wire.result(queued)
-    assert result.status == "ok", result.content
-    assert result.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "'runs anyway'"
+    assert_stopped_with(wire.collect(failing), "ZeroDivisionError")
+    result = wire.collect(queued)
+    assert result.status == "ok", result.reply
+    assert result.of_type("execute_result")[0].content["data"]["text/plain"] == "'runs anyway'"
 
 
 # -- execution timeouts -------------------------------------------------------------------------
@@ -373,19 +377,19 @@ def timeout_kernel(
     ids=["time-sleep", "anyio-sleep", "busy-loop"],
 )
 def test_kernel_timeout_ends_a_long_cell(timeout_kernel: KernelPair, code: str) -> None:
-    wire = Wire(timeout_kernel[1])
+    wire = BlockingClient(timeout_kernel[1])
     result = wire.run(code)
     assert_stopped_with(result, "ExecutionTimeout")
-    assert f"{KERNEL_TIMEOUT:g} s" in result.content["evalue"]
+    assert f"{KERNEL_TIMEOUT:g} s" in result.reply["evalue"]
     assert_kernel_runs_cells(wire)
 
 
 def test_a_cell_can_lift_the_kernel_timeout(timeout_kernel: KernelPair) -> None:
-    wire = Wire(timeout_kernel[1])
+    wire = BlockingClient(timeout_kernel[1])
     result = wire.run(
         f"# cokernel: timeout=0\nimport time\ntime.sleep({KERNEL_TIMEOUT * 2.5:g})\n'done'"
     )
-    assert result.status == "ok", result.content
+    assert result.status == "ok", result.reply
 
 
 @pytest.mark.parametrize(
@@ -398,25 +402,27 @@ def test_a_cell_can_lift_the_kernel_timeout(timeout_kernel: KernelPair) -> None:
     ],
     ids=["directive-sync", "directive-async", "metadata-sync", "metadata-async"],
 )
-def test_per_cell_timeout(wire: Wire, code: str, metadata: dict[str, object] | None) -> None:
+def test_per_cell_timeout(
+    wire: BlockingClient, code: str, metadata: dict[str, object] | None
+) -> None:
     result = wire.run(code, metadata=metadata)
     assert_stopped_with(result, "ExecutionTimeout")
-    assert "0.5 s" in result.content["evalue"]
+    assert "0.5 s" in result.reply["evalue"]
     assert_kernel_runs_cells(wire)
 
 
 @pytest.mark.parametrize("cell", ["time-sleep", "native-sleep", "anyio-sleep"])
 def test_per_cell_timeout_on_each_backend(backend_kernel: BackendKernel, cell: str) -> None:
-    wire = Wire(backend_kernel.kc)
+    wire = BlockingClient(backend_kernel.kc)
     result = wire.run(f"# cokernel: timeout=0.5\n{backend_kernel.cell(cell)}")
     assert_stopped_with(result, "ExecutionTimeout")
     assert_kernel_runs_cells(wire)
 
 
-def test_a_cell_that_ends_within_its_timeout_is_unaffected(wire: Wire) -> None:
+def test_a_cell_that_ends_within_its_timeout_is_unaffected(wire: BlockingClient) -> None:
     result = wire.run("# cokernel: timeout=60\n6 * 7")
-    assert result.status == "ok", result.content
-    assert result.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "42"
+    assert result.status == "ok", result.reply
+    assert result.of_type("execute_result")[0].content["data"]["text/plain"] == "42"
 
 
 @pytest.mark.parametrize(
@@ -430,10 +436,10 @@ def test_a_cell_that_ends_within_its_timeout_is_unaffected(wire: Wire) -> None:
     ids=["bad-timeout", "unknown-word", "bad-run-mode", "bad-metadata"],
 )
 def test_bad_directive_is_a_clear_cell_error(
-    wire: Wire, code: str, metadata: dict[str, object] | None, message: str
+    wire: BlockingClient, code: str, metadata: dict[str, object] | None, message: str
 ) -> None:
     result = wire.run(code, metadata=metadata, stop_on_error=False)
     assert_stopped_with(result, "DirectiveError")
-    assert message in result.content["evalue"]
-    assert message in result.of_type("error")[0]["content"]["evalue"]
+    assert message in result.reply["evalue"]
+    assert message in result.of_type("error")[0].content["evalue"]
     assert_kernel_runs_cells(wire)

@@ -13,7 +13,7 @@ from jupyter_client.manager import KernelManager
 
 from cokernel.options import KernelOptions, OptionError, parse_kernel_args
 from cokernel.protocol._recorder import RECORD_ENV, record_path
-from helpers import Wire
+from cokernel_harness.client import BlockingClient
 
 KernelPair = tuple[KernelManager, BlockingKernelClient]
 
@@ -23,7 +23,11 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
 
 
 def send_on_subshell(
-    wire: Wire, msg_type: str, content: dict[str, Any], subshell: str, buffers: list[bytes]
+    wire: BlockingClient,
+    msg_type: str,
+    content: dict[str, Any],
+    subshell: str,
+    buffers: list[bytes],
 ) -> str:
     msg = wire.kc.session.msg(msg_type, content)
     msg["header"]["subshell_id"] = subshell
@@ -53,9 +57,9 @@ def test_records_shape_of_each_message_and_no_code_or_values(
 ) -> None:
     path = tmp_path / "rec.jsonl"
     _, kc = launch_kernel(f"--record={path}")
-    wire = Wire(kc)
-    reply = wire.request("create_subshell_request", {}, channel="control")
-    subshell = reply["content"]["subshell_id"]
+    wire = BlockingClient(kc)
+    reply = wire.request("control", "create_subshell_request", {})
+    subshell = reply["subshell_id"]
     made = wire.run(
         "import ipywidgets as w\nsecret_code_marker = 1\ns = w.IntSlider()\nprint(s.comm.comm_id)"
     )
@@ -66,9 +70,9 @@ def test_records_shape_of_each_message_and_no_code_or_values(
     )
     wire.status(sent, "idle")
     asked = wire.execute("input('?')", allow_stdin=True)
-    wire.answer_input(wire.input_request(asked).msg, "secret-answer")
-    wire.result(asked)
-    wire.request("delete_subshell_request", {"subshell_id": subshell}, channel="control")
+    wire.input_reply("secret-answer", parent=wire.input_request(asked).msg)
+    wire.collect(asked)
+    wire.request("control", "delete_subshell_request", {"subshell_id": subshell})
 
     text = path.read_text(encoding="utf-8")
     for private in ("secret_code_marker", "424242", "secret-bytes", "secret-answer", "input("):
@@ -110,4 +114,4 @@ def test_an_unwritable_record_path_leaves_the_kernel_working(
     launch_kernel: Callable[..., KernelPair], tmp_path: Path
 ) -> None:
     _, kc = launch_kernel(f"--record={tmp_path / 'missing-dir' / 'rec.jsonl'}")
-    assert Wire(kc).run("print(6 * 7)").stdout == "42\n"
+    assert BlockingClient(kc).run("print(6 * 7)").stdout == "42\n"

@@ -27,13 +27,8 @@ from jupyter_client.manager import KernelManager
 from jupyter_client.session import Session
 
 from cokernel.protocol._messages import reply_type
-from helpers import (
-    DEFAULT_TIMEOUT,
-    STARTUP_TIMEOUT,
-    Wire,
-    kernel_pid,
-    wait_for_exit,
-)
+from cokernel_harness.client import BlockingClient
+from helpers import DEFAULT_TIMEOUT, STARTUP_TIMEOUT, kernel_pid, wait_for_exit
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -158,7 +153,7 @@ def test_malformed_messages_are_dropped(kernel: KernelPair, channel: str) -> Non
 
 def test_malformed_messages_on_stdin_are_dropped(kernel: KernelPair) -> None:
     km, kc = kernel
-    wire = Wire(kc)
+    wire = BlockingClient(kc)
     cell = wire.execute("input('? ')", allow_stdin=True)
     request = wire.input_request(cell)
     stdin = kc.stdin_channel.socket
@@ -166,20 +161,18 @@ def test_malformed_messages_on_stdin_are_dropped(kernel: KernelPair) -> None:
     for frames in malformed_messages(signed_session(km)).values():
         stdin.send_multipart(frames)
     # The reply travels behind the garbage on the same socket: the kernel got past all of it.
-    wire.answer_input(request.msg, "still listening")
-    result = wire.result(cell)
-    assert result.status == "ok", result.content
-    assert (
-        result.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "'still listening'"
-    )
+    wire.input_reply("still listening", parent=request.msg)
+    result = wire.collect(cell)
+    assert result.status == "ok", result.reply
+    assert result.of_type("execute_result")[0].content["data"]["text/plain"] == "'still listening'"
 
 
 @pytest.mark.parametrize("channel", ["shell", "control"])
 def test_unknown_request_type_gets_an_error_reply_between_busy_and_idle(
-    wire: Wire, channel: str
+    wire: BlockingClient, channel: str
 ) -> None:
-    msg_id = wire.send("foo_request", {"anything": 1}, channel=channel)
-    reply = wire.reply(msg_id)
+    msg_id = wire.send(channel, "foo_request", {"anything": 1})
+    reply = wire.reply_message(msg_id)
     iopub = wire.iopub(msg_id)
 
     assert reply.channel == channel
@@ -187,7 +180,7 @@ def test_unknown_request_type_gets_an_error_reply_between_busy_and_idle(
     assert reply.msg["content"]["status"] == "error"
     assert reply.msg["content"]["ename"] == "UnknownMessageType"
     assert "foo_request" in reply.msg["content"]["evalue"]
-    assert [m["content"]["execution_state"] for m in iopub] == ["busy", "idle"]
+    assert [m.content["execution_state"] for m in iopub] == ["busy", "idle"]
 
 
 # -- iopub --------------------------------------------------------------------------------------
@@ -238,11 +231,11 @@ REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
 
 
 def test_every_request_gets_exactly_one_reply_on_its_channel_between_busy_and_idle(
-    wire: Wire,
+    wire: BlockingClient,
 ) -> None:
     # All sent at once: the rules must hold however the kernel interleaves them.
     sent = [
-        (wire.send(msg_type, content, channel=channel), channel, msg_type)
+        (wire.send(channel, msg_type, content), channel, msg_type)
         for channel, msg_type, content in REQUESTS
     ]
     for msg_id, _, _ in sent:
@@ -250,7 +243,7 @@ def test_every_request_gets_exactly_one_reply_on_its_channel_between_busy_and_id
     # One more round trip per channel: a duplicate reply to anything above, sent before the
     # idle we saw, would be queued on its socket before these replies.
     for channel in ("shell", "control"):
-        wire.reply(wire.send("kernel_info_request", channel=channel))
+        wire.reply_message(wire.send(channel, "kernel_info_request"))
 
     for msg_id, channel, msg_type in sent:
         related = [r for r in wire.log if r.parent_id == msg_id]
@@ -266,7 +259,7 @@ def test_every_request_gets_exactly_one_reply_on_its_channel_between_busy_and_id
 
 
 # -- liveness while a cell runs ------------------------------------------------------------------
-def start_blocking_cell(wire: Wire, code: str) -> str:
+def start_blocking_cell(wire: BlockingClient, code: str) -> str:
     """Execute ``code`` after a marker line, and return once the marker was printed."""
     marker = f"cell-started-{uuid.uuid4().hex}"
     msg_id = wire.execute(f"print({marker!r}, flush=True)\n{code}")
@@ -291,7 +284,7 @@ AWAITING = "import anyio\nwhile not os.path.exists(GATE):\n    await anyio.sleep
 
 
 @contextmanager
-def blocked_cell(wire: Wire, tmp_path: Path, blocker: str) -> Iterator[str]:
+def blocked_cell(wire: BlockingClient, tmp_path: Path, blocker: str) -> Iterator[str]:
     """Run a cell that blocks until the ``with`` block ends; yields its msg_id."""
     gate = tmp_path / f"gate-{uuid.uuid4().hex}"
     code = AWAITING if blocker == "awaiting" else BLOCKERS[blocker]
@@ -301,17 +294,17 @@ def blocked_cell(wire: Wire, tmp_path: Path, blocker: str) -> Iterator[str]:
         assert not wire.find(lambda r: r.parent_id == cell and r.channel == "shell")
     finally:
         gate.touch()
-    result = wire.result(cell)
-    assert result.status == "ok", result.content
+    result = wire.collect(cell)
+    assert result.status == "ok", result.reply
 
 
 @pytest.mark.parametrize("blocker", BLOCKERS)
 def test_kernel_info_is_answered_on_control_and_shell_while_a_cell_blocks(
-    wire: Wire, tmp_path: Path, blocker: str
+    wire: BlockingClient, tmp_path: Path, blocker: str
 ) -> None:
     with blocked_cell(wire, tmp_path, blocker):
-        on_control = wire.reply(wire.send("kernel_info_request", channel="control"))
-        on_shell = wire.reply(wire.send("kernel_info_request", channel="shell"))
+        on_control = wire.reply_message(wire.send("control", "kernel_info_request"))
+        on_shell = wire.reply_message(wire.send("shell", "kernel_info_request"))
     assert on_control.channel == "control"
     assert on_shell.channel == "shell"
     assert on_control.msg["content"]["status"] == on_shell.msg["content"]["status"] == "ok"
@@ -319,15 +312,16 @@ def test_kernel_info_is_answered_on_control_and_shell_while_a_cell_blocks(
 
 @pytest.mark.parametrize("blocker", BLOCKERS)
 def test_completion_and_inspection_are_answered_while_a_cell_blocks(
-    wire: Wire, tmp_path: Path, blocker: str
+    wire: BlockingClient, tmp_path: Path, blocker: str
 ) -> None:
     wire.run("answer_to_everything = 42")
     with blocked_cell(wire, tmp_path, blocker):
-        complete = wire.reply(
-            wire.send("complete_request", {"code": "answer_to_ev", "cursor_pos": 12})
+        complete = wire.reply_message(
+            wire.send("shell", "complete_request", {"code": "answer_to_ev", "cursor_pos": 12})
         )
-        inspect = wire.reply(
+        inspect = wire.reply_message(
             wire.send(
+                "shell",
                 "inspect_request",
                 {"code": "answer_to_everything", "cursor_pos": 20, "detail_level": 0},
             )
@@ -337,13 +331,13 @@ def test_completion_and_inspection_are_answered_while_a_cell_blocks(
     assert "42" in inspect.msg["content"]["data"]["text/plain"]
 
 
-def comm_open(wire: Wire, target: str) -> str:
+def comm_open(wire: BlockingClient, target: str) -> str:
     comm_id = uuid.uuid4().hex
-    wire.send("comm_open", {"comm_id": comm_id, "target_name": target, "data": {}})
+    wire.send("shell", "comm_open", {"comm_id": comm_id, "target_name": target, "data": {}})
     return comm_id
 
 
-def test_comm_msg_is_handled_while_a_cell_awaits_its_value(wire: Wire) -> None:
+def test_comm_msg_is_handled_while_a_cell_awaits_its_value(wire: BlockingClient) -> None:
     setup = wire.run(
         "import anyio, comm\n"
         "value_arrived = anyio.Event()\n"
@@ -356,36 +350,38 @@ def test_comm_msg_is_handled_while_a_cell_awaits_its_value(wire: Wire) -> None:
         "        value_arrived.set()\n"
         "comm.get_comm_manager().register_target('test.await', on_open)\n"
     )
-    assert setup.status == "ok", setup.content
+    assert setup.status == "ok", setup.reply
     comm_id = comm_open(wire, "test.await")
     # The cell can only finish if the comm_msg below is handled while it awaits.
     cell = wire.execute("with anyio.fail_after(30):\n    await value_arrived.wait()\nreceived")
     wire.wait_for(
         lambda r: r.parent_id == cell and r.msg_type == "execute_input", what="the cell to start"
     )
-    sent = wire.send("comm_msg", {"comm_id": comm_id, "data": {"value": 7}})
+    sent = wire.send("shell", "comm_msg", {"comm_id": comm_id, "data": {"value": 7}})
 
     echo = wire.wait_for(
         lambda r: r.parent_id == sent and r.msg_type == "comm_msg", what="the comm's echo"
     )
-    result = wire.result(cell)
+    result = wire.collect(cell)
     assert echo.msg["content"]["data"] == {"echo": 7}
-    assert result.status == "ok", result.content
-    assert result.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "[7]"
+    assert result.status == "ok", result.reply
+    assert result.of_type("execute_result")[0].content["data"]["text/plain"] == "[7]"
 
 
-def test_comm_msg_is_handled_while_a_cell_sleeps_asynchronously(wire: Wire, tmp_path: Path) -> None:
+def test_comm_msg_is_handled_while_a_cell_sleeps_asynchronously(
+    wire: BlockingClient, tmp_path: Path
+) -> None:
     setup = wire.run(
         "import comm\n"
         "def on_open(c, open_msg):\n"
         "    c.on_msg(lambda msg: c.send({'echo': msg['content']['data']}))\n"
         "comm.get_comm_manager().register_target('test.echo', on_open)\n"
     )
-    assert setup.status == "ok", setup.content
+    assert setup.status == "ok", setup.reply
     comm_id = comm_open(wire, "test.echo")
     # The cell awaits (in anyio.sleep) until the test opens its gate, after the echo came.
     with blocked_cell(wire, tmp_path, "awaiting"):
-        sent = wire.send("comm_msg", {"comm_id": comm_id, "data": {"n": 1}})
+        sent = wire.send("shell", "comm_msg", {"comm_id": comm_id, "data": {"n": 1}})
         echo = wire.wait_for(
             lambda r: r.parent_id == sent and r.msg_type == "comm_msg", what="the comm's echo"
         )
@@ -395,9 +391,9 @@ def test_comm_msg_is_handled_while_a_cell_sleeps_asynchronously(wire: Wire, tmp_
 # -- lifecycle ----------------------------------------------------------------------------------
 def test_shutdown_request_ends_the_process(fresh_kernel: KernelPair) -> None:
     km, kc = fresh_kernel
-    wire = Wire(kc)
-    msg_id = wire.send("shutdown_request", {"restart": False}, channel="control")
-    reply = wire.reply(msg_id)
+    wire = BlockingClient(kc)
+    msg_id = wire.send("control", "shutdown_request", {"restart": False})
+    reply = wire.reply_message(msg_id)
     assert reply.channel == "control"
     assert reply.msg["content"] == {"status": "ok", "restart": False}
     assert wait_for_exit(km) == 0
@@ -407,7 +403,7 @@ def test_restart_kernel_starts_a_new_process_with_a_fresh_namespace(
     fresh_kernel: KernelPair,
 ) -> None:
     km, kc = fresh_kernel
-    assert Wire(kc).run("survivor = 1").status == "ok"
+    assert BlockingClient(kc).run("survivor = 1").status == "ok"
     old_process = km.provisioner.process
     old_pid = kernel_pid(km)
 
@@ -416,9 +412,9 @@ def test_restart_kernel_starts_a_new_process_with_a_fresh_namespace(
 
     assert old_process.returncode == 0, "the old kernel did not exit by itself on shutdown_request"
     assert kernel_pid(km) != old_pid
-    result = Wire(kc).run("survivor")
+    result = BlockingClient(kc).run("survivor")
     assert result.status == "error"
-    assert result.content["ename"] == "NameError"
+    assert result.reply["ename"] == "NameError"
 
 
 LAUNCHER = """
@@ -457,8 +453,8 @@ def test_kernel_exits_when_its_parent_process_dies(tmp_path: Path) -> None:
         kc.start_channels()
         # Serving, so its parent watch runs. (Not kc.wait_for_ready(): without a kernel manager it
         # judges liveness by heartbeat, and calls a kernel still importing under load "dead".)
-        wire = Wire(kc)
-        wire.reply(wire.send("kernel_info_request"), timeout=STARTUP_TIMEOUT)
+        wire = BlockingClient(kc)
+        wire.reply_message(wire.send("shell", "kernel_info_request"), timeout=STARTUP_TIMEOUT)
 
         launcher.kill()
         launcher.wait(DEFAULT_TIMEOUT)

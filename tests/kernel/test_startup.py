@@ -17,7 +17,8 @@ import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
-from helpers import KERNEL_NAME, STARTUP_TIMEOUT, Wire, start_kernel, stop_kernel
+from cokernel_harness.client import BlockingClient
+from helpers import KERNEL_NAME, STARTUP_TIMEOUT, start_kernel, stop_kernel
 
 _HOOK = """\
 import sys
@@ -81,27 +82,27 @@ def test_kernel_info_is_answered_while_the_kernel_is_still_importing_and_request
     held_kernel: tuple[KernelManager, BlockingKernelClient, Gate],
 ) -> None:
     _, kc, gate = held_kernel
-    wire = Wire(kc)
+    wire = BlockingClient(kc)
 
-    first = wire.send("kernel_info_request")
-    early = wire.reply(first, timeout=STARTUP_TIMEOUT).msg["content"]  # IPython is held here
+    first = wire.send("shell", "kernel_info_request")
+    early = wire.reply(first, timeout=STARTUP_TIMEOUT)  # IPython is held here
     assert early["implementation"] == "cokernel"
     # The kernel greets each iopub subscriber: after that, no output of the cells is missed.
     wire.wait_for(lambda r: r.msg_type == "iopub_welcome", timeout=STARTUP_TIMEOUT)
 
     # Sent while the kernel cannot run anything yet: kept, then run in order.
     assign = wire.execute("x = 41")
-    on_control = wire.send("kernel_info_request", channel="control")
+    on_control = wire.send("control", "kernel_info_request")
     read = wire.execute("x + 1")
-    again = wire.send("kernel_info_request")
+    again = wire.send("shell", "kernel_info_request")
     gate.open()
 
-    assert wire.reply(assign, timeout=STARTUP_TIMEOUT).msg["content"]["status"] == "ok"
-    result = wire.result(read).of_type("execute_result")
-    assert result[0]["content"]["data"]["text/plain"] == "42"
+    assert wire.reply(assign, timeout=STARTUP_TIMEOUT)["status"] == "ok"
+    result = wire.collect(read).of_type("execute_result")
+    assert result[0].content["data"]["text/plain"] == "42"
     # The prelude's reply is the one the kernel itself gives.
-    assert wire.reply(again).msg["content"] == early
-    assert wire.reply(on_control).msg["content"] == early
+    assert wire.reply(again) == early
+    assert wire.reply(on_control) == early
     executed = [r.parent_id for r in wire.log if r.msg_type == "execute_reply"]
     assert executed == [assign, read]
 
@@ -122,7 +123,7 @@ def test_jedi_is_warmed_up_after_start_without_a_completion(
 ) -> None:
     # cokernel.shell._warmup: once a first cell has run, jedi is imported and parso's grammar built
     # before any complete_request, and the first traceback's modules are imported.
-    wire = Wire(fresh_kernel[1])
+    wire = BlockingClient(fresh_kernel[1])
     first = "import sys\nprint('jedi' in sys.modules, 'stack_data' in sys.modules)"
     assert wire.run(first).stdout == "False False\n"
     assert wire.run(_WARMED).stdout == "True True True\n"
@@ -137,11 +138,13 @@ def test_a_completion_during_the_warm_up_finds_the_name(isolated_env: Path) -> N
     for _ in range(4):
         km, kc = start_kernel()
         try:
-            wire = Wire(kc)
+            wire = BlockingClient(kc)
             assert wire.run("harness_warm_target = 1").status == "ok"
             code = "harness_warm_tar"
-            reply = wire.request("complete_request", {"code": code, "cursor_pos": len(code)})
-            assert reply["content"]["status"] == "ok"
-            assert "harness_warm_target" in reply["content"]["matches"], reply["content"]
+            reply = wire.request(
+                "shell", "complete_request", {"code": code, "cursor_pos": len(code)}
+            )
+            assert reply["status"] == "ok"
+            assert "harness_warm_target" in reply["matches"], reply
         finally:
             stop_kernel(km, kc)

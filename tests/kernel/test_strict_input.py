@@ -13,7 +13,8 @@ from jupyter_client.manager import KernelManager
 from jupyter_client.session import Session
 
 from cokernel.protocol._droplog import BURST, DropLog
-from helpers import KERNEL_NAME, STARTUP_TIMEOUT, Wire
+from cokernel_harness.client import BlockingClient
+from helpers import KERNEL_NAME, STARTUP_TIMEOUT
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -21,7 +22,7 @@ BAD_IDS: list[Any] = [["a-subshell"], 7, {"id": "x"}, 1.5, True]
 
 
 def send_with_subshell_id(
-    wire: Wire, msg_type: str, content: dict[str, Any], subshell_id: Any
+    wire: BlockingClient, msg_type: str, content: dict[str, Any], subshell_id: Any
 ) -> str:
     session: Session = wire.kc.session
     header = session.msg_header(msg_type)
@@ -33,25 +34,25 @@ def send_with_subshell_id(
 
 @pytest.mark.parametrize("subshell_id", BAD_IDS, ids=lambda v: type(v).__name__)
 def test_a_request_with_a_malformed_subshell_id_gets_an_error_reply_and_never_runs(
-    wire: Wire, subshell_id: Any
+    wire: BlockingClient, subshell_id: Any
 ) -> None:
     msg_id = send_with_subshell_id(
         wire, "execute_request", {"code": "ran_on_main = True"}, subshell_id
     )
-    reply = wire.reply(msg_id)
+    reply = wire.reply_message(msg_id)
     assert reply.msg["content"]["status"] == "error"
     assert reply.msg["content"]["ename"] == "InvalidSubshellId"
     assert type(subshell_id).__name__ in reply.msg["content"]["evalue"]
     assert "execution_count" in reply.msg["content"]
-    assert [m["content"]["execution_state"] for m in wire.iopub(msg_id)] == ["busy", "idle"]
+    assert [m.content["execution_state"] for m in wire.iopub(msg_id)] == ["busy", "idle"]
     # The header is not echoed back as it came: a reply names no subshell it could not have.
     assert "subshell_id" not in reply.msg["header"]
-    check = wire.result(wire.execute("'ran_on_main' in globals()"))
-    assert check.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "False"
+    check = wire.collect(wire.execute("'ran_on_main' in globals()"))
+    assert check.of_type("execute_result")[0].content["data"]["text/plain"] == "False"
 
 
-def test_a_comm_msg_with_a_malformed_subshell_id_is_dropped(wire: Wire) -> None:
-    setup = wire.result(
+def test_a_comm_msg_with_a_malformed_subshell_id_is_dropped(wire: BlockingClient) -> None:
+    setup = wire.collect(
         wire.execute(
             "seen = []\n"
             "def _target(comm, msg):\n"
@@ -62,17 +63,17 @@ def test_a_comm_msg_with_a_malformed_subshell_id_is_dropped(wire: Wire) -> None:
             "import comm\ncomm.get_comm_manager().register_target('strict', _target)\n"
         )
     )
-    assert setup.status == "ok", setup.content
+    assert setup.status == "ok", setup.reply
     comm_id = "strict-comm"
-    wire.send("comm_open", {"comm_id": comm_id, "target_name": "strict", "data": {}})
+    wire.send("shell", "comm_open", {"comm_id": comm_id, "target_name": "strict", "data": {}})
     send_with_subshell_id(wire, "comm_msg", {"comm_id": comm_id, "data": {"n": 1}}, [1])
-    good = wire.send("comm_msg", {"comm_id": comm_id, "data": {"n": 2}})
+    good = wire.send("shell", "comm_msg", {"comm_id": comm_id, "data": {"n": 2}})
     echo = wire.wait_for(
         lambda r: r.msg_type == "comm_msg" and r.parent_id == good, what="the echo of n=2"
     )
     assert echo.msg["content"]["data"] == {"echo": 2}
-    check = wire.result(wire.execute("seen"))
-    assert check.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "[2]"
+    check = wire.collect(wire.execute("seen"))
+    assert check.of_type("execute_result")[0].content["data"]["text/plain"] == "[2]"
 
 
 def test_drop_warnings_are_rate_limited(tmp_path: Path) -> None:
@@ -150,13 +151,13 @@ def test_comm_messages_with_a_non_string_comm_id_are_ignored_without_a_handler_e
     kc.start_channels()
     try:
         kc.wait_for_ready(timeout=STARTUP_TIMEOUT)
-        wire = Wire(kc)
+        wire = BlockingClient(kc)
         for comm_id in (["a"], {"b": 1}, 3):
-            wire.send("comm_msg", {"comm_id": comm_id, "data": {}})
-            wire.send("comm_close", {"comm_id": comm_id, "data": {}})
+            wire.send("shell", "comm_msg", {"comm_id": comm_id, "data": {}})
+            wire.send("shell", "comm_close", {"comm_id": comm_id, "data": {}})
         # comm_close is served on arrival; comm_msgs in order on their lane: the last one's
         # idle comes after every message above was served.
-        last = wire.send("comm_msg", {"comm_id": {"c": 2}, "data": {}})
+        last = wire.send("shell", "comm_msg", {"comm_id": {"c": 2}, "data": {}})
         wire.status(last, "idle")
     finally:
         kc.stop_channels()

@@ -10,7 +10,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from helpers import Received, Wire
+from cokernel_harness.client import BlockingClient
+from cokernel_harness.messages import Received
 
 Msg = dict[str, Any]
 
@@ -24,17 +25,17 @@ def iopub_of(msg_id: str, msg_type: str) -> Callable[[Received], bool]:
     return match
 
 
-def result_text(wire: Wire, code: str) -> str:
+def result_text(wire: BlockingClient, code: str) -> str:
     """Run ``code`` and return its execute_result's text/plain."""
     execution = wire.run(code)
-    assert execution.status == "ok", execution.content
+    assert execution.status == "ok", execution.reply
     results = execution.of_type("execute_result")
-    assert len(results) == 1, execution.iopub
-    return str(results[0]["content"]["data"]["text/plain"])
+    assert len(results) == 1, execution.outputs
+    return str(results[0].content["data"]["text/plain"])
 
 
-def comm_msg(wire: Wire, comm_id: str, data: Msg) -> str:
-    return wire.send("comm_msg", {"comm_id": comm_id, "data": data})
+def comm_msg(wire: BlockingClient, comm_id: str, data: Msg) -> str:
+    return wire.send("shell", "comm_msg", {"comm_id": comm_id, "data": data})
 
 
 def new_comm_id() -> str:
@@ -42,7 +43,7 @@ def new_comm_id() -> str:
 
 
 # -- a cell awaiting what a comm delivers ------------------------------------------------------
-def test_a_cell_awaits_a_value_that_a_comm_msg_delivers(wire: Wire) -> None:
+def test_a_cell_awaits_a_value_that_a_comm_msg_delivers(wire: BlockingClient) -> None:
     cell = wire.execute(
         "import anyio, comm\n"
         "arrived, got = anyio.Event(), []\n"
@@ -61,14 +62,14 @@ def test_a_cell_awaits_a_value_that_a_comm_msg_delivers(wire: Wire) -> None:
     # The cell is still running: the kernel must serve this message concurrently with it.
     sent = comm_msg(wire, opened.msg["content"]["comm_id"], {"value": 42})
 
-    execution = wire.result(cell)
-    assert execution.status == "ok", execution.content
+    execution = wire.collect(cell)
+    assert execution.status == "ok", execution.reply
     assert execution.stdout == "got 42\n"
-    assert execution.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "42"
+    assert execution.of_type("execute_result")[0].content["data"]["text/plain"] == "42"
     wire.status(sent, "idle")
 
 
-def test_a_cell_awaits_an_ipywidgets_slider_value_set_by_the_frontend(wire: Wire) -> None:
+def test_a_cell_awaits_an_ipywidgets_slider_value_set_by_the_frontend(wire: BlockingClient) -> None:
     cell = wire.execute(
         "import anyio, ipywidgets\n"
         "slider = ipywidgets.IntSlider(value=1)\n"
@@ -96,9 +97,9 @@ def test_a_cell_awaits_an_ipywidgets_slider_value_set_by_the_frontend(wire: Wire
         {"method": "update", "state": {"value": 42}, "buffer_paths": []},
     )
 
-    execution = wire.result(cell)
-    assert execution.status == "ok", execution.content
-    assert execution.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "42"
+    execution = wire.collect(cell)
+    assert execution.status == "ok", execution.reply
+    assert execution.of_type("execute_result")[0].content["data"]["text/plain"] == "42"
     wire.status(sent, "idle")
     assert result_text(wire, "slider.value") == "42"
 
@@ -116,12 +117,14 @@ ECHO_TARGET = (
 )
 
 
-def test_frontend_comm_open_msg_info_and_close(wire: Wire) -> None:
+def test_frontend_comm_open_msg_info_and_close(wire: BlockingClient) -> None:
     assert wire.run(ECHO_TARGET).status == "ok"
     comm_id = new_comm_id()
 
     opening = wire.send(
-        "comm_open", {"comm_id": comm_id, "target_name": "echo-target", "data": {"hello": 1}}
+        "shell",
+        "comm_open",
+        {"comm_id": comm_id, "target_name": "echo-target", "data": {"hello": 1}},
     )
     ready = wire.wait_for(iopub_of(opening, "comm_msg"), what="the target's first comm_msg")
     assert ready.msg["content"] == {"comm_id": comm_id, "data": {"ready": True}}
@@ -132,40 +135,40 @@ def test_frontend_comm_open_msg_info_and_close(wire: Wire) -> None:
     echo = wire.wait_for(iopub_of(ping, "comm_msg"), what="the echo of the ping")
     assert echo.msg["content"] == {"comm_id": comm_id, "data": {"echo": {"ping": 7}}}
 
-    listed = wire.request("comm_info_request", {})["content"]
+    listed = wire.request("shell", "comm_info_request", {})
     assert listed["status"] == "ok"
     assert listed["comms"][comm_id] == {"target_name": "echo-target"}
-    only_echo = wire.request("comm_info_request", {"target_name": "echo-target"})["content"]
+    only_echo = wire.request("shell", "comm_info_request", {"target_name": "echo-target"})
     assert set(only_echo["comms"]) == {comm_id}
-    other = wire.request("comm_info_request", {"target_name": "no-such-target"})["content"]
+    other = wire.request("shell", "comm_info_request", {"target_name": "no-such-target"})
     assert other["comms"] == {}
 
-    closing = wire.send("comm_close", {"comm_id": comm_id, "data": {"bye": True}})
+    closing = wire.send("shell", "comm_close", {"comm_id": comm_id, "data": {"bye": True}})
     wire.status(closing, "idle")
     assert result_text(wire, "echo_closed") == "[{'bye': True}]"
-    after = wire.request("comm_info_request", {"target_name": "echo-target"})["content"]
+    after = wire.request("shell", "comm_info_request", {"target_name": "echo-target"})
     assert after["comms"] == {}
 
 
-def test_comm_info_lists_comms_the_kernel_opened(wire: Wire) -> None:
+def test_comm_info_lists_comms_the_kernel_opened(wire: BlockingClient) -> None:
     execution = wire.run(
         "import comm\nkernel_side = comm.create_comm(target_name='kernel-side-target')\nkernel_side.comm_id"
     )
-    comm_id = execution.of_type("execute_result")[0]["content"]["data"]["text/plain"].strip("'")
+    comm_id = execution.of_type("execute_result")[0].content["data"]["text/plain"].strip("'")
     opened = execution.of_type("comm_open")
-    assert [m["content"]["comm_id"] for m in opened] == [comm_id]
+    assert [m.content["comm_id"] for m in opened] == [comm_id]
 
-    listed = wire.request("comm_info_request", {"target_name": "kernel-side-target"})["content"]
+    listed = wire.request("shell", "comm_info_request", {"target_name": "kernel-side-target"})
     assert listed["comms"] == {comm_id: {"target_name": "kernel-side-target"}}
 
     closed = wire.run("kernel_side.close()")
-    assert [m["content"]["comm_id"] for m in closed.of_type("comm_close")] == [comm_id]
-    after = wire.request("comm_info_request", {"target_name": "kernel-side-target"})["content"]
+    assert [m.content["comm_id"] for m in closed.of_type("comm_close")] == [comm_id]
+    after = wire.request("shell", "comm_info_request", {"target_name": "kernel-side-target"})
     assert after["comms"] == {}
 
 
 def test_an_exception_in_a_comm_callback_is_an_error_output_and_the_kernel_lives(
-    wire: Wire,
+    wire: BlockingClient,
 ) -> None:
     setup = wire.run(
         "import comm\n"
@@ -178,28 +181,26 @@ def test_an_exception_in_a_comm_callback_is_an_error_output_and_the_kernel_lives
     assert setup.status == "ok"
     comm_id = new_comm_id()
     wire.status(
-        wire.send("comm_open", {"comm_id": comm_id, "target_name": "failing-target", "data": {}}),
+        wire.send(
+            "shell", "comm_open", {"comm_id": comm_id, "target_name": "failing-target", "data": {}}
+        ),
         "idle",
     )
 
     failing = comm_msg(wire, comm_id, {"n": 1})
-    outputs = [m for m in wire.iopub(failing) if m["header"]["msg_type"] == "error"]
+    outputs = [m for m in wire.iopub(failing) if m.msg_type == "error"]
 
     assert len(outputs) == 1
-    assert outputs[0]["content"]["ename"] == "RuntimeError"
-    assert outputs[0]["content"]["evalue"] == "callback failed: 1"
+    assert outputs[0].content["ename"] == "RuntimeError"
+    assert outputs[0].content["evalue"] == "callback failed: 1"
     assert result_text(wire, "'still alive'") == "'still alive'"
     # The comm itself still works: the next message fails the same way, on its own.
-    again = [
-        m
-        for m in wire.iopub(comm_msg(wire, comm_id, {"n": 2}))
-        if m["header"]["msg_type"] == "error"
-    ]
-    assert [m["content"]["evalue"] for m in again] == ["callback failed: 2"]
+    again = [m for m in wire.iopub(comm_msg(wire, comm_id, {"n": 2})) if m.msg_type == "error"]
+    assert [m.content["evalue"] for m in again] == ["callback failed: 2"]
 
 
 def test_comm_msgs_sent_while_a_cell_blocks_are_all_handled_in_order_during_it(
-    wire: Wire,
+    wire: BlockingClient,
 ) -> None:
     setup = wire.run(
         "import comm, time, threading\n"
@@ -211,7 +212,9 @@ def test_comm_msgs_sent_while_a_cell_blocks_are_all_handled_in_order_during_it(
     assert setup.status == "ok"
     comm_id = new_comm_id()
     wire.status(
-        wire.send("comm_open", {"comm_id": comm_id, "target_name": "flood-target", "data": {}}),
+        wire.send(
+            "shell", "comm_open", {"comm_id": comm_id, "target_name": "flood-target", "data": {}}
+        ),
         "idle",
     )
 
@@ -225,15 +228,15 @@ def test_comm_msgs_sent_while_a_cell_blocks_are_all_handled_in_order_during_it(
     wire.wait_for(iopub_of(blocking, "execute_input"), what="the blocking cell starting")
     sent = [comm_msg(wire, comm_id, {"i": i}) for i in range(1000)]
 
-    blocked = wire.result(blocking, timeout=60)
+    blocked = wire.collect(blocking, timeout=60)
     assert blocked.status == "ok"
-    assert blocked.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "True"
+    assert blocked.of_type("execute_result")[0].content["data"]["text/plain"] == "True"
     for msg_id in sent:
         wire.status(msg_id, "idle", timeout=60)
     assert result_text(wire, "flood == list(range(1000))") == "True"
 
 
-def test_a_silent_cell_broadcasts_its_comms_but_not_its_output(wire: Wire) -> None:
+def test_a_silent_cell_broadcasts_its_comms_but_not_its_output(wire: BlockingClient) -> None:
     silent = wire.run(
         "import comm\nprint('hidden')\nquiet = comm.create_comm(target_name='silent-target')",
         silent=True,
@@ -241,5 +244,5 @@ def test_a_silent_cell_broadcasts_its_comms_but_not_its_output(wire: Wire) -> No
 
     assert silent.status == "ok"
     # Comm messages are not output: a widget made by a silent execute must still reach the page.
-    assert [m["header"]["msg_type"] for m in silent.iopub[1:-1]] == ["comm_open"]
-    assert silent.of_type("comm_open")[0]["content"]["target_name"] == "silent-target"
+    assert [m.msg_type for m in silent.outputs] == ["comm_open"]
+    assert silent.of_type("comm_open")[0].content["target_name"] == "silent-target"

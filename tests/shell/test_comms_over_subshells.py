@@ -14,20 +14,21 @@ from dataclasses import dataclass
 
 import pytest
 
-from helpers import Received, Wire
+from cokernel_harness.client import BlockingClient
+from cokernel_harness.messages import Received
 
 pytestmark = pytest.mark.timeout(120)
 
 TRIO = os.environ.get("COKERNEL_TEST_BACKEND", "asyncio") == "trio"
 
 
-def make_subshell(wire: Wire) -> str:
-    reply = wire.reply(wire.send("create_subshell_request", {}, channel="control"))
+def make_subshell(wire: BlockingClient) -> str:
+    reply = wire.reply_message(wire.send("control", "create_subshell_request", {}))
     assert reply.msg["content"]["status"] == "ok", reply.msg["content"]
     return str(reply.msg["content"]["subshell_id"])
 
 
-def slider_of(wire: Wire, cell: str) -> str:
+def slider_of(wire: BlockingClient, cell: str) -> str:
     opened = wire.wait_for(
         lambda r: (
             r.channel == "iopub"
@@ -40,9 +41,10 @@ def slider_of(wire: Wire, cell: str) -> str:
     return str(opened.msg["content"]["comm_id"])
 
 
-def move(wire: Wire, comm_id: str, value: int, subshell_id: str | None) -> str:
+def move(wire: BlockingClient, comm_id: str, value: int, subshell_id: str | None) -> str:
     """What JupyterLab sends when the user moves a slider: an update, on the comm's subshell."""
     return wire.send(
+        "shell",
         "comm_msg",
         {
             "comm_id": comm_id,
@@ -52,13 +54,13 @@ def move(wire: Wire, comm_id: str, value: int, subshell_id: str | None) -> str:
     )
 
 
-def text(wire: Wire, code: str) -> str:
+def text(wire: BlockingClient, code: str) -> str:
     execution = wire.run(code)
-    assert execution.status == "ok", execution.content
-    return str(execution.of_type("execute_result")[0]["content"]["data"]["text/plain"])
+    assert execution.status == "ok", execution.reply
+    return str(execution.of_type("execute_result")[0].content["data"]["text/plain"])
 
 
-def started(wire: Wire, cell: str) -> Received:
+def started(wire: BlockingClient, cell: str) -> Received:
     return wire.wait_for(
         lambda r: r.channel == "iopub" and r.parent_id == cell and r.msg_type == "execute_input",
         what="the cell starting",
@@ -74,21 +76,21 @@ class Slider:
 
 
 @pytest.fixture
-def slider(wire: Wire) -> Slider:
+def slider(wire: BlockingClient) -> Slider:
     subshell = make_subshell(wire)
     made = wire.execute("import ipywidgets as w\ns = w.IntSlider(value=3)\ns")
     comm_id = slider_of(wire, made)
-    assert wire.result(made).status == "ok"
+    assert wire.collect(made).status == "ok"
     return Slider(comm_id, subshell)
 
 
-def setup(wire: Wire, code: str) -> None:
+def setup(wire: BlockingClient, code: str) -> None:
     execution = wire.run(code)
-    assert execution.status == "ok", execution.content
+    assert execution.status == "ok", execution.reply
 
 
 def test_a_cell_awaiting_a_slider_wakes_when_its_change_comes_on_a_subshell(
-    wire: Wire, slider: Slider
+    wire: BlockingClient, slider: Slider
 ) -> None:
     cell = wire.execute(
         "import anyio, threading\n"
@@ -104,15 +106,17 @@ def test_a_cell_awaiting_a_slider_wakes_when_its_change_comes_on_a_subshell(
     )
     started(wire, cell)
     sent = move(wire, slider.comm_id, 4, slider.subshell)
-    execution = wire.result(cell)
-    assert execution.status == "ok", execution.content
+    execution = wire.collect(cell)
+    assert execution.status == "ok", execution.reply
     # The observer ran on the main shell's loop, where the widget lives, not on the subshell.
-    assert execution.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "(4, [True])"
+    assert execution.of_type("execute_result")[0].content["data"]["text/plain"] == "(4, [True])"
     wire.status(sent, "idle")
 
 
 @pytest.mark.skipif(TRIO, reason="asyncio futures need the asyncio backend")
-def test_the_jupyterlab_widget_await_cells_print_got_4(wire: Wire, slider: Slider) -> None:
+def test_the_jupyterlab_widget_await_cells_print_got_4(
+    wire: BlockingClient, slider: Slider
+) -> None:
     cell = wire.execute(
         "import asyncio\n"
         "fut = asyncio.get_running_loop().create_future()\n"
@@ -124,13 +128,13 @@ def test_the_jupyterlab_widget_await_cells_print_got_4(wire: Wire, slider: Slide
     )
     started(wire, cell)
     move(wire, slider.comm_id, 4, slider.subshell)
-    execution = wire.result(cell)
-    assert execution.status == "ok", execution.content
+    execution = wire.collect(cell)
+    assert execution.status == "ok", execution.reply
     assert execution.stdout == "waiting for the slider\ngot 4\n"
 
 
 def test_a_slider_moved_while_the_main_cell_sleeps_is_handled_before_the_cell_ends(
-    wire: Wire, slider: Slider
+    wire: BlockingClient, slider: Slider
 ) -> None:
     setup(
         wire,
@@ -141,15 +145,15 @@ def test_a_slider_moved_while_the_main_cell_sleeps_is_handled_before_the_cell_en
     cell = wire.execute("while not seen:\n    time.sleep(0.01)\nseen")
     started(wire, cell)
     sent = move(wire, slider.comm_id, 7, slider.subshell)
-    execution = wire.result(cell)
-    assert execution.status == "ok", execution.content
-    assert execution.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "[7]"
+    execution = wire.collect(cell)
+    assert execution.status == "ok", execution.reply
+    assert execution.of_type("execute_result")[0].content["data"]["text/plain"] == "[7]"
     wire.status(sent, "idle")
     assert text(wire, "s.value") == "7"
 
 
 def test_an_event_set_by_a_widget_while_the_cell_sleeps_wakes_its_waiter_afterwards(
-    wire: Wire, slider: Slider
+    wire: BlockingClient, slider: Slider
 ) -> None:
     setup(
         wire,
@@ -167,13 +171,13 @@ def test_an_event_set_by_a_widget_while_the_cell_sleeps_wakes_its_waiter_afterwa
     )
     started(wire, cell)
     move(wire, slider.comm_id, 5, slider.subshell)
-    execution = wire.result(cell)
-    assert execution.status == "ok", execution.content
+    execution = wire.collect(cell)
+    assert execution.status == "ok", execution.reply
     assert not execution.of_type("error")
-    assert execution.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "[5]"
+    assert execution.of_type("execute_result")[0].content["data"]["text/plain"] == "[5]"
 
 
-def test_a_widget_a_subshell_cell_made_lives_on_that_subshell(wire: Wire) -> None:
+def test_a_widget_a_subshell_cell_made_lives_on_that_subshell(wire: BlockingClient) -> None:
     subshell = make_subshell(wire)
     made = wire.run(
         "import threading, ipywidgets as w\n"
@@ -182,27 +186,29 @@ def test_a_widget_a_subshell_cell_made_lives_on_that_subshell(wire: Wire) -> Non
         "threading.current_thread().name",
         subshell_id=subshell,
     )
-    assert made.status == "ok", made.content
-    home = made.of_type("execute_result")[0]["content"]["data"]["text/plain"]
+    assert made.status == "ok", made.reply
+    home = made.of_type("execute_result")[0].content["data"]["text/plain"]
     (comm_id,) = (
-        str(m["content"]["comm_id"])
+        str(m.content["comm_id"])
         for m in made.of_type("comm_open")
-        if m["content"]["data"]["state"].get("_model_name") == "IntSliderModel"
+        if m.content["data"]["state"].get("_model_name") == "IntSliderModel"
     )
     wire.status(move(wire, comm_id, 2, None), "idle")  # sent on the main shell
     assert text(wire, "threads") == f"[{home}]"
 
 
 def test_a_close_sent_on_a_subshell_deleted_before_it_arrives_still_closes_the_comm(
-    wire: Wire, slider: Slider
+    wire: BlockingClient, slider: Slider
 ) -> None:
     # JupyterLab closes a comm on the comm's subshell and deletes that subshell at once; the
     # deletion (control) may be served before the close (shell) arrives.
     subshell, comm_id = slider.subshell, slider.comm_id
-    deleted = wire.reply(
-        wire.send("delete_subshell_request", {"subshell_id": subshell}, channel="control")
+    deleted = wire.reply_message(
+        wire.send("control", "delete_subshell_request", {"subshell_id": subshell})
     )
     assert deleted.msg["content"]["status"] == "ok"
-    closed = wire.send("comm_close", {"comm_id": comm_id, "data": {}}, subshell_id=subshell)
+    closed = wire.send(
+        "shell", "comm_close", {"comm_id": comm_id, "data": {}}, subshell_id=subshell
+    )
     wire.status(closed, "idle")
     assert text(wire, f"{comm_id!r} in get_ipython().kernel.comm_manager.comms") == "False"

@@ -17,7 +17,9 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionComplete
 from nbformat import NotebookNode, v4
 
-from helpers import KERNEL_NAME, Wire
+from cokernel_harness.client import BlockingClient
+from cokernel_harness.messages import Execution
+from helpers import KERNEL_NAME
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -217,20 +219,20 @@ def test_update_display_id_through_iopub_socket_and_session_send(isolated_env: P
     assert result["data"] == {"text/plain": "5"}
 
 
-def test_execution_info_carries_the_request_metadata(wire: Wire) -> None:
+def test_execution_info_carries_the_request_metadata(wire: BlockingClient) -> None:
     registered = wire.run(
         "seen = []\n"
         "get_ipython().events.register('pre_run_cell', lambda info: seen.append(\n"
         "    (info.cell_id, info.cell_meta)))"
     )
-    assert registered.status == "ok", registered.content
+    assert registered.status == "ok", registered.reply
     metadata = {"cellId": "cell-42", "tags": ["parameters"], "deletedCells": []}
     assert wire.run("1", metadata=metadata).status == "ok"
     shown = wire.run("print(seen[-2])").stdout
     assert shown == f"('cell-42', {metadata!r})\n"
 
 
-def test_kernel_and_shell_parent_api(wire: Wire) -> None:
+def test_kernel_and_shell_parent_api(wire: BlockingClient) -> None:
     done = wire.run(
         "ip = get_ipython()\n"
         "k = ip.kernel\n"
@@ -248,11 +250,11 @@ def test_kernel_and_shell_parent_api(wire: Wire) -> None:
         "k.log.debug('a line in the kernel log')\n"
         "print(p['header']['msg_id'])"
     )
-    assert done.status == "ok", done.content
-    assert done.stdout == f"{done.reply['parent_header']['msg_id']}\n"
+    assert done.status == "ok", done.reply
+    assert done.stdout == f"{done.msg_id}\n"
 
 
-def test_set_parent_sends_later_output_to_the_other_request(wire: Wire) -> None:
+def test_set_parent_sends_later_output_to_the_other_request(wire: BlockingClient) -> None:
     first = wire.run("ip = get_ipython()\nfirst = ip.get_parent()")
     second = wire.run(
         "print('mine')\n"
@@ -261,11 +263,11 @@ def test_set_parent_sends_later_output_to_the_other_request(wire: Wire) -> None:
         "ip.set_parent(ip.kernel.last_execute.msg)\n"
         "print('mine again')"
     )
-    assert second.status == "ok", second.content
+    assert second.status == "ok", second.reply
     assert second.stdout == "mine\nmine again\n"
     wire.wait_for(
         lambda r: (
-            r.parent_id == first.reply["parent_header"]["msg_id"]
+            r.parent_id == first.msg_id
             and r.msg_type == "stream"
             and r.msg["content"]["text"] == "to the first cell\n"
         ),
@@ -273,22 +275,22 @@ def test_set_parent_sends_later_output_to_the_other_request(wire: Wire) -> None:
     )
 
 
-def _comm_opens(execution: Any, model: str) -> list[str]:
+def _comm_opens(execution: Execution, model: str) -> list[str]:
     return [
-        m["content"]["comm_id"]
+        m.content["comm_id"]
         for m in execution.of_type("comm_open")
-        if m["content"]["data"].get("state", {}).get("_model_name") == model
+        if m.content["data"].get("state", {}).get("_model_name") == model
     ]
 
 
 def test_jupyter_ui_poll_async_mode_serves_widget_messages_while_the_cell_polls(
-    wire: Wire,
+    wire: BlockingClient,
 ) -> None:
     made = wire.run(
         "import ipywidgets as w\nfrom IPython.display import display\n"
         "box = w.IntText(value=0)\ndisplay(box)"
     )
-    assert made.status == "ok", made.content
+    assert made.status == "ok", made.reply
     [box] = _comm_opens(made, "IntTextModel")
     polling = wire.execute(
         "from jupyter_ui_poll import ui_events\n"
@@ -303,32 +305,32 @@ def test_jupyter_ui_poll_async_mode_serves_widget_messages_while_the_cell_polls(
         what="the polling cell's first print",
     )
     wire.send(
+        "shell",
         "comm_msg",
         {"comm_id": box, "data": {"method": "update", "state": {"value": 3}, "buffer_paths": []}},
     )
-    done = wire.result(polling)
-    assert done.status == "ok", done.content
+    done = wire.collect(polling)
+    assert done.status == "ok", done.reply
     assert done.stdout == "polling\ngot 3\n"
 
 
-def test_jupyter_ui_poll_sync_mode_says_why_it_cannot_serve(wire: Wire) -> None:
+def test_jupyter_ui_poll_sync_mode_says_why_it_cannot_serve(wire: BlockingClient) -> None:
     done = wire.run(
         "from jupyter_ui_poll import ui_events\nwith ui_events() as poll:\n    poll(2)\n    poll(2)"
     )
-    assert done.status == "ok", done.content
-    [said] = [
-        m["content"]["text"] for m in done.of_type("stream") if m["content"]["name"] == "stderr"
-    ]
+    assert done.status == "ok", done.reply
+    [said] = [m.content["text"] for m in done.of_type("stream") if m.content["name"] == "stderr"]
     assert "async with ui_events() as poll" in said
 
 
-def test_ipympl_canvas_answers_a_draw_request_with_an_image(wire: Wire) -> None:
+def test_ipympl_canvas_answers_a_draw_request_with_an_image(wire: BlockingClient) -> None:
     made = wire.run(
         "%matplotlib widget\nimport matplotlib.pyplot as plt\nfig = plt.figure()\nplt.plot([1, 3, 2])"
     )
-    assert made.status == "ok", made.content
+    assert made.status == "ok", made.reply
     [canvas] = _comm_opens(made, "MPLCanvasModel")
     asked = wire.send(
+        "shell",
         "comm_msg",
         {"comm_id": canvas, "data": {"method": "custom", "content": {"type": "draw"}}},
     )

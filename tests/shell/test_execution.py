@@ -10,7 +10,8 @@ import re
 import uuid
 from typing import Any
 
-from helpers import Execution, Wire
+from cokernel_harness.client import BlockingClient
+from cokernel_harness.messages import Execution, Received
 
 Msg = dict[str, Any]
 
@@ -20,10 +21,10 @@ ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 def output_types(execution: Execution) -> list[str]:
     """The msg_types of a request's iopub messages between busy and idle."""
-    return [m["header"]["msg_type"] for m in execution.iopub[1:-1]]
+    return [m.msg_type for m in execution.outputs]
 
 
-def execute_with(wire: Wire, code: str, **content: Any) -> Execution:
+def execute_with(wire: BlockingClient, code: str, **content: Any) -> Execution:
     """Execute ``code`` with extra execute_request content (user_expressions, ...)."""
     full = {
         "code": code,
@@ -34,41 +35,43 @@ def execute_with(wire: Wire, code: str, **content: Any) -> Execution:
         "stop_on_error": True,
         **content,
     }
-    return wire.result(wire.send("execute_request", full))
+    return wire.collect(wire.send("shell", "execute_request", full))
 
 
-def one(messages: list[Msg]) -> Msg:
+def one(messages: list[Received]) -> Received:
     assert len(messages) == 1, messages
     return messages[0]
 
 
 # -- execution_count ---------------------------------------------------------------------------
-def test_each_stored_execute_takes_the_next_execution_count(wire: Wire) -> None:
+def test_each_stored_execute_takes_the_next_execution_count(wire: BlockingClient) -> None:
     first = wire.run("'first'")
     second = wire.run("'second'")
 
-    n = first.content["execution_count"]
-    assert second.content["execution_count"] == n + 1
+    n = first.reply["execution_count"]
+    assert second.reply["execution_count"] == n + 1
     for execution, count in ((first, n), (second, n + 1)):
-        assert one(execution.of_type("execute_input"))["content"]["execution_count"] == count
-        assert one(execution.of_type("execute_result"))["content"]["execution_count"] == count
+        assert one(execution.of_type("execute_input")).content["execution_count"] == count
+        assert one(execution.of_type("execute_result")).content["execution_count"] == count
 
 
-def test_an_unstored_execute_takes_no_execution_count(wire: Wire) -> None:
-    before = wire.run("'stored'").content["execution_count"]
+def test_an_unstored_execute_takes_no_execution_count(wire: BlockingClient) -> None:
+    before = wire.run("'stored'").reply["execution_count"]
 
     unstored = wire.run("'not stored'", store_history=False)
-    after = wire.run("'stored again'").content["execution_count"]
+    after = wire.run("'stored again'").reply["execution_count"]
 
     assert unstored.status == "ok"
-    assert unstored.content["execution_count"] == before
-    assert one(unstored.of_type("execute_input"))["content"]["execution_count"] == before
-    assert one(unstored.of_type("execute_result"))["content"]["execution_count"] == before
+    assert unstored.reply["execution_count"] == before
+    assert one(unstored.of_type("execute_input")).content["execution_count"] == before
+    assert one(unstored.of_type("execute_result")).content["execution_count"] == before
     assert after == before + 1
 
 
-def test_a_silent_execute_broadcasts_nothing_and_takes_no_execution_count(wire: Wire) -> None:
-    before = wire.run("'stored'").content["execution_count"]
+def test_a_silent_execute_broadcasts_nothing_and_takes_no_execution_count(
+    wire: BlockingClient,
+) -> None:
+    before = wire.run("'stored'").reply["execution_count"]
 
     silent = wire.run(
         "import sys\n"
@@ -81,21 +84,21 @@ def test_a_silent_execute_broadcasts_nothing_and_takes_no_execution_count(wire: 
     after = wire.run("silent_marker")
 
     assert silent.status == "ok"
-    assert output_types(silent) == [], silent.iopub
-    assert after.content["execution_count"] == before + 1
-    assert after.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "1"
+    assert output_types(silent) == [], silent.outputs
+    assert after.reply["execution_count"] == before + 1
+    assert after.of_type("execute_result")[0].content["data"]["text/plain"] == "1"
 
 
-def test_an_error_in_a_silent_execute_is_in_its_reply_only(wire: Wire) -> None:
+def test_an_error_in_a_silent_execute_is_in_its_reply_only(wire: BlockingClient) -> None:
     silent = wire.run("1/0", silent=True)
 
     assert silent.status == "error"
-    assert silent.content["ename"] == "ZeroDivisionError"
+    assert silent.reply["ename"] == "ZeroDivisionError"
     assert output_types(silent) == []
 
 
 # -- user_expressions --------------------------------------------------------------------------
-def test_user_expressions_are_evaluated_after_the_cell(wire: Wire) -> None:
+def test_user_expressions_are_evaluated_after_the_cell(wire: BlockingClient) -> None:
     execution = execute_with(
         wire,
         "expr_value = 20",
@@ -103,7 +106,7 @@ def test_user_expressions_are_evaluated_after_the_cell(wire: Wire) -> None:
     )
 
     assert execution.status == "ok"
-    expressions = execution.content["user_expressions"]
+    expressions = execution.reply["user_expressions"]
     assert expressions["good"] == {"status": "ok", "data": {"text/plain": "21"}, "metadata": {}}
     bad = expressions["bad"]
     assert bad["status"] == "error"
@@ -116,27 +119,26 @@ def test_user_expressions_are_evaluated_after_the_cell(wire: Wire) -> None:
 
 
 # -- magics, shell commands, payloads ----------------------------------------------------------
-def test_time_magic_reports_to_stdout(wire: Wire) -> None:
+def test_time_magic_reports_to_stdout(wire: BlockingClient) -> None:
     execution = wire.run("%time timed_value = sum(range(10))\ntimed_value")
 
     assert execution.status == "ok"
     assert "Wall time" in execution.stdout
-    assert one(execution.of_type("execute_result"))["content"]["data"]["text/plain"] == "45"
+    assert one(execution.of_type("execute_result")).content["data"]["text/plain"] == "45"
 
 
-def test_capture_cell_magic_keeps_output_out_of_the_stream(wire: Wire) -> None:
+def test_capture_cell_magic_keeps_output_out_of_the_stream(wire: BlockingClient) -> None:
     captured = wire.run("%%capture captured\nprint('inside capture')")
     shown = wire.run("captured.stdout")
 
     assert captured.status == "ok"
     assert captured.of_type("stream") == []
     assert (
-        one(shown.of_type("execute_result"))["content"]["data"]["text/plain"]
-        == "'inside capture\\n'"
+        one(shown.of_type("execute_result")).content["data"]["text/plain"] == "'inside capture\\n'"
     )
 
 
-def test_who_magic_lists_user_variables(wire: Wire) -> None:
+def test_who_magic_lists_user_variables(wire: BlockingClient) -> None:
     wire.run("who_alpha = 1\nwho_beta = 'b'")
     execution = wire.run("%who")
 
@@ -146,7 +148,7 @@ def test_who_magic_lists_user_variables(wire: Wire) -> None:
     assert "who_beta" in names
 
 
-def test_shell_command_output_arrives_as_stream(wire: Wire) -> None:
+def test_shell_command_output_arrives_as_stream(wire: BlockingClient) -> None:
     execution = wire.run("!echo hi")
 
     assert execution.status == "ok"
@@ -154,22 +156,22 @@ def test_shell_command_output_arrives_as_stream(wire: Wire) -> None:
     assert execution.stdout.replace("\r\n", "\n") == "hi\n"
 
 
-def test_set_next_input_is_a_payload_of_the_reply(wire: Wire) -> None:
+def test_set_next_input_is_a_payload_of_the_reply(wire: BlockingClient) -> None:
     execution = wire.run("get_ipython().set_next_input('next_cell = 1')")
 
-    assert execution.content["payload"] == [
+    assert execution.reply["payload"] == [
         {"source": "set_next_input", "text": "next_cell = 1", "replace": False}
     ]
     # Payloads belong to one reply only.
-    assert wire.run("None").content["payload"] == []
+    assert wire.run("None").reply["payload"] == []
 
 
 # -- is_complete -------------------------------------------------------------------------------
-def is_complete(wire: Wire, code: str) -> Msg:
-    return dict(wire.request("is_complete_request", {"code": code})["content"])
+def is_complete(wire: BlockingClient, code: str) -> Msg:
+    return dict(wire.request("shell", "is_complete_request", {"code": code}))
 
 
-def test_is_complete_statuses(wire: Wire) -> None:
+def test_is_complete_statuses(wire: BlockingClient) -> None:
     assert is_complete(wire, "x = 1") == {"status": "complete"}
     assert is_complete(wire, "for i in range(3):") == {"status": "incomplete", "indent": "    "}
     assert is_complete(wire, "x = (1,") == {"status": "incomplete", "indent": ""}
@@ -177,16 +179,16 @@ def test_is_complete_statuses(wire: Wire) -> None:
 
 
 # -- history -----------------------------------------------------------------------------------
-def history(wire: Wire, **content: Any) -> list[list[Any]]:
-    reply = wire.request("history_request", {"output": False, "raw": True, **content})
-    assert reply["content"]["status"] == "ok", reply["content"]
-    return list(reply["content"]["history"])
+def history(wire: BlockingClient, **content: Any) -> list[list[Any]]:
+    reply = wire.request("shell", "history_request", {"output": False, "raw": True, **content})
+    assert reply["status"] == "ok", reply
+    return list(reply["history"])
 
 
-def test_history_tail_range_and_search(wire: Wire) -> None:
+def test_history_tail_range_and_search(wire: BlockingClient) -> None:
     marker = f"hist_{uuid.uuid4().hex[:8]}"
     codes = [f"{marker}_a = 1", f"{marker}_b = 2", f"{marker}_a + {marker}_b"]
-    counts = [wire.run(code).content["execution_count"] for code in codes]
+    counts = [wire.run(code).reply["execution_count"] for code in codes]
 
     tail = history(wire, hist_access_type="tail", n=3)
     assert [entry[2] for entry in tail] == codes
@@ -214,15 +216,15 @@ def test_history_tail_range_and_search(wire: Wire) -> None:
 
 
 # -- rich display ------------------------------------------------------------------------------
-def test_display_sends_display_data_with_every_mime_type(wire: Wire) -> None:
+def test_display_sends_display_data_with_every_mime_type(wire: BlockingClient) -> None:
     execution = wire.run("from IPython.display import HTML, display\ndisplay(HTML('<b>bold</b>'))")
 
-    data = one(execution.of_type("display_data"))["content"]["data"]
+    data = one(execution.of_type("display_data")).content["data"]
     assert data["text/html"] == "<b>bold</b>"
     assert "text/plain" in data
 
 
-def test_a_display_is_updated_by_its_display_id(wire: Wire) -> None:
+def test_a_display_is_updated_by_its_display_id(wire: BlockingClient) -> None:
     execution = wire.run(
         "from IPython.display import display\n"
         "handle = display('before', display_id=True)\n"
@@ -230,8 +232,8 @@ def test_a_display_is_updated_by_its_display_id(wire: Wire) -> None:
     )
 
     assert output_types(execution) == ["execute_input", "display_data", "update_display_data"]
-    shown = one(execution.of_type("display_data"))["content"]
-    updated = one(execution.of_type("update_display_data"))["content"]
+    shown = one(execution.of_type("display_data")).content
+    updated = one(execution.of_type("update_display_data")).content
     display_id = shown["transient"]["display_id"]
     assert display_id
     assert updated["transient"]["display_id"] == display_id
@@ -239,30 +241,30 @@ def test_a_display_is_updated_by_its_display_id(wire: Wire) -> None:
     assert updated["data"]["text/plain"] == "'after'"
 
 
-def test_a_later_cell_updates_an_earlier_cells_display(wire: Wire) -> None:
+def test_a_later_cell_updates_an_earlier_cells_display(wire: BlockingClient) -> None:
     first = wire.run(
         "from IPython.display import display\nlater = display('one', display_id='later-id')"
     )
     second = wire.run("later.update('two')")
 
-    assert one(first.of_type("display_data"))["content"]["transient"] == {"display_id": "later-id"}
+    assert one(first.of_type("display_data")).content["transient"] == {"display_id": "later-id"}
     updated = one(second.of_type("update_display_data"))
-    assert updated["content"]["transient"] == {"display_id": "later-id"}
-    assert updated["content"]["data"]["text/plain"] == "'two'"
-    assert updated["parent_header"]["msg_id"] == second.reply["parent_header"]["msg_id"]
+    assert updated.content["transient"] == {"display_id": "later-id"}
+    assert updated.content["data"]["text/plain"] == "'two'"
+    assert updated.parent_id == second.msg_id
 
 
-def test_clear_output_wait_is_sent_after_earlier_output(wire: Wire) -> None:
+def test_clear_output_wait_is_sent_after_earlier_output(wire: BlockingClient) -> None:
     execution = wire.run(
         "from IPython.display import clear_output\nprint('old')\nclear_output(wait=True)\nprint('new')"
     )
 
     assert output_types(execution) == ["execute_input", "stream", "clear_output", "stream"]
-    assert one(execution.of_type("clear_output"))["content"] == {"wait": True}
-    assert [m["content"]["text"] for m in execution.of_type("stream")] == ["old\n", "new\n"]
+    assert one(execution.of_type("clear_output")).content == {"wait": True}
+    assert [m.content["text"] for m in execution.of_type("stream")] == ["old\n", "new\n"]
 
 
-def test_an_object_with_repr_html_gives_an_html_execute_result(wire: Wire) -> None:
+def test_an_object_with_repr_html_gives_an_html_execute_result(wire: BlockingClient) -> None:
     execution = wire.run(
         "class Fancy:\n"
         "    def _repr_html_(self):\n"
@@ -272,24 +274,24 @@ def test_an_object_with_repr_html_gives_an_html_execute_result(wire: Wire) -> No
         "Fancy()"
     )
 
-    result = one(execution.of_type("execute_result"))["content"]
+    result = one(execution.of_type("execute_result")).content
     assert result["data"] == {"text/html": "<i>fancy</i>", "text/plain": "Fancy()"}
-    assert result["execution_count"] == execution.content["execution_count"]
+    assert result["execution_count"] == execution.reply["execution_count"]
 
 
 # -- errors ------------------------------------------------------------------------------------
-def test_an_exception_gives_an_error_output_and_an_error_reply(wire: Wire) -> None:
+def test_an_exception_gives_an_error_output_and_an_error_reply(wire: BlockingClient) -> None:
     execution = wire.run("print('before')\ndef fail():\n    raise KeyError('missing')\nfail()")
 
     assert output_types(execution) == ["execute_input", "stream", "error"]
-    error = one(execution.of_type("error"))["content"]
+    error = one(execution.of_type("error")).content
     assert error["ename"] == "KeyError"
     assert error["evalue"] == "'missing'"
     plain = [ANSI_ESCAPE.sub("", line) for line in error["traceback"]]
     assert any("fail()" in line for line in plain)
     assert plain[-1] == "KeyError: 'missing'"
 
-    reply = execution.content
+    reply = execution.reply
     assert reply["status"] == "error"
     assert (reply["ename"], reply["evalue"], reply["traceback"]) == (
         error["ename"],
@@ -300,10 +302,10 @@ def test_an_exception_gives_an_error_output_and_an_error_reply(wire: Wire) -> No
     assert wire.run("'alive'").status == "ok"
 
 
-def test_a_syntax_error_is_reported_without_running_the_cell(wire: Wire) -> None:
+def test_a_syntax_error_is_reported_without_running_the_cell(wire: BlockingClient) -> None:
     execution = wire.run("print('never')\nx = = 1")
 
     assert execution.status == "error"
-    assert execution.content["ename"] == "SyntaxError"
+    assert execution.reply["ename"] == "SyntaxError"
     assert execution.of_type("stream") == []
-    assert one(execution.of_type("error"))["content"]["ename"] == "SyntaxError"
+    assert one(execution.of_type("error")).content["ename"] == "SyntaxError"

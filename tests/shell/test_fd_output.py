@@ -16,26 +16,28 @@ import anyio
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 
+from cokernel_harness.client import BlockingClient
 from cokernel_harness.frontend import Frontend
-from helpers import KERNEL_NAME, Execution, KernelPair, Wire, start_kernel, stop_kernel
+from cokernel_harness.messages import Execution
+from helpers import KERNEL_NAME, KernelPair, start_kernel, stop_kernel
 
 
 def text_of(execution: Execution, name: str) -> str:
     return "".join(
-        m["content"]["text"] for m in execution.of_type("stream") if m["content"]["name"] == name
+        m.content["text"] for m in execution.of_type("stream") if m.content["name"] == name
     )
 
 
-def stream_texts(wire: Wire) -> str:
+def stream_texts(wire: BlockingClient) -> str:
     """Every stream text the client received, from any cell or none."""
     return "".join(item.msg["content"]["text"] for item in wire.log if item.msg_type == "stream")
 
 
 def all_streams(execution: Execution) -> str:
-    return "".join(m["content"]["text"] for m in execution.of_type("stream"))
+    return "".join(m.content["text"] for m in execution.of_type("stream"))
 
 
-def test_os_system_output_reaches_the_cell_in_order_with_prints(wire: Wire) -> None:
+def test_os_system_output_reaches_the_cell_in_order_with_prints(wire: BlockingClient) -> None:
     execution = wire.run(
         "import os\n"
         "print('before', flush=True)\n"
@@ -44,12 +46,12 @@ def test_os_system_output_reaches_the_cell_in_order_with_prints(wire: Wire) -> N
         "print('after')"
     )
 
-    assert execution.status == "ok", execution.content
+    assert execution.status == "ok", execution.reply
     assert all_streams(execution) == "before\nfrom-os-system\nto-fd-2\nafter\n"
     assert "to-fd-2" in text_of(execution, "stderr")
 
 
-def test_fd_output_of_a_cell_never_lands_in_the_next_cell(wire: Wire) -> None:
+def test_fd_output_of_a_cell_never_lands_in_the_next_cell(wire: BlockingClient) -> None:
     first = wire.run("import subprocess\nsubprocess.run(['echo', 'mine'])")
     second = wire.run("print('next')")
 
@@ -57,7 +59,7 @@ def test_fd_output_of_a_cell_never_lands_in_the_next_cell(wire: Wire) -> None:
     assert text_of(second, "stdout") == "next\n"
 
 
-def test_c_level_writes_reach_the_cell(wire: Wire) -> None:
+def test_c_level_writes_reach_the_cell(wire: BlockingClient) -> None:
     execution = wire.run(
         "import ctypes, os\n"
         "libc = ctypes.CDLL(None)\n"
@@ -70,7 +72,7 @@ def test_c_level_writes_reach_the_cell(wire: Wire) -> None:
     assert text_of(execution, "stderr") == "raw-fd-2\n"
 
 
-def test_stdout_and_stderr_have_filenos_and_faulthandler_works(wire: Wire) -> None:
+def test_stdout_and_stderr_have_filenos_and_faulthandler_works(wire: BlockingClient) -> None:
     execution = wire.run(
         "import faulthandler, subprocess, sys\n"
         "print(sys.stdout.fileno(), sys.stderr.fileno())\n"
@@ -80,14 +82,14 @@ def test_stdout_and_stderr_have_filenos_and_faulthandler_works(wire: Wire) -> No
         "faulthandler.disable()"
     )
 
-    assert execution.status == "ok", execution.content
+    assert execution.status == "ok", execution.reply
     assert text_of(execution, "stdout") == "1 2\nthrough-fileno\n"
     assert "Stack (most recent call first)" in text_of(execution, "stderr")
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_a_multiprocessing_childs_print_and_traceback_reach_the_cell(
-    wire: Wire, method: str
+    wire: BlockingClient, method: str
 ) -> None:
     execution = wire.run(
         "import multiprocessing, operator\n"
@@ -100,21 +102,21 @@ def test_a_multiprocessing_childs_print_and_traceback_reach_the_cell(
         timeout=60,
     )
 
-    assert execution.status == "ok", execution.content
+    assert execution.status == "ok", execution.reply
     assert text_of(execution, "stdout") == "hello from the child\nexit codes 0 1\n"
     stderr = text_of(execution, "stderr")
     assert "Traceback (most recent call last)" in stderr
     assert "ZeroDivisionError" in stderr
 
 
-def test_a_bang_command_and_a_background_process_go_to_their_cells(wire: Wire) -> None:
+def test_a_bang_command_and_a_background_process_go_to_their_cells(wire: BlockingClient) -> None:
     # A process that outlives its cell writes into the latest cell running (or the last one).
     start = wire.run(
         "import subprocess, sys\n"
         "gate = subprocess.Popen(['sh', '-c', 'read line; echo late-$line'], "
         "stdin=subprocess.PIPE, text=True)"
     )
-    assert start.status == "ok", start.content
+    assert start.status == "ok", start.reply
     release = wire.run("gate.stdin.write('output\\n'); gate.stdin.close(); gate.wait()")
 
     assert text_of(release, "stdout") == "late-output\n"
@@ -122,7 +124,7 @@ def test_a_bang_command_and_a_background_process_go_to_their_cells(wire: Wire) -
 
 def test_the_kernels_own_log_stays_out_of_cells(launch_kernel: Callable[..., KernelPair]) -> None:
     # At DEBUG the kernel logs on every request; its log goes to a copy of the original fd 2.
-    wire = Wire(launch_kernel("--log-level=DEBUG")[1])
+    wire = BlockingClient(launch_kernel("--log-level=DEBUG")[1])
     wire.run("import logging; logging.getLogger('cokernel').warning('log-line-from-a-cell')")
     execution = wire.run("import os; os.write(2, b'user-fd-2\\n')")
 
@@ -133,7 +135,7 @@ def test_the_kernels_own_log_stays_out_of_cells(launch_kernel: Callable[..., Ker
     assert "[cokernel" not in everything, everything
 
 
-def test_a_megabyte_from_a_subprocess_arrives_whole_and_in_order(wire: Wire) -> None:
+def test_a_megabyte_from_a_subprocess_arrives_whole_and_in_order(wire: BlockingClient) -> None:
     # Far more than a pipe holds: the reader forwards while the child writes.
     execution = wire.run("import subprocess\nsubprocess.run(['seq', '1', '200000'])", timeout=60)
 
@@ -171,7 +173,7 @@ def test_a_kernel_started_without_a_stdout_still_forwards_fd_output(
         "no-stdout", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(tmp_path / "kernels")])
     )
     try:
-        wire = Wire(kc)
+        wire = BlockingClient(kc)
         execution = wire.run(
             "import logging, os\n"
             "logging.getLogger('cokernel').warning('a log line')\n"

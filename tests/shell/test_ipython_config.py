@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 
-from helpers import KERNEL_NAME, Execution, KernelPair, Wire, start_kernel, stop_kernel
+from cokernel_harness.client import BlockingClient
+from cokernel_harness.messages import Execution
+from helpers import KERNEL_NAME, KernelPair, start_kernel, stop_kernel
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -31,19 +33,17 @@ def make_profile(ipython_dir: Path, name: str, files: dict[str, str]) -> Path:
     return profile
 
 
-def value(wire: Wire, expression: str) -> str:
+def value(wire: BlockingClient, expression: str) -> str:
     execution = wire.run(expression)
-    assert execution.status == "ok", execution.content
+    assert execution.status == "ok", execution.reply
     results = execution.of_type("execute_result")
-    assert results, execution.iopub
-    return str(results[0]["content"]["data"]["text/plain"])
+    assert results, execution.outputs
+    return str(results[0].content["data"]["text/plain"])
 
 
 def stderr(execution: Execution) -> str:
     return "".join(
-        m["content"]["text"]
-        for m in execution.of_type("stream")
-        if m["content"]["name"] == "stderr"
+        m.content["text"] for m in execution.of_type("stream") if m.content["name"] == "stderr"
     )
 
 
@@ -94,7 +94,7 @@ def test_startup_files_config_files_exec_lines_and_extensions_apply(
             """,
         },
     )
-    wire = Wire(launch_kernel("--profile=cfgtest")[1])
+    wire = BlockingClient(launch_kernel("--profile=cfgtest")[1])
 
     assert value(wire, "from_kernel") == "['py', 'ipy', 'exec_lines']"
     assert value(wire, "from_exec_file") == "'ran'"
@@ -114,11 +114,11 @@ def test_the_default_profile_of_ipythondir_applies_and_store_works(
 ) -> None:
     ipython_dir = tmp_path / "own-ipython"
     make_profile(ipython_dir, "default", {"startup/50-hello.py": "from_default_profile = 42\n"})
-    wire = Wire(kernel_with_env({"IPYTHONDIR": str(ipython_dir)})[1])
+    wire = BlockingClient(kernel_with_env({"IPYTHONDIR": str(ipython_dir)})[1])
 
     assert value(wire, "from_default_profile") == "42"
     stored = wire.run("kept = [1, 2]\n%store kept")
-    assert stored.status == "ok", stored.content
+    assert stored.status == "ok", stored.reply
     assert stored.stdout == "Stored 'kept' (list)\n"
     assert value(wire, "del kept\n%store -r kept\nkept") == "[1, 2]"
 
@@ -135,31 +135,29 @@ def test_a_broken_config_file_is_skipped_and_the_kernel_runs(
             "startup/10-good.py": "after_the_bad_one = True\n",
         },
     )
-    wire = Wire(launch_kernel("--profile=broken")[1])
+    wire = BlockingClient(launch_kernel("--profile=broken")[1])
 
     assert value(wire, "1 + 1") == "2"
 
 
-def test_kernel_magics_connect_info_and_autosave(wire: Wire) -> None:
+def test_kernel_magics_connect_info_and_autosave(wire: BlockingClient) -> None:
     info = wire.run("%connect_info")
-    assert info.status == "ok", info.content
+    assert info.status == "ok", info.reply
     assert '"shell_port"' in info.stdout
     assert "jupyter <app> --existing" in info.stdout
 
     autosave = wire.run("%autosave 30")
     displays = autosave.of_type("display_data")
-    assert [list(d["content"]["data"]) for d in displays] == [["application/javascript"]]
-    assert (
-        "set_autosave_interval(30000)" in displays[0]["content"]["data"]["application/javascript"]
-    )
+    assert [list(d.content["data"]) for d in displays] == [["application/javascript"]]
+    assert "set_autosave_interval(30000)" in displays[0].content["data"]["application/javascript"]
     assert autosave.stdout == "Autosaving every 30 seconds\n"
     assert wire.run("%autosave 0").stdout == "Autosave disabled\n"
     bad = wire.run("%autosave soon")
     assert bad.status == "error"
-    assert bad.content["ename"] == "UsageError"
+    assert bad.reply["ename"] == "UsageError"
 
 
-def test_pager_magics_less_more_man_and_clear(wire: Wire, tmp_path: Path) -> None:
+def test_pager_magics_less_more_man_and_clear(wire: BlockingClient, tmp_path: Path) -> None:
     text_file = tmp_path / "notes.txt"
     text_file.write_text("some notes\n")
     py_file = tmp_path / "module.py"
@@ -167,15 +165,15 @@ def test_pager_magics_less_more_man_and_clear(wire: Wire, tmp_path: Path) -> Non
 
     for magic in ("less", "more"):
         execution = wire.run(f"%{magic} {text_file}")
-        assert execution.status == "ok", execution.content
-        [payload] = execution.content["payload"]
+        assert execution.status == "ok", execution.reply
+        [payload] = execution.reply["payload"]
         assert payload["source"] == "page"
         assert payload["data"]["text/plain"] == "some notes\n"
-    highlighted = wire.run(f"%less {py_file}").content["payload"][0]["data"]["text/plain"]
+    highlighted = wire.run(f"%less {py_file}").reply["payload"][0]["data"]["text/plain"]
     assert "answer" in highlighted
     assert "\x1b[" in highlighted
     missing = wire.run("%less")
-    assert (missing.content["ename"], missing.content["evalue"]) == (
+    assert (missing.reply["ename"], missing.reply["evalue"]) == (
         "UsageError",
         "Missing filename.",
     )
@@ -187,23 +185,23 @@ def test_pager_magics_less_more_man_and_clear(wire: Wire, tmp_path: Path) -> Non
     )
     assert "\x1b[2J" in wire.run("%clear").stdout
     man = wire.run("%man ls")
-    assert man.status == "ok", man.content
-    assert man.content["payload"][0]["source"] == "page"
+    assert man.status == "ok", man.reply
+    assert man.reply["payload"][0]["source"] == "page"
 
 
 @pytest.mark.skipif(
     __import__("importlib.util").util.find_spec("qtconsole") is not None,
     reason="qtconsole is installed: %qtconsole would open a window",
 )
-def test_qtconsole_without_qtconsole_says_how_to_get_it(wire: Wire) -> None:
+def test_qtconsole_without_qtconsole_says_how_to_get_it(wire: BlockingClient) -> None:
     execution = wire.run("%qtconsole")
     assert execution.status == "error"
-    assert "pip install qtconsole" in execution.content["evalue"]
+    assert "pip install qtconsole" in execution.reply["evalue"]
 
 
 def test_an_unknown_profile_name_is_made(
     launch_kernel: Callable[..., KernelPair], isolated_env: Path
 ) -> None:
-    wire = Wire(launch_kernel("--profile=fresh")[1])
+    wire = BlockingClient(launch_kernel("--profile=fresh")[1])
     assert value(wire, "get_ipython().profile") == "'fresh'"
     assert os.path.isdir(isolated_env / "ipython" / "profile_fresh")

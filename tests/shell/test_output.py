@@ -7,11 +7,12 @@ from collections.abc import Callable
 
 import pytest
 
-from helpers import Execution, Received, Wire
+from cokernel_harness.client import BlockingClient
+from cokernel_harness.messages import Execution, Received
 
 
 def streams(execution: Execution) -> list[tuple[str, str]]:
-    return [(m["content"]["name"], m["content"]["text"]) for m in execution.of_type("stream")]
+    return [(m.content["name"], m.content["text"]) for m in execution.of_type("stream")]
 
 
 def stream_of(msg_id: str) -> Callable[[Received], bool]:
@@ -23,20 +24,22 @@ def stream_of(msg_id: str) -> Callable[[Received], bool]:
     return match
 
 
-def stream_text(wire: Wire, msg_id: str, length: int) -> str:
+def stream_text(wire: BlockingClient, msg_id: str, length: int) -> str:
     """The stream text parented to ``msg_id``, received until ``length`` characters arrived."""
-    text, last = "", -1
+    text, last = "", None  # the last stream message taken
     while len(text) < length:
         item = wire.wait_for(
             stream_of(msg_id),
             after=last,
             what=f"more output of {msg_id} after {len(text)} characters",
         )
-        text, last = text + item.msg["content"]["text"], item.seq
+        text, last = text + item.content["text"], item
     return text
 
 
-def test_a_hundred_thousand_prints_arrive_complete_in_order_and_coalesced(wire: Wire) -> None:
+def test_a_hundred_thousand_prints_arrive_complete_in_order_and_coalesced(
+    wire: BlockingClient,
+) -> None:
     execution = wire.run("for i in range(100_000):\n    print(i)", timeout=90)
 
     assert execution.status == "ok"
@@ -47,7 +50,7 @@ def test_a_hundred_thousand_prints_arrive_complete_in_order_and_coalesced(wire: 
     assert len(messages) < 1000, len(messages)
 
 
-def test_stdout_and_stderr_keep_their_relative_order(wire: Wire) -> None:
+def test_stdout_and_stderr_keep_their_relative_order(wire: BlockingClient) -> None:
     execution = wire.run(
         "import sys\n"
         "for i in range(5):\n"
@@ -67,7 +70,7 @@ def test_stdout_and_stderr_keep_their_relative_order(wire: Wire) -> None:
     os.environ.get("COKERNEL_TEST_BACKEND", "asyncio") != "asyncio",
     reason="asyncio.create_task needs an asyncio kernel (a trio cell has no loop to spawn on)",
 )
-def test_output_of_an_asyncio_task_goes_to_the_cell_that_created_it(wire: Wire) -> None:
+def test_output_of_an_asyncio_task_goes_to_the_cell_that_created_it(wire: BlockingClient) -> None:
     creator = wire.run(
         "import asyncio\n"
         "task_gate = asyncio.Event()\n"
@@ -78,7 +81,7 @@ def test_output_of_an_asyncio_task_goes_to_the_cell_that_created_it(wire: Wire) 
     )
     assert creator.status == "ok"
     assert streams(creator) == []
-    creator_id = creator.reply["parent_header"]["msg_id"]
+    creator_id = creator.msg_id
     creator_idle = wire.status(creator_id, "idle")
 
     # The next cell opens the gate; the task prints once that cell has given the loop back.
@@ -86,11 +89,11 @@ def test_output_of_an_asyncio_task_goes_to_the_cell_that_created_it(wire: Wire) 
 
     assert opener.status == "ok"
     assert streams(opener) == []
-    late = wire.wait_for(stream_of(creator_id), after=creator_idle.seq, what="the task's output")
+    late = wire.wait_for(stream_of(creator_id), after=creator_idle, what="the task's output")
     assert late.msg["content"] == {"name": "stdout", "text": "from the task\n"}
 
 
-def test_output_of_a_thread_goes_to_the_cell_that_started_it(wire: Wire) -> None:
+def test_output_of_a_thread_goes_to_the_cell_that_started_it(wire: BlockingClient) -> None:
     starter = wire.run(
         "import threading\n"
         "thread_gate = threading.Event()\n"
@@ -102,18 +105,20 @@ def test_output_of_a_thread_goes_to_the_cell_that_started_it(wire: Wire) -> None
     )
     assert starter.status == "ok"
     assert streams(starter) == []
-    starter_id = starter.reply["parent_header"]["msg_id"]
+    starter_id = starter.msg_id
     starter_idle = wire.status(starter_id, "idle")
 
     opener = wire.run("thread_gate.set()\nlate_thread.join(60)\nlate_thread.is_alive()")
 
-    assert opener.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "False"
+    assert opener.of_type("execute_result")[0].content["data"]["text/plain"] == "False"
     assert streams(opener) == []
-    late = wire.wait_for(stream_of(starter_id), after=starter_idle.seq, what="the thread's output")
+    late = wire.wait_for(stream_of(starter_id), after=starter_idle, what="the thread's output")
     assert late.msg["content"] == {"name": "stdout", "text": "from the thread\n"}
 
 
-def test_a_thread_printing_while_a_later_cell_prints_does_not_mix_their_outputs(wire: Wire) -> None:
+def test_a_thread_printing_while_a_later_cell_prints_does_not_mix_their_outputs(
+    wire: BlockingClient,
+) -> None:
     lines = 2000
     starter = wire.run(
         "import threading\n"
@@ -125,7 +130,7 @@ def test_a_thread_printing_while_a_later_cell_prints_does_not_mix_their_outputs(
         "tick_thread = threading.Thread(target=ticker)\n"
         "tick_thread.start()"
     )
-    starter_id = starter.reply["parent_header"]["msg_id"]
+    starter_id = starter.msg_id
 
     # Both print at once: the thread for the first cell, this cell for itself.
     printer = wire.run(
@@ -140,11 +145,11 @@ def test_a_thread_printing_while_a_later_cell_prints_does_not_mix_their_outputs(
     assert ticks == expected_ticks
 
 
-def test_pipelined_cells_each_get_their_own_output(wire: Wire) -> None:
+def test_pipelined_cells_each_get_their_own_output(wire: BlockingClient) -> None:
     msg_ids = [wire.execute(f"for i in range(300):\n    print('cell{n}', i)") for n in range(3)]
 
     for n, msg_id in enumerate(msg_ids):
-        execution = wire.result(msg_id)
+        execution = wire.collect(msg_id)
         assert execution.status == "ok"
         text = "".join(t for _, t in streams(execution))
         assert text == "".join(f"cell{n} {i}\n" for i in range(300))

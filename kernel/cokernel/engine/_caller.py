@@ -83,6 +83,9 @@ class Caller:
         self._stop_event: anyio.Event | None = None
         self._backlog: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
         self._backlog_lock = threading.Lock()
+        # Jobs handed to the loop but not yet in a lane or a task (under _backlog_lock): a loop
+        # that ends with their callbacks still queued drops them, so serve() settles them.
+        self._unplaced: set[_Job] = set()
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_threads, thread_name_prefix=f"{name}-worker"
         )
@@ -163,6 +166,9 @@ class Caller:
                 self._start_task = self._start_lane = None
                 self._threadsafe = None
                 self._stopped.set()
+                stranded, self._unplaced = self._unplaced, set()
+            for job in stranded:  # their callbacks will never run: answer, never hang
+                job.pending.mark_cancelled()
 
     async def _serve_until_stopped(self) -> None:
         with self._backlog_lock:
@@ -216,8 +222,7 @@ class Caller:
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> Pending[Any]:
         """Run ``fn(*args)`` (sync or async) as a new task on the loop."""
         job = _Job(fn, args, Pending(), contextvars.copy_context())
-        if not self.call_threadsafe(self._spawn, job):
-            job.pending.mark_cancelled()  # the loop has stopped: settle, never hang a waiter
+        self._hand_over(self._spawn, job)
         return job.pending
 
     def queue_call(self, lane: Hashable, fn: Callable[..., Any], *args: Any) -> Pending[Any]:
@@ -227,9 +232,21 @@ class Caller:
         one task serves the whole lane.
         """
         job = _Job(fn, args, Pending(), None)
-        if not self.call_threadsafe(self._enqueue, lane, job):
-            job.pending.mark_cancelled()
+        self._hand_over(self._enqueue, lane, job)
         return job.pending
+
+    def _hand_over(self, place: Callable[..., None], *args: Any) -> None:
+        """Have the loop ``place(*args)`` (the job last); a job the loop will never place is
+        cancelled: now if the loop has stopped, else by serve() as the loop ends (a callback
+        queued just before an asyncio loop closes is dropped, and its job would never settle).
+        """
+        job: _Job = args[-1]
+        with self._backlog_lock:
+            self._unplaced.add(job)
+        if not self.call_threadsafe(place, *args):
+            with self._backlog_lock:
+                self._unplaced.discard(job)
+            job.pending.mark_cancelled()  # the loop has stopped: settle, never hang a waiter
 
     def to_thread(self, fn: Callable[..., T], *args: Any) -> Pending[T]:
         """Run blocking ``fn(*args)`` in a worker thread; the loop is not involved."""
@@ -263,6 +280,8 @@ class Caller:
 
     # -- inside the loop --------------------------------------------------------------------
     def _spawn(self, job: _Job) -> None:
+        with self._backlog_lock:
+            self._unplaced.discard(job)
         if self._start_task is None:
             job.pending.mark_cancelled()
             return
@@ -272,6 +291,8 @@ class Caller:
             self._start_task(self._run_job, job)
 
     def _enqueue(self, lane: Hashable, job: _Job) -> None:
+        with self._backlog_lock:
+            self._unplaced.discard(job)
         if self._start_task is None:  # the loop is ending: no task would ever drain the lane
             job.pending.mark_cancelled()
             return
@@ -288,8 +309,12 @@ class Caller:
                 self._abandon(queue)
 
     def _abandon_launch(self, args: tuple[Any, ...]) -> None:
-        """A lane whose task was started (``_drain_lane(lane, queue)``) but never began."""
-        self._abandon(args[1])
+        """A task that was started but never began: a lane's (``_drain_lane(lane, queue)``)
+        or a single job's (``_run_job(job)``)."""
+        if len(args) == 1 and isinstance(args[0], _Job):
+            args[0].pending.mark_cancelled()
+        else:
+            self._abandon(args[1])
 
     @staticmethod
     def _abandon(queue: deque[_Job]) -> None:

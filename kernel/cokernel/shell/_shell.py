@@ -12,13 +12,17 @@ is executing (*stepping*) or suspended at an ``await``. That is what makes inter
 """
 
 from __future__ import annotations
+import __future__
 
+import ast
 import bdb
+import codeop
+import contextlib
 import sys
 import threading
 import types
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from warnings import warn
 
@@ -66,15 +70,45 @@ class CellCompiler(CachingCompiler):  # type: ignore[misc]
     # and on a subshell) corrupt it, and compile() fails with "SystemError: AST constructor
     # recursion depth mismatch" (CPython gh-106905). The interleaving property tests hit it.
     # Conversions are microseconds long, so the kernel's own go one at a time.
+    #
+    # IPython turns top-level await on around each statement's compile with `extra_flags`,
+    # which sets a bit of the shared `self.flags` and clears it afterwards, unless the bit was
+    # already set on entry. With shells on two threads, one turns the bit on, the other enters
+    # (bit already set: it will not clear it), the first leaves and clears it, and the second
+    # compiles `await` without it: "SyntaxError: 'await' outside function" (found by the
+    # property tests). Here the extra flags belong to the thread that asked for them.
+    @contextlib.contextmanager
+    def extra_flags(self, flags: int) -> Iterator[None]:
+        outer = getattr(_thread_flags, "extra", 0)
+        _thread_flags.extra = outer | flags
+        try:
+            yield
+        finally:
+            _thread_flags.extra = outer
+
     def ast_parse(self, source: str, filename: str = "<unknown>", symbol: str = "exec") -> Any:
+        flags: int = self.flags | getattr(_thread_flags, "extra", 0) | ast.PyCF_ONLY_AST
         with _AST_CONVERSION:
-            return super().ast_parse(source, filename, symbol)
+            return compile(source, filename, symbol, flags, True)
 
     def __call__(self, source: Any, filename: str, symbol: str, **kwargs: Any) -> Any:
+        flags: int = self.flags | getattr(_thread_flags, "extra", 0)
+        if kwargs.get("incomplete_input", True) is False:
+            flags &= ~(_DONT_IMPLY_DEDENT | _ALLOW_INCOMPLETE_INPUT)
         with _AST_CONVERSION:
-            return super().__call__(source, filename, symbol, **kwargs)
+            code = compile(source, filename, symbol, flags, True)
+        for future in _FUTURE_FLAGS:  # a `from __future__` stays on for later cells, as in codeop
+            if code.co_flags & future:
+                self.flags |= future
+        return code
 
 
+_thread_flags = threading.local()
+_DONT_IMPLY_DEDENT: int = getattr(codeop, "PyCF_DONT_IMPLY_DEDENT", 0x200)
+_ALLOW_INCOMPLETE_INPUT: int = getattr(codeop, "PyCF_ALLOW_INCOMPLETE_INPUT", 0)
+_FUTURE_FLAGS = tuple(
+    getattr(__future__, name).compiler_flag for name in __future__.all_feature_names
+)
 _AST_CONVERSION = threading.Lock()
 
 

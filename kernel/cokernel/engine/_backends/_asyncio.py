@@ -49,13 +49,29 @@ class AsyncioBackend:
         self, abandon: Callable[[tuple[Any, ...]], None]
     ) -> AsyncIterator[tuple[StartTask, StartTask]]:
         # asyncio starts tasks in the order they were created (FIFO): lanes need nothing more.
+        # But a task cancelled before its first step never runs its coroutine at all (not even
+        # its `finally`): one started while the loop is being torn down (a request that reached
+        # a subshell being deleted) would take its job to the grave. So each task notes that it
+        # began, and one that ends without having begun is handed to `abandon`.
         loop = asyncio.get_running_loop()
         tasks: set[asyncio.Task[Any]] = set()
 
         def start_task(fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
-            task = loop.create_task(fn(*args))
+            began = False
+
+            async def run() -> None:
+                nonlocal began
+                began = True
+                await fn(*args)
+
+            def ended(task: asyncio.Task[Any]) -> None:
+                tasks.discard(task)
+                if not began:
+                    abandon(args)
+
+            task = loop.create_task(run())
             tasks.add(task)
-            task.add_done_callback(tasks.discard)
+            task.add_done_callback(ended)
 
         try:
             yield start_task, start_task

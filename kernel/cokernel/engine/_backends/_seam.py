@@ -40,8 +40,9 @@ class Backend(Protocol):
         self, abandon: Callable[[tuple[Any, ...]], None]
     ) -> contextlib.AbstractAsyncContextManager[tuple[StartTask, StartTask]]:
         """On the running loop: (start a task, start a lane's task). Lane tasks begin in the
-        order they were started. On exit every task is cancelled; a lane whose task never
-        began is handed (its ``args``) to ``abandon``, so nothing queued is lost silently."""
+        order they were started. On exit every task is cancelled; a task that never began
+        (a lane's, or a single job's) is handed (its ``args``) to ``abandon``, so nothing
+        queued is lost silently."""
 
     def borrowed(self) -> Borrowed:
         """A fresh :class:`Borrowed` for one loop."""
