@@ -125,7 +125,12 @@ def run_kernel(connection_file: str, options: KernelOptions) -> int:
         profile.set_environment()  # TERM, PAGER=cat & co., as ipykernel's shell sets them
         set_default_matplotlib_backend()  # inline figures, unless MPLBACKEND says otherwise
         kernel = Kernel(
-            options, interface.session, interface.send, handlers=HANDLERS, connection_info=info
+            options,
+            interface.session,
+            interface.send,
+            handlers=HANDLERS,
+            connection_info=info,
+            outbox=interface.outbox,
         )
         kernel.connection_file = os.path.abspath(connection_file)  # for %connect_info, %qtconsole
         prelude.hand_over(kernel)

@@ -6,6 +6,9 @@
   reading client still gets every display, in order.
 - While the main shell's lane is at its bound behind a blocked cell, control answers, an
   interrupt gets through, and a comm message the blocked cell waits for still reaches it.
+- A cell whose output outruns the io thread waits for room in the outbox instead of growing it
+  (the io thread held back by a gate, so the outcome never depends on the machine's load), and
+  a cell waiting there is still interrupted.
 
 RSS assertions bound memory, never time. Their thresholds come from measurement (see
 docs/reliability.md, "Bounded memory"): each sits several times above what the bounded kernel
@@ -209,6 +212,118 @@ def test_a_never_reading_subscriber_costs_at_most_its_high_water_mark(
         assert peak - idle < 60, f"idle {idle:.1f} MiB, peak {peak:.1f} MiB"
         deaf.close(linger=0)
         reader.close(linger=0)
+    finally:
+        kernel.close()
+
+
+# The io thread is held back inside the outbox's take (a gate only the cell opens), so it
+# sends nothing; nothing else holds it. Not the receive path: that one the producers must not
+# wait for (cokernel.protocol._outbox).
+HOLD_THE_IO_THREAD = """
+import threading
+from IPython.display import display
+
+_outbox = get_ipython().kernel.outbox
+_gate = threading.Event()
+_take = _outbox.take
+
+def _held_take():
+    _gate.wait()
+    return _take()
+
+_outbox.take = _held_take
+"""
+
+OUTRUN = (
+    HOLD_THE_IO_THREAD
+    + """
+_done = threading.Event()
+
+def _produce():
+    for i in range({displays}):
+        display(i)
+    _done.set()
+
+_producer = threading.Thread(target=_produce)
+_producer.start()
+# Until the producer waits for room, or (unbounded) has queued every display.
+while _outbox.waits == 0 and not _done.wait(0.005):
+    pass
+_held, _finished = _outbox.weight, _done.is_set()
+del _outbox.take
+_gate.set()
+_producer.join()
+print(_held, _finished, _outbox.max_weight)
+"""
+)
+
+
+@pytest.mark.timeout(300)
+def test_a_cell_whose_output_outruns_the_io_thread_waits_for_room(isolated_env: Path) -> None:
+    displays = 5000  # above the outbox's bound (2,000), below iopub's high-water mark
+    kernel = RawKernel(KERNEL)
+    try:
+        reader = kernel.subscriber()
+        _subscribed(kernel, [reader])
+        cell = kernel.send("shell", "execute_request", _execute(OUTRUN.format(displays=displays)))
+        seen: list[int] = []
+        printed: list[str] = []
+        deadline = time.monotonic() + 240
+        while True:
+            msg = kernel.receive(reader, deadline)
+            assert msg is not None, f"the reader got {len(seen)} displays, then nothing"
+            if msg["parent_header"].get("msg_id") != cell:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            assert kind != "error", content
+            if kind == "display_data":
+                seen.append(int(content["data"]["text/plain"]))
+            elif kind == "stream":
+                printed.append(content["text"])
+            elif kind == "status" and content["execution_state"] == "idle":
+                break
+        assert kernel.reply_to("shell", cell, 60)["content"]["status"] == "ok"
+        held, finished, bound = "".join(printed).split()
+        # Unbounded, the producer queued all 5,000 displays while the io thread sent nothing.
+        assert finished == "False", f"no wait: {held} messages queued for the io thread"
+        assert int(held) <= int(bound) + 10
+        assert seen == list(range(displays))  # every display, in order, once the gate opened
+        reader.close(linger=0)
+    finally:
+        kernel.close()
+
+
+INTERRUPTED_WHILE_WAITING = (
+    HOLD_THE_IO_THREAD
+    + """
+import os, signal
+
+def _interrupt_once_waiting():  # as a launcher in signal mode does: SIGINT to the process
+    while _outbox.waits == 0:
+        _gate.wait(0.005)
+    os.kill(os.getpid(), signal.SIGINT)
+
+threading.Thread(target=_interrupt_once_waiting, daemon=True).start()
+try:
+    for _ in range(20_000):  # ten times the bound: unbounded, it ends without waiting
+        display(0)
+finally:
+    del _outbox.take
+    _gate.set()
+"""
+)
+
+
+@pytest.mark.timeout(300)
+def test_a_cell_waiting_for_room_in_the_outbox_is_interrupted(isolated_env: Path) -> None:
+    kernel = RawKernel(KERNEL)
+    try:
+        code = _execute(INTERRUPTED_WHILE_WAITING, stop_on_error=False)
+        reply = kernel.reply_to("shell", kernel.send("shell", "execute_request", code), 120)
+        assert reply["content"]["status"] == "error"
+        assert reply["content"]["ename"] == "KeyboardInterrupt"
+        after = kernel.reply_to("shell", kernel.send("shell", "execute_request", _execute("1")), 60)
+        assert after["content"]["status"] == "ok"
     finally:
         kernel.close()
 

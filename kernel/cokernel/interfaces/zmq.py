@@ -32,6 +32,7 @@ import zmq.utils.z85
 from cokernel.protocol._backlog import STALL_SECONDS
 from cokernel.protocol._droplog import drop_log
 from cokernel.protocol._messages import Channel, Message, ProtocolError, Session
+from cokernel.protocol._outbox import Outbox
 from cokernel.shell._uninterruptible import uninterruptible
 
 if TYPE_CHECKING:
@@ -135,12 +136,8 @@ malloc_trim = _load_malloc_trim()
 #:   everything, in order); the kernel holds at most this much for it. Chosen by measurement.
 #: - SHELL_RCVHWM: shell messages ZMQ takes off the network while the kernel does not read shell
 #:   (its backlog is full, see cokernel.protocol._backlog); beyond it the sender waits.
-#:
-#: The outbox itself has no bound: the io thread never waits on the network (iopub drops beyond
-#: its mark, ZMQ queues replies), so it empties the outbox as fast as threads fill it. A bound
-#: that made producers wait was tried and dropped: a signal handler (the interrupt path sends)
-#: or a thread holding a lock the io thread needs could wait inside ``send`` and reorder or
-#: stall messages (docs/reliability.md).
+#: - The outbox (cokernel.protocol._outbox): when the io thread falls behind a cell's output
+#:   loop, producers of user output wait, at a safe point, until it drains.
 IOPUB_HWM = 10_000
 SHELL_RCVHWM = 100
 
@@ -160,7 +157,7 @@ class ZMQInterface:
         )
         self.context = zmq.Context()
         self.sockets: dict[Channel, zmq.Socket[bytes]] = {}
-        self._outbox: deque[tuple[Channel, list[bytes]]] = deque()
+        self.outbox = Outbox()  # what threads queued for the io thread to send
         # stdin messages not sent yet, in order: (give-up time, frames). See _send_stdin.
         self._stdin_queue: deque[tuple[float, list[bytes]]] = deque()
         self._wake_r, self._wake_w = os.pipe()
@@ -239,11 +236,11 @@ class ZMQInterface:
             self.written_file = Path(write_back)
 
     # -- outgoing (any thread) --------------------------------------------------------------
-    @uninterruptible  # a cell's interrupt between the flag and the write would stall the io
+    @uninterruptible  # a cell's interrupt between the flag and the write stalls the io thread
     def send(self, channel: Channel, msg: Message, identities: list[bytes] | None) -> None:
-        """Queue a message for sending; thread-safe, never blocks on the network."""
+        """Queue a message for sending; thread-safe, never blocks."""
         frames = self.session.serialize(msg, identities)
-        self._outbox.append((channel, frames))
+        self.outbox.put(channel, frames)
         if not self._wake_pending:
             with contextlib.suppress(OSError):  # full (BlockingIOError): the io thread will wake
                 self._wake_pending = True  # and no call until the write: no check in between
@@ -264,6 +261,7 @@ class ZMQInterface:
         )
         self._hb_thread.start()
         self._io_thread = threading.Thread(target=self._io_main, name="cokernel-io", daemon=True)
+        self.outbox.consumer = self._io_thread
         self._io_thread.start()
 
     def _heartbeat(self) -> None:
@@ -288,14 +286,13 @@ class ZMQInterface:
         poller.register(self._wake_r, zmq.POLLIN)
         try:
             while not self._closing.is_set():
-                # perf: senders write to the wake-up pipe only while this thread sleeps in
-                # poll. A write drops the GIL and hands it to this thread, for every message of
-                # a burst (1,000 comm_opens cost 3 ms each that way). Awake, this thread sends
-                # whatever is queued before it sleeps again: the flag goes down first, then the
-                # outbox is checked, so a message queued in between is either seen here or
-                # wakes the poll.
+                # perf: senders write to the wake-up pipe only while this thread sleeps in poll
+                # (a write hands this thread the GIL: 1,000 comm_opens cost 3 ms each that way).
+                # Awake, it sends what is queued before it sleeps again: the flag goes down
+                # first, then the outbox is checked, so a message queued in between is either
+                # seen here or wakes the poll.
                 self._wake_pending = False
-                if self._outbox:
+                if self.outbox:
                     self._wake_pending = True
                     self._flush_outbox()
                     continue
@@ -325,6 +322,7 @@ class ZMQInterface:
             log.exception("io thread failed")
         finally:
             self._flush_outbox()
+            self.outbox.close()  # nobody drains it any more: producers must not wait
 
     @staticmethod
     def _next_stall_look(backlog: ShellBacklog, stall_at: float | None) -> tuple[float, int | None]:
@@ -378,7 +376,8 @@ class ZMQInterface:
             except ProtocolError as e:
                 drop_log.warning("dropped a message on %s: %s", channel, e)
                 continue
-            kernel.receive(channel, identities, msg, sum(map(len, frames)) if shell else 0)
+            size = sum(map(len, frames)) if shell else 0
+            self.outbox.consumer_runs(kernel.receive, channel, identities, msg, size)
 
     def _welcome_subscribers(self, iopub: zmq.Socket[bytes]) -> None:
         while True:
@@ -394,9 +393,9 @@ class ZMQInterface:
                 iopub.send_multipart(self.session.serialize(msg, [topic]))
 
     def _flush_outbox(self) -> None:
-        outbox = self._outbox
+        outbox = self.outbox
         while outbox:
-            channel, frames = outbox.popleft()
+            channel, frames = outbox.take()
             self._moved += 1
             if channel is Channel.stdin:
                 self._stdin_queue.append((time.monotonic() + UNROUTABLE_PATIENCE, frames))
@@ -405,6 +404,7 @@ class ZMQInterface:
                 self.sockets[channel].send_multipart(frames, copy=len(frames[-1]) < 65536)
             except zmq.ZMQError as e:
                 log.warning("could not send on %s: %s", channel, e)
+        outbox.drained()  # wakes the producers waiting for room
         self._send_stdin()
 
     def _send_stdin(self) -> None:
@@ -439,6 +439,7 @@ class ZMQInterface:
     def close(self, timeout: float = 5.0) -> None:
         """Send what is queued, then close every socket and the context."""
         self._closing.set()
+        self.outbox.close()
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
         if self._io_thread is not None:

@@ -43,6 +43,7 @@ from cokernel.kernel._subshell_magic import subshell_magic
 from cokernel.options import KernelOptions
 from cokernel.protocol._backlog import ShellBacklog
 from cokernel.protocol._messages import Channel, Message, Session, reply_type
+from cokernel.protocol._outbox import Outbox
 from cokernel.protocol._recorder import MessageRecorder, record_path
 from cokernel.protocol._request import Request, propagate_context_to_threads
 from cokernel.shell import _pdbsupport as pdbsupport
@@ -55,7 +56,7 @@ from cokernel.shell._interrupts import on_sigint, rescue_swallowed_interrupt
 from cokernel.shell._magics import KernelMagics
 from cokernel.shell._shell import CokernelShell
 from cokernel.shell._stdin import StdinBridge
-from cokernel.shell._streams import OutStream, StreamRouter
+from cokernel.shell._streams import OutStream, StreamRouter, wait_for_room
 
 log = logging.getLogger("cokernel")
 T = TypeVar("T")
@@ -83,8 +84,11 @@ class Kernel(Routing, KernelCompat):
         *,
         handlers: HandlerTable,
         connection_info: dict[str, Any] | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self.options = options
+        self.outbox = outbox
+        self.wait_for_room = functools.partial(wait_for_room, outbox)
         self.handlers = handlers  # msg_type -> handler, run mode, lane (cokernel.kernel._handlers)
         self.session = session
         self._send = send
@@ -233,6 +237,7 @@ class Kernel(Routing, KernelCompat):
         settings.update(
             publish_msg=self.publish,
             flush_streams=lambda: self.streams.flush() if self.streams else None,
+            wait_for_room=self.wait_for_room,
             backend=self.options.backend,
             gui_host=self.options.host,
         )
@@ -275,7 +280,7 @@ class Kernel(Routing, KernelCompat):
         # each other's filter lists, and the completion fails. A filter installed up front is in
         # every list they save and restore.
         warnings.filterwarnings("ignore", category=ProvisionalCompleterWarning)
-        self._comms = install_comms(self.comm_manager, self._publish_comm)
+        self._comms = install_comms(self.comm_manager, self._publish_comm, self.wait_for_room)
         # Code this loop runs outside any request (start-up files, tasks they start) knows its
         # kernel's comms too; each request sets them again (cokernel.kernel._serving).
         comms_token = current_comms.set(self._comms)
@@ -310,12 +315,13 @@ class Kernel(Routing, KernelCompat):
         )
         self._saved_streams = (sys.stdout, sys.stderr)
         if self.options.capture_fds and self.threads:
-            self.fd_capture = FdCapture(self._fd_output)  # started last: see run()
+            self.fd_capture = FdCapture(self._fd_output, self.wait_for_room)  # started in run()
         fds = self.fd_capture
         for name, fd in (("stdout", 1), ("stderr", 2)):
             stream = OutStream(
                 name,
                 streams,
+                room=self.outbox,
                 fileno=functools.partial(fds.fileno, fd) if fds is not None else None,
                 before_write=fds.drain_if_due if fds is not None else None,
                 before_flush=fds.drain if fds is not None else None,

@@ -26,10 +26,12 @@ PublishComm = Callable[
 
 
 class KernelComms(NamedTuple):
-    """One kernel's comm registry and how its comms publish."""
+    """One kernel's comm registry, how its comms publish, and what they call first (waits
+    while the kernel's outbox is full: see cokernel.protocol._outbox)."""
 
     manager: KernelCommManager
     publish: PublishComm
+    wait_for_room: Callable[[], None] = lambda: None
 
 
 #: The comms of the kernel serving the running code: set by the kernel around every handler
@@ -54,6 +56,7 @@ class KernelComm(BaseComm):  # type: ignore[misc]
         # Before BaseComm.__init__, which opens the comm (a first message).
         found = _comms_here()
         self.publisher: PublishComm | None = found.publish if found is not None else None
+        self._wait_for_room = found.wait_for_room if found is not None else None
         super().__init__(*args, **kwargs)
 
     def publish_msg(
@@ -66,6 +69,10 @@ class KernelComm(BaseComm):  # type: ignore[misc]
     ) -> None:
         if self.publisher is None:
             raise RuntimeError("comms need a running cokernel kernel")
+        # A comm_close never waits: widgets close when collected (ipywidgets' __del__), which
+        # may happen in kernel code holding a lock; there is one per comm opened.
+        if msg_type != "comm_close" and self._wait_for_room is not None:
+            self._wait_for_room()
         # BaseComm.open passes target_module=None when there is none; the protocol's optional
         # fields are left out rather than sent as null.
         optional = {k: v for k, v in keys.items() if v is not None}
@@ -176,11 +183,15 @@ class KernelCommManager(CommManager):  # type: ignore[misc]
         }
 
 
-def install(manager: KernelCommManager, publisher: PublishComm) -> KernelComms:
+def install(
+    manager: KernelCommManager,
+    publisher: PublishComm,
+    wait_for_room: Callable[[], None] = lambda: None,
+) -> KernelComms:
     """Point the ``comm`` package at the kernels of this process: ``create_comm`` and
     ``get_comm_manager`` answer with the comms of the kernel serving the calling code."""
     global _latest
-    comms = _latest = KernelComms(manager, publisher)
+    comms = _latest = KernelComms(manager, publisher, wait_for_room)
     comm.create_comm = KernelComm
     comm.get_comm_manager = _comm_manager
     return comms

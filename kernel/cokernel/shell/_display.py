@@ -23,6 +23,9 @@ Publish = Callable[[str, dict[str, Any], "Request | None"], None]
 class KernelDisplayPublisher(DisplayPublisher):  # type: ignore[misc]
     publish_msg = AnyTrait(help="callable(msg_type, content, parent) sending on iopub")
     flush_streams = AnyTrait(help="callable() sending the current request's buffered streams")
+    wait_for_room = AnyTrait(
+        None, help="callable() run first: waits while the outbox is full (producer backpressure)"
+    )
 
     def publish(
         self,
@@ -34,6 +37,9 @@ class KernelDisplayPublisher(DisplayPublisher):  # type: ignore[misc]
         update: bool = False,
         **kwargs: Any,
     ) -> None:
+        wait_for_room = self.wait_for_room  # read once: a trait lookup costs a microsecond
+        if wait_for_room is not None:
+            wait_for_room()
         self._validate_data(data, metadata)
         self.flush_streams()
         content = {"data": data, "metadata": metadata or {}, "transient": transient or {}}
@@ -41,6 +47,9 @@ class KernelDisplayPublisher(DisplayPublisher):  # type: ignore[misc]
         self.publish_msg(msg_type, content, current_request.get())
 
     def clear_output(self, wait: bool = False) -> None:
+        wait_for_room = self.wait_for_room  # read once: a trait lookup costs a microsecond
+        if wait_for_room is not None:
+            wait_for_room()
         self.flush_streams()
         self.publish_msg("clear_output", {"wait": bool(wait)}, current_request.get())
 

@@ -62,8 +62,13 @@ class _Captured:
 class FdCapture:
     """Points file descriptors 1 and 2 at pipes and forwards what is written to them."""
 
-    def __init__(self, sink: Sink, *, echo: bool = True) -> None:
+    def __init__(
+        self, sink: Sink, before_read: Callable[[], None] | None = None, *, echo: bool = True
+    ) -> None:
         self._sink = sink
+        # Called by the reader thread before each read, holding no lock: it may wait (the
+        # outbox's backpressure), and a writing child process then waits on the full pipe.
+        self._before_read = before_read
         self.echo = echo
         self._lock = threading.RLock()
         self._captured: list[_Captured] = []
@@ -169,6 +174,8 @@ class FdCapture:
                 ready = self._poll.poll()
             except InterruptedError:
                 continue
+            if self._before_read is not None:
+                self._before_read()
             with self._lock:
                 for read_end, _events in ready:
                     captured = self._by_read_end.get(read_end)

@@ -116,6 +116,7 @@ class CokernelShell(ShellCompat, InteractiveShell):  # type: ignore[misc]
     display_pub_class = KernelDisplayPublisher
     publish_msg = AnyTrait(help="callable(msg_type, content, parent) sending on iopub")
     flush_streams = AnyTrait(help="callable() flushing the current request's streams")
+    wait_for_room = AnyTrait(None, help="callable() a display calls first (outbox backpressure)")
     backend = Unicode("asyncio", help="the async library the kernel's loops run")
     gui_host = Unicode(None, allow_none=True, help="the GUI toolkit hosting the loop (tk, qt)")
 
@@ -125,6 +126,7 @@ class CokernelShell(ShellCompat, InteractiveShell):  # type: ignore[misc]
         for part in (self.display_pub, self.displayhook):
             part.publish_msg = self.publish_msg
             part.flush_streams = self.flush_streams
+        self.display_pub.wait_for_room = self.wait_for_room
         self.displayhook.cell_number = current_cell_number
         self.running_cells: set[CellRun] = set()
         self.numbering = threading.Lock()  # see CellRun.take_number

@@ -17,7 +17,9 @@ from typing import Any
 
 import anyio
 
+from cokernel.protocol._outbox import Outbox
 from cokernel.protocol._request import Request, current_request
+from cokernel.shell._cells import current_cell
 from cokernel.shell._fdcapture import in_forked_child, write_fd
 from cokernel.shell._uninterruptible import uninterruptible
 
@@ -121,6 +123,23 @@ class StreamRouter:
         self._wake.set()
 
 
+def wait_for_room(outbox: Outbox | None) -> None:
+    """Called by a producer of user output before it builds a message or takes a lock: waits
+    while ``outbox`` is over its bound (see :mod:`cokernel.protocol._outbox`). An interrupt of
+    the cell running on this thread ends the wait at once (the cell's ``wake``)."""
+    if outbox is None or not outbox.full:
+        return
+    cell = current_cell.get()
+    if cell is None or cell.thread is not threading.current_thread() or cell.wake is not None:
+        outbox.wait_for_room()
+        return
+    cell.wake = outbox.wake_waiters
+    try:
+        outbox.wait_for_room()
+    finally:
+        cell.wake = None
+
+
 class OutStream(io.TextIOBase):
     """A text stream (``sys.stdout`` or ``sys.stderr``) that writes into a :class:`StreamRouter`.
 
@@ -131,6 +150,8 @@ class OutStream(io.TextIOBase):
     forward what was written to the descriptors so far, keeping the order). In a process forked
     from the kernel the stream writes straight to fd 1 or 2, as the kernel's threads and locks
     do not exist there.
+    With ``room`` (the interface's outbox) a write or flush first waits while the outbox is
+    full (:func:`wait_for_room`).
     """
 
     def __init__(
@@ -139,6 +160,7 @@ class OutStream(io.TextIOBase):
         router: StreamRouter,
         *,
         echo: Any = None,
+        room: Outbox | None = None,
         fileno: Callable[[], int] | None = None,
         before_write: Callable[[], None] | None = None,
         before_flush: Callable[[], None] | None = None,
@@ -147,6 +169,7 @@ class OutStream(io.TextIOBase):
         self.name = name
         self._router = router
         self._echo = echo
+        self._room = room
         self._fileno = fileno
         self._before_write = before_write
         self._before_flush = before_flush
@@ -181,6 +204,9 @@ class OutStream(io.TextIOBase):
             if in_forked_child():
                 write_fd(self._child_fd, text)
                 return len(text)
+            room = self._room
+            if room is not None and room.full:
+                wait_for_room(room)
             if self._before_write is not None:
                 self._before_write()
             self._router.write(self.name, text)
@@ -195,6 +221,9 @@ class OutStream(io.TextIOBase):
     def flush(self) -> None:
         if in_forked_child():
             return
+        room = self._room
+        if room is not None and room.full:
+            wait_for_room(room)
         if self._before_flush is not None:
             self._before_flush()
         self._router.flush()
