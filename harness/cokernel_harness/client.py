@@ -34,7 +34,14 @@ from typing import TYPE_CHECKING, Any
 
 import zmq
 
-from cokernel_harness.messages import Execution, KernelDied, Received, WaitTimeout, describe
+from cokernel_harness.messages import (
+    Execution,
+    KernelDied,
+    Received,
+    WaitTimeout,
+    describe,
+    execute_content,
+)
 
 if TYPE_CHECKING:
     from jupyter_client.client import KernelClient
@@ -134,14 +141,14 @@ class BlockingClient:
         metadata: Msg | None = None,
     ) -> Sent:
         """Send an execute_request; by default as a notebook does (history on, no stdin)."""
-        content = {
-            "code": code,
-            "silent": silent,
-            "store_history": store_history,
-            "user_expressions": user_expressions or {},
-            "allow_stdin": allow_stdin,
-            "stop_on_error": stop_on_error,
-        }
+        content = execute_content(
+            code,
+            silent=silent,
+            store_history=store_history,
+            allow_stdin=allow_stdin,
+            stop_on_error=stop_on_error,
+            user_expressions=user_expressions,
+        )
         return self.send(
             channel, "execute_request", content, subshell_id=subshell_id, metadata=metadata
         )

@@ -25,7 +25,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from cokernel_harness.messages import Execution, Received, WaitTimeout, describe
+from cokernel_harness.messages import Execution, Received, WaitTimeout, describe, execute_content
 from cokernel_harness.profiles import (
     DEFAULT_PROFILE,
     CommRouter,
@@ -229,14 +229,14 @@ class Frontend:
         subshell_id: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> str:
-        content = {
-            "code": code,
-            "silent": silent,
-            "store_history": store_history,
-            "user_expressions": user_expressions or {},
-            "allow_stdin": self.answer_input is not None if allow_stdin is None else allow_stdin,
-            "stop_on_error": stop_on_error,
-        }
+        content = execute_content(
+            code,
+            silent=silent,
+            store_history=store_history,
+            allow_stdin=self.answer_input is not None if allow_stdin is None else allow_stdin,
+            stop_on_error=stop_on_error,
+            user_expressions=user_expressions,
+        )
         return self.send(
             channel, "execute_request", content, subshell_id=subshell_id, metadata=metadata
         )

@@ -13,6 +13,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+
+def execute_content(
+    code: str,
+    *,
+    silent: bool = False,
+    store_history: bool = True,
+    allow_stdin: bool = False,
+    stop_on_error: bool = True,
+    user_expressions: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The content of an execute_request, every field of the protocol's set; by default as a
+    notebook sends it (history on, no stdin, queued cells aborted on an error)."""
+    return {
+        "code": code,
+        "silent": silent,
+        "store_history": store_history,
+        "user_expressions": user_expressions or {},
+        "allow_stdin": allow_stdin,
+        "stop_on_error": stop_on_error,
+    }
+
+
 #: One message as a transport hands it over: (channel, message dict, ``perf_counter`` on arrival).
 #: Plain data, so a transport need not import the harness to produce it.
 Arrival = tuple[str, dict[str, Any], float]

@@ -17,6 +17,7 @@ import psutil
 import zmq
 from jupyter_client.session import Session
 
+from cokernel_harness import messages
 from cokernel_harness.rawkernel import KernelGone, RawKernel
 
 
@@ -185,14 +186,8 @@ for _thread in _threading.enumerate():
 
 
 def execute_content(code: str) -> dict[str, Any]:
-    return {
-        "code": code,
-        "silent": False,
-        "store_history": False,
-        "user_expressions": {},
-        "allow_stdin": False,
-        "stop_on_error": False,
-    }
+    """A soak's cells: no history, and an error aborts nothing queued behind it."""
+    return messages.execute_content(code, store_history=False, stop_on_error=False)
 
 
 def has_reply(run: SoakRun, channel: str, msg_id: str) -> bool:

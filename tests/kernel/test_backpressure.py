@@ -30,6 +30,7 @@ import zmq
 from cokernel.protocol import Channel
 from cokernel.protocol._backlog import HARD_FACTOR, ShellBacklog
 from cokernel.protocol._request import Request
+from cokernel_harness.messages import execute_content
 from cokernel_harness.rawkernel import RawKernel
 
 KERNEL = "cokernel"
@@ -37,14 +38,7 @@ MIB = 2**20
 
 
 def _execute(code: str, *, stop_on_error: bool = True) -> dict[str, Any]:
-    return {
-        "code": code,
-        "silent": False,
-        "store_history": False,
-        "user_expressions": {},
-        "allow_stdin": False,
-        "stop_on_error": stop_on_error,
-    }
+    return execute_content(code, store_history=False, stop_on_error=stop_on_error)
 
 
 def _warm(kernel: RawKernel) -> None:

@@ -53,6 +53,7 @@ from hypothesis.stateful import (
 
 from cokernel.testing import InProcessTransport
 from cokernel_harness.frontend import Frontend
+from cokernel_harness.messages import execute_content
 from properties.conversation import (
     CELLS,
     CONTROL,
@@ -103,17 +104,6 @@ LANE_REQUESTS: dict[str, tuple[str, dict[str, Any]]] = {
     "inspect": ("inspect_request", {"code": "print", "cursor_pos": 5, "detail_level": 0}),
     "is_complete": ("is_complete_request", {"code": "for i in range(3):"}),
 }
-
-
-def execute_content(code: str, *, stop_on_error: bool) -> dict[str, Any]:
-    return {
-        "code": code,
-        "silent": False,
-        "store_history": True,
-        "user_expressions": {},
-        "allow_stdin": False,
-        "stop_on_error": stop_on_error,
-    }
 
 
 class Interleavings(RuleBasedStateMachine):

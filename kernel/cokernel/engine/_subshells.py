@@ -60,6 +60,7 @@ class SubshellRegistry:
         self.own_namespace_by_default = own_namespace_by_default
         self._subshells: dict[str, Subshell] = {}
         self._lock = threading.Lock()
+        self._deleting = 0  # subshells marked deleted and not pruned yet (under _lock)
 
     def create(self, *, own_namespace: bool | None = None) -> Subshell:
         """Start a new subshell thread and return it once it accepts work."""
@@ -82,10 +83,7 @@ class SubshellRegistry:
         with self._lock:
             found = self._subshells.get(subshell_id)
         if found is None or found.deleted:
-            raise SubshellNotFound(
-                f"no subshell {subshell_id!r}: it was never created or has been deleted "
-                "(create one with create_subshell_request on the control channel)"
-            )
+            raise _not_found(subshell_id)
         return found
 
     def route(self, subshell_id: str) -> Caller:
@@ -101,7 +99,7 @@ class SubshellRegistry:
             self._prune()
             found = self._subshells.get(subshell_id)
         if found is None:
-            return self.get(subshell_id).caller  # raises SubshellNotFound
+            raise _not_found(subshell_id)
         return found.caller
 
     def ids(self) -> list[str]:
@@ -116,9 +114,12 @@ class SubshellRegistry:
 
     def _prune(self) -> None:
         """Forget deleted subshells whose loop has ended (hold ``_lock``)."""
+        if not self._deleting:  # the usual case: nothing to look at, on every routed request
+            return
         for subshell_id in [i for i, s in self._subshells.items() if s.deleted]:
             if self._subshells[subshell_id].caller.join(0):
                 del self._subshells[subshell_id]
+                self._deleting -= 1
 
     def delete(self, subshell_id: str, *, timeout: float = 1.0) -> None:
         """Stop a subshell: its running work is cancelled and its thread ends.
@@ -131,6 +132,7 @@ class SubshellRegistry:
             if subshell is None or subshell.deleted:
                 raise SubshellNotFound(f"no subshell {subshell_id!r} to delete")
             subshell.deleted = True
+            self._deleting += 1
         subshell.caller.stop()
         thread = subshell.caller.thread
         if thread is not None and thread is not threading.current_thread():
@@ -144,3 +146,10 @@ class SubshellRegistry:
                 self.delete(subshell_id)
             except SubshellNotFound:
                 pass
+
+
+def _not_found(subshell_id: str) -> SubshellNotFound:
+    return SubshellNotFound(
+        f"no subshell {subshell_id!r}: it was never created or has been deleted "
+        "(create one with create_subshell_request on the control channel)"
+    )
