@@ -237,6 +237,29 @@ def test_an_interrupt_that_lands_in_a_finalizer_still_stops_the_cell(
     assert_kernel_runs_cells(wire)
 
 
+# What CPython leaves behind when a SIGINT's C handler ran in the GIL hand-over right before the
+# main thread blocked: the signal's number written to the wakeup fd, and the Python handler not
+# run (it would run once the blocking call returned: after 100 s here).
+_SIGINT_HANDLER_NOT_RUN = """\
+import os, signal, time
+_wakeup = signal.set_wakeup_fd(-1)
+signal.set_wakeup_fd(_wakeup)
+os.write(_wakeup, bytes([signal.SIGINT]))
+time.sleep(100)
+"""
+
+
+def test_a_sigint_whose_handler_did_not_run_still_stops_the_cell(
+    backend_kernel: BackendKernel,
+) -> None:
+    # The kernel watches the wakeup fd (cokernel.shell._interrupts._SigintWatch): a SIGINT its
+    # handler has not seen is treated as a message interrupt, which signals again.
+    wire = BlockingClient(backend_kernel.kc)
+    msg_id = start_cell(wire, _SIGINT_HANDLER_NOT_RUN)
+    assert_stopped_with(wire.collect(msg_id), "KeyboardInterrupt")
+    assert_kernel_runs_cells(wire)
+
+
 def test_pdb_in_a_cell_steps_and_continues(wire: BlockingClient) -> None:
     msg_id = wire.execute(PDB_CELLS["pdb.set_trace"], allow_stdin=True)
     first = wire.input_request(msg_id)
@@ -272,7 +295,10 @@ def test_interrupt_before_the_cell_code_steps_is_not_lost(wire: BlockingClient) 
         lambda r: r.parent_id == msg_id and r.msg_type == "execute_input", what="execute_input"
     )
     wire.reply_message(wire.send("control", "interrupt_request"))
-    assert_stopped_with(wire.collect(msg_id), "KeyboardInterrupt")
+    result = wire.collect(msg_id)
+    assert_stopped_with(result, "KeyboardInterrupt")
+    # Honoured before a line of the cell ran: no kernel frame to show in its place.
+    assert not any("cokernel" in line for line in result.reply["traceback"]), result.reply
     assert_kernel_runs_cells(wire)
 
 

@@ -30,6 +30,7 @@ _KERNEL_THREADS = (
     "cokernel-exit",
     "cokernel-warmup",  # cokernel.shell._warmup: jedi and the first traceback's imports
     "cokernel-debugger",
+    "cokernel-sigint",  # cokernel.shell._interrupts: the SIGINT watch
     "IPythonHistorySavingThread",
 )
 PYDEVD_SUSPENDED = 2  # pydevd's STATE_SUSPEND

@@ -55,6 +55,19 @@ LEND_AFTER = 0.05
 #: At most this many jobs of one lane run in one turn of the loop before it yields to others.
 _JOBS_PER_TURN = 64
 
+#: How often a main thread parked in a wait wakes to let Python run a signal handler that is due.
+#: CPython runs handlers between bytecodes: a SIGINT whose C handler ran after the thread's last
+#: check and before it blocked in the lock wait (a window as wide as the GIL hand-over, so wide
+#: on a loaded machine) interrupts nothing, and the interrupt of a cell at an ``input()`` or pdb
+#: prompt would wait for the reply. (A message interrupt also wakes the wait; a SIGINT sent to
+#: the process has no one else to.) Other threads never run signal handlers: they wait unpolled.
+SIGNAL_POLL = 0.1
+
+
+def _signal_poll() -> float | None:
+    return SIGNAL_POLL if threading.current_thread() is threading.main_thread() else None
+
+
 _LOOP, _STANDIN, _PARKED = "loop", "standin", "parked"
 
 
@@ -196,7 +209,7 @@ class Lender:
                         found = self._take(_PARKED)
                         if found is not None or until():
                             break
-                        self._cond.wait()
+                        self._cond.wait(_signal_poll())
                     if found is None:
                         return
                 self._run_taken(*found)

@@ -16,11 +16,9 @@ import functools
 import getpass
 import logging
 import os
-import signal
 import sys
 import threading
 import time
-import types
 import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -52,7 +50,7 @@ from cokernel.shell._comms import KernelCommManager, KernelComms, current_comms
 from cokernel.shell._comms import install as install_comms
 from cokernel.shell._comms import uninstall as uninstall_comms
 from cokernel.shell._fdcapture import FdCapture
-from cokernel.shell._interrupts import on_sigint, rescue_swallowed_interrupt
+from cokernel.shell._interrupts import install_sigint, rescue_swallowed_interrupt
 from cokernel.shell._magics import KernelMagics
 from cokernel.shell._shell import CokernelShell
 from cokernel.shell._stdin import StdinBridge
@@ -287,7 +285,7 @@ class Kernel(Routing, KernelCompat):
         # Extensions, startup files, exec_lines: on the fully set-up kernel, before any request.
         profile.apply(self.shell, self._profile_dir, self._ipython_config)
         self.backend_detail = _describe_backend(self.options.backend, self.options.host)
-        saved_sigint = self._install_sigint(handle_sigint)
+        restore_sigint = self._install_sigint(handle_sigint)
         restore_unraisablehook = _install_unraisablehook()
         if self.threads:
             self.control_caller.start_thread()
@@ -303,7 +301,7 @@ class Kernel(Routing, KernelCompat):
         try:
             await self.shell_caller.serve()
         finally:
-            self._tear_down(saved_sigint)
+            self._tear_down(restore_sigint)
             restore_unraisablehook()
             builtins.input, getpass.getpass = saved_input, saved_getpass
             current_comms.reset(comms_token)
@@ -329,23 +327,15 @@ class Kernel(Routing, KernelCompat):
             setattr(sys, name, stream)
         return streams
 
-    def _install_sigint(self, wanted: bool) -> Any:
-        """Install the kernel's SIGINT handler if ``wanted`` and on the main thread; returns the
-        handler it replaced (None when it installed nothing)."""
-        if not wanted or threading.current_thread() is not threading.main_thread():
+    def _install_sigint(self, wanted: bool) -> Callable[[], None] | None:
+        """Install the kernel's SIGINT handling if ``wanted`` and on the main thread; returns
+        the undo (None when it installed nothing)."""
+        shell, main = self.shell, threading.main_thread()
+        if not wanted or shell is None or threading.current_thread() is not main:
             return None
-        shell = self.shell
-        assert shell is not None
+        return install_sigint(shell)
 
-        def sigint(signum: int, frame: types.FrameType | None) -> None:
-            __tracebackhide__ = True  # hidden from tracebacks
-            on_sigint(shell, frame)
-
-        saved = signal.getsignal(signal.SIGINT)
-        signal.signal(signal.SIGINT, sigint)
-        return saved
-
-    def _tear_down(self, saved_sigint: Any) -> None:
+    def _tear_down(self, restore_sigint: Callable[[], None] | None) -> None:
         self.subshells.delete_all()
         self.control_caller.stop()
         if self.fd_capture is not None:
@@ -356,8 +346,8 @@ class Kernel(Routing, KernelCompat):
         pdbsupport.uninstall()
         if self._comms is not None:
             uninstall_comms(self._comms)
-        if saved_sigint is not None:
-            signal.signal(signal.SIGINT, saved_sigint)
+        if restore_sigint is not None:
+            restore_sigint()
         if self.shell is not None:
             # End the history session and drop temp files now, not at interpreter exit:
             # an embedding process may outlive this kernel (and its IPYTHONDIR).

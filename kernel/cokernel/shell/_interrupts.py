@@ -7,8 +7,10 @@ first (the debugger keeps SIGINT out of debugpy's own code with one).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import signal
 import sys
 import threading
 import types
@@ -59,12 +61,18 @@ _WRAPPER_CODES = frozenset(
 
 def _skip_kernel_head(exc: BaseException) -> types.TracebackType | None:
     """The traceback of ``exc`` from the cell's first frame on, without run_code and the
-    kernel's cell wrappers (they would show as "[... skipping hidden N frame]")."""
+    kernel's cell wrappers (they would show as "[... skipping hidden N frame]").
+
+    None when the wrappers raised it themselves: a stop honoured before the cell's code
+    began (an interrupt between two statements) has no line of the cell to show.
+    """
     head = exc.__traceback__
     after = head.tb_next if head is not None else None
+    if after is None:
+        return head
     while after is not None and after.tb_frame.f_code in _WRAPPER_CODES:
         after = after.tb_next
-    return after if after is not None else head
+    return after
 
 
 def _loop_is_cancelling() -> bool:
@@ -193,3 +201,96 @@ def on_sigint(shell: Interruptible, frame: types.FrameType | None) -> None:
     if stepping is not None:
         stepping.signal_due = False
         raise stepping.exception()
+
+
+class _SigintWatch:
+    """Notices a SIGINT whose Python handler did not run, and stops the main thread's cells
+    the way a message interrupt does (which signals again until the cell is stopped).
+
+    CPython runs a signal's Python handler between two bytecodes of the main thread. A SIGINT
+    whose C handler runs after the thread's last check and before it blocks in C (the GIL
+    hand-over before ``time.sleep`` or a lock wait, a window a loaded machine widens) wakes
+    nothing: the handler waits until the blocking call returns (``time.sleep(100)``: 100 s). The
+    C handler also writes the signal's number to the wakeup fd (:func:`signal.set_wakeup_fd`).
+    This watch takes that fd over, passes every byte on to its previous owner (trio's loop), and
+    treats a SIGINT the kernel's handler has not seen within :attr:`GRACE` seconds as lost: the
+    main thread's cells that were running when it arrived, and still are, are stopped. Only
+    while the kernel's handler is the one installed: code that installs its own (to catch
+    Ctrl-C and carry on) gets the SIGINT to itself.
+    """
+
+    GRACE = 0.05
+
+    def __init__(self, shell: Interruptible, installed: Callable[[], bool]) -> None:
+        self._shell = shell
+        self._installed = installed  # whether the kernel's handler is SIGINT's now
+        self._lock = threading.Lock()
+        # SIGINTs the wakeup fd reported, and runs of the kernel's handler: a handler run for
+        # two signals at once (CPython coalesces them) counts one, so a second interrupt follows.
+        self._seen = self._runs = 0
+        self._closing = threading.Event()
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+        self._previous = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        self._thread = threading.Thread(target=self._watch, name="cokernel-sigint", daemon=True)
+        self._thread.start()
+
+    def handled(self) -> None:
+        """Called by the kernel's handler each time it runs."""
+        with self._lock:
+            self._runs += 1
+
+    def close(self) -> None:
+        """Give the wakeup fd back (main thread) and end the watch."""
+        signal.set_wakeup_fd(self._previous)
+        self._closing.set()
+        with contextlib.suppress(OSError):
+            os.write(self._write, b"\0")
+        self._thread.join(5)
+        os.close(self._read)
+        os.close(self._write)
+
+    def _watch(self) -> None:
+        while not self._closing.is_set():
+            try:
+                data = os.read(self._read, 256)
+            except OSError:
+                return
+            if self._previous != -1:
+                with contextlib.suppress(OSError):
+                    os.write(self._previous, data)
+            arrived = data.count(signal.SIGINT)
+            if not arrived or not self._installed():
+                continue
+            main = threading.main_thread()
+            cells = [c for c in list(self._shell.running_cells) if c.thread is main]
+            with self._lock:
+                self._seen += arrived
+            if self._closing.wait(self.GRACE):
+                return
+            with self._lock:
+                lost = self._runs < self._seen
+                self._runs = max(self._runs, self._seen)
+            if lost and self._installed():
+                for cell in cells:  # a later cell never gets an earlier signal
+                    if not cell.done.is_set():
+                        cell.stop("interrupt")
+
+
+def install_sigint(shell: Interruptible) -> Callable[[], None]:
+    """On the main thread: install the kernel's SIGINT handler and a :class:`_SigintWatch`;
+    returns the undo."""
+
+    def sigint(signum: int, frame: types.FrameType | None) -> None:
+        __tracebackhide__ = True  # hidden from tracebacks
+        watch.handled()
+        on_sigint(shell, frame)
+
+    watch = _SigintWatch(shell, lambda: signal.getsignal(signal.SIGINT) is sigint)
+    saved = signal.signal(signal.SIGINT, sigint)
+
+    def restore() -> None:
+        signal.signal(signal.SIGINT, saved)
+        watch.close()
+
+    return restore
