@@ -72,6 +72,16 @@ class KernelOptions:
         return args
 
 
+def env_int(name: str, default: int) -> int:
+    """A positive whole number from the environment variable ``name``; ``default`` when it is
+    unset or not a number (a bound read at import, before any option parsing could report)."""
+    value = os.environ.get(name, "")
+    try:
+        return max(1, int(value)) if value else default
+    except ValueError:
+        return default
+
+
 def _parse_bool(name: str, raw: str) -> bool:
     lowered = raw.strip().lower()
     if lowered in ("1", "true", "yes", "on"):

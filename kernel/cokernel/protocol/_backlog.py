@@ -20,28 +20,21 @@ bound; only beyond that does the kernel wait for its lanes to move.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from cokernel.options import env_int
 
 if TYPE_CHECKING:
     from cokernel.protocol._request import Request
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "")
-    try:
-        return max(1, int(value)) if value else default
-    except ValueError:
-        return default
-
-
 #: Shell requests read but not started, at most (``COKERNEL_SHELL_BACKLOG`` overrides).
-MAX_MESSAGES = _env_int("COKERNEL_SHELL_BACKLOG", 1000)
+MAX_MESSAGES = env_int("COKERNEL_SHELL_BACKLOG", 1000)
 #: Wire bytes of those requests, at most (``COKERNEL_SHELL_BACKLOG_BYTES`` overrides). A single
 #: message larger than this is still read when nothing else is held.
-MAX_BYTES = _env_int("COKERNEL_SHELL_BACKLOG_BYTES", 32 * 2**20)
+MAX_BYTES = env_int("COKERNEL_SHELL_BACKLOG_BYTES", 32 * 2**20)
 #: Reading resumes once the backlog is down to this fraction of both bounds (hysteresis: the
 #: io thread does not flip between paused and reading for every message).
 RESUME_FRACTION = 0.5

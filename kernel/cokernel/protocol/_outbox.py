@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import _thread
 import functools
-import os
 import signal
 import sys
 import threading
@@ -53,20 +52,14 @@ from collections.abc import Callable
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
+from cokernel.options import env_int
+
 if TYPE_CHECKING:
     from cokernel.protocol._messages import Channel
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "")
-    try:
-        return max(1, int(value)) if value else default
-    except ValueError:
-        return default
-
-
 #: The weight at which producers of user output start to wait (``COKERNEL_OUTBOX`` overrides).
-MAX_WEIGHT = _env_int("COKERNEL_OUTBOX", 2000)
+MAX_WEIGHT = env_int("COKERNEL_OUTBOX", 2000)
 #: Bytes per unit of weight: a message of ``n`` bytes weighs ``1 + n // UNIT``, so the outbox
 #: holds at most about ``MAX_WEIGHT * UNIT`` bytes of large messages (32 MiB).
 UNIT = 16 * 1024
