@@ -260,6 +260,21 @@ def test_a_sigint_whose_handler_did_not_run_still_stops_the_cell(
     assert_kernel_runs_cells(wire)
 
 
+def test_a_forked_child_does_not_write_its_signals_to_the_kernels_watch(
+    wire: BlockingClient,
+) -> None:
+    # A child shares the watch's pipe; its SIGINTs (Ctrl-C reaches a whole process group) would
+    # count as lost ones of the kernel's and stop a cell that caught its interrupt.
+    code = (
+        "import os, signal\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os._exit(0 if signal.set_wakeup_fd(-1) == -1 else 1)\n"
+        "os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])"
+    )
+    assert wire.run(code).result == {"text/plain": "0"}
+
+
 def test_pdb_in_a_cell_steps_and_continues(wire: BlockingClient) -> None:
     msg_id = wire.execute(PDB_CELLS["pdb.set_trace"], allow_stdin=True)
     first = wire.input_request(msg_id)

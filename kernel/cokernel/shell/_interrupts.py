@@ -203,6 +203,25 @@ def on_sigint(shell: Interruptible, frame: types.FrameType | None) -> None:
         raise stepping.exception()
 
 
+# The watch of this process's kernel, while one runs (see _forget_watch_in_child).
+_watching: list[_SigintWatch] = []
+
+
+def _forget_watch_in_child() -> None:
+    """In a forked child: stop writing signals into the parent's watch (the pipe is shared).
+
+    Its SIGINTs (a terminal's Ctrl-C reaches the whole process group) would count as the
+    parent kernel's own, and stop a parent's cell that caught its interrupt and carried on.
+    """
+    if _watching:
+        _watching.clear()
+        with contextlib.suppress(ValueError, OSError):
+            signal.set_wakeup_fd(-1)
+
+
+os.register_at_fork(after_in_child=_forget_watch_in_child)
+
+
 class _SigintWatch:
     """Notices a SIGINT whose Python handler did not run, and stops the main thread's cells
     the way a message interrupt does (which signals again until the cell is stopped).
@@ -234,6 +253,7 @@ class _SigintWatch:
         self._previous = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
         self._thread = threading.Thread(target=self._watch, name="cokernel-sigint", daemon=True)
         self._thread.start()
+        _watching.append(self)
 
     def handled(self) -> None:
         """Called by the kernel's handler each time it runs."""
@@ -242,6 +262,8 @@ class _SigintWatch:
 
     def close(self) -> None:
         """Give the wakeup fd back (main thread) and end the watch."""
+        with contextlib.suppress(ValueError):
+            _watching.remove(self)
         signal.set_wakeup_fd(self._previous)
         self._closing.set()
         with contextlib.suppress(OSError):
