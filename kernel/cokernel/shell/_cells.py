@@ -321,8 +321,9 @@ class CellRun:
                         ctypes.c_ulong(self.thread.ident or 0),
                         ctypes.py_object(self._posted_type()),
                     )
-            if deferred:
-                _knock_again(self)
+            if deferred:  # knocks back off: a host's callback may hold the thread a while
+                _knock_again(self, min(0.01 * 2**self._knocks, 0.5))
+                self._knocks += 1
                 return
             if posted:
                 wake = self.wake
