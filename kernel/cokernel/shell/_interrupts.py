@@ -162,6 +162,30 @@ def _knock_after_the_hook(cell: CellRun, delay: float = 0.01) -> None:
     timer.start()
 
 
+def _trio_protects(frame: types.FrameType | None) -> bool:
+    """Whether ``frame`` is inside trio's own KeyboardInterrupt-protected machinery (a cancel
+    scope's entry or exit, the scheduler), which trio's SIGINT handler never raises in.
+
+    A KeyboardInterrupt raised there corrupts the run ("Cancel scope stack corrupted", a
+    RuntimeError for the cell). Only the innermost frames that belong to trio are looked at,
+    by trio's own marks (a private table: trio has no public per-frame check).
+    """
+    trio = sys.modules.get("trio")
+    if trio is None:
+        return False
+    try:
+        from trio._core._ki import _CODE_KI_PROTECTION_STATUS_WMAP as marks
+    except ImportError:  # a trio without it: no protection, as before
+        return False
+    root = os.path.dirname(trio.__file__ or "") or "\0"
+    while frame is not None and frame.f_code.co_filename.startswith(root):
+        try:
+            return bool(marks[frame.f_code])
+        except KeyError:
+            frame = frame.f_back
+    return False
+
+
 def on_sigint(shell: Interruptible, frame: types.FrameType | None) -> None:
     """The kernel's SIGINT handler body, run on the main thread between bytecodes.
 
@@ -181,7 +205,11 @@ def on_sigint(shell: Interruptible, frame: types.FrameType | None) -> None:
             cell.stop_reason = "interrupt"
         if cell.stepping and (
             frame is None
-            or (frame.f_code not in _STEPPER_CODES and not inside_uninterruptible(frame))
+            or (
+                frame.f_code not in _STEPPER_CODES
+                and not inside_uninterruptible(frame)
+                and not _trio_protects(frame)
+            )
         ):
             stepping = cell
             continue
