@@ -28,7 +28,14 @@ from jupyter_client.session import Session
 
 from cokernel.protocol._messages import reply_type
 from cokernel_harness.client import BlockingClient
-from helpers import DEFAULT_TIMEOUT, STARTUP_TIMEOUT, kernel_pid, wait_for_exit
+from helpers import (
+    DEFAULT_TIMEOUT,
+    STARTUP_TIMEOUT,
+    kernel_pid,
+    start_kernel,
+    stop_kernel,
+    wait_for_exit,
+)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -197,6 +204,45 @@ def test_iopub_subscription_is_welcomed(kernel: KernelPair, topic: bytes) -> Non
                 break
     assert msg["content"]["subscription"] == topic.decode()
     assert msg["parent_header"] == {}
+
+
+def test_a_welcome_is_the_first_message_even_while_the_kernel_publishes(tmp_path: Path) -> None:
+    """libzmq applies a subscription whenever the socket runs its commands, a send included:
+    with automatic subscriptions, a status or an output sent just after a subscription arrived
+    reached the new subscriber before its welcome (jupyter_kernel_test's welcome test, CI,
+    once). A cell that publishes without pause keeps the io thread sending, which makes that
+    window wide; every subscriber that joins meanwhile must still see its welcome first.
+
+    A kernel of its own: the flood fills its client's iopub queue, which nobody reads."""
+    km, kc = start_kernel()
+    try:
+        session = signed_session(km)
+        gate = tmp_path / "stop"
+        code = (
+            "import pathlib\n"
+            "from IPython.display import clear_output\n"
+            f"gate = pathlib.Path({str(gate)!r})\n"
+            "while not gate.exists():\n"
+            "    clear_output(wait=True)\n"
+        )
+        msg_id = kc.execute(code)
+        try:
+            for _ in range(20):
+                with raw_socket(km, "iopub", zmq.SUB) as sock:
+                    sock.setsockopt(zmq.SUBSCRIBE, b"")
+                    first = next_reply(sock, session)
+                    assert first["msg_type"] == "iopub_welcome", first["msg_type"]
+                    # The cell's outputs follow the welcome, so the window was open. (The first
+                    # subscriber may join before the cell starts: its busy comes first then.)
+                    while (msg := next_reply(sock, session))["msg_type"] != "clear_output":
+                        assert msg["msg_type"] in {"status", "execute_input"}, msg["msg_type"]
+        finally:
+            gate.touch()
+        reply = kc.get_shell_msg(timeout=DEFAULT_TIMEOUT)
+        assert reply["parent_header"]["msg_id"] == msg_id
+        assert reply["content"]["status"] == "ok"
+    finally:
+        stop_kernel(km, kc)
 
 
 # -- one reply per request -----------------------------------------------------------------------

@@ -8,7 +8,9 @@
   survives a cell that blocks the interpreter.
 
 iopub is an XPUB socket: each new subscription is answered with ``iopub_welcome`` (protocol 5.4+),
-which tells a client its subscription is live so it cannot miss the first outputs.
+which tells a client its subscription is live so it cannot miss the first outputs; the
+subscriptions are applied by hand so that the welcome is the first thing a subscriber gets
+(:mod:`cokernel.interfaces._iopub`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Any, cast
 import zmq
 import zmq.utils.z85
 
+from cokernel.interfaces import _iopub
 from cokernel.protocol._backlog import STALL_SECONDS
 from cokernel.protocol._droplog import drop_log
 from cokernel.protocol._messages import Channel, Message, ProtocolError, Session
@@ -222,7 +225,7 @@ class ZMQInterface:
                 # wait for ever).
                 sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
             if kind == zmq.XPUB:
-                sock.setsockopt(zmq.XPUB_VERBOSE, 1)  # report every subscription, for welcomes
+                _iopub.configure(sock)  # subscriptions applied by hand: the welcome comes first
             port = int(self.info.get(PORT_NAMES[channel], 0) or 0)
             if port:
                 sock.bind(self._url(port))
@@ -351,7 +354,7 @@ class ZMQInterface:
             malloc_trim(0)
         iopub = self.sockets[Channel.iopub]
         if iopub in ready:
-            self._welcome_subscribers(iopub)
+            _iopub.serve_subscriptions(iopub, self.session)
         for channel in order:  # control first: it must never wait behind shell
             sock = self.sockets[channel]
             if sock in ready:
@@ -378,19 +381,6 @@ class ZMQInterface:
                 continue
             size = sum(map(len, frames)) if shell else 0
             self.outbox.consumer_runs(kernel.receive, channel, identities, msg, size)
-
-    def _welcome_subscribers(self, iopub: zmq.Socket[bytes]) -> None:
-        while True:
-            try:
-                event = iopub.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            if event[:1] == b"\x01":
-                topic = event[1:]
-                msg = self.session.msg(
-                    "iopub_welcome", {"subscription": topic.decode(errors="replace")}
-                )
-                iopub.send_multipart(self.session.serialize(msg, [topic]))
 
     def _flush_outbox(self) -> None:
         outbox = self.outbox
