@@ -23,7 +23,11 @@ from cokernel.engine import _backends as backends
 from cokernel.engine._caller import Caller, loop_callback_scheduler, threads_available
 from cokernel.engine._subshells import current_namespace
 from cokernel.protocol._request import current_request
-from cokernel.shell._uninterruptible import cell_boundary, inside_uninterruptible
+from cokernel.shell._uninterruptible import (
+    cell_wrapper,
+    inside_uninterruptible,
+    shielded_cell_wrapper,
+)
 
 
 class ExecutionTimeout(KeyboardInterrupt):
@@ -50,6 +54,7 @@ class _Stepper:
     def __next__(self) -> Any:
         return self.send(None)
 
+    @shielded_cell_wrapper
     def send(self, value: Any) -> Any:
         __tracebackhide__ = True  # IPython hides frames that define it
         cell = self._cell
@@ -66,6 +71,7 @@ class _Stepper:
             finally:
                 cell.leave_user_code()
 
+    @shielded_cell_wrapper
     def throw(self, *exc: Any) -> Any:
         __tracebackhide__ = True  # hidden from tracebacks
         cell = self._cell
@@ -182,6 +188,7 @@ class CellRun:
             )
         return KeyboardInterrupt()
 
+    @cell_wrapper  # an interrupt raised here is the cell's: it raises self.exception() itself
     def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
         __tracebackhide__ = True  # hidden from tracebacks
         self.enter_user_code()
@@ -202,6 +209,7 @@ class CellRun:
             finally:
                 self.leave_user_code()
 
+    @cell_wrapper
     async def run_async(self, coro: Coroutine[Any, Any, Any]) -> Any:
         __tracebackhide__ = True  # hidden from tracebacks
         self._call_in_loop = loop_callback_scheduler()
@@ -349,8 +357,6 @@ def _knock_again(cell: CellRun, delay: float = 0.01) -> None:
     timer.start()
 
 
-cell_boundary(_Stepper.send, _Stepper.throw, CellRun.run_sync)
-
 current_cell: contextvars.ContextVar[CellRun | None] = contextvars.ContextVar(
     "cokernel_current_cell", default=None
 )
@@ -399,6 +405,7 @@ class ShellContext:
             copy.run(lambda: decimal.setcontext(decimal.getcontext().copy()))
         return ShellContext(copy)
 
+    @shielded_cell_wrapper
     def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         __tracebackhide__ = True  # hidden from tracebacks
         here = threading.get_ident()

@@ -21,14 +21,12 @@ import anyio
 import sniffio
 
 from cokernel.engine import _backends as backends
-from cokernel.shell._cells import (
-    CellRun,
-    ShellContext,
-    _knock_again,
-    _Stepper,
-    current_cell,
+from cokernel.shell._cells import CellRun, _knock_again, current_cell
+from cokernel.shell._uninterruptible import (
+    CELL_WRAPPERS,
+    SHIELDED_WRAPPERS,
+    inside_uninterruptible,
 )
-from cokernel.shell._uninterruptible import inside_uninterruptible
 
 
 class Interruptible(Protocol):
@@ -42,23 +40,6 @@ class Interruptible(Protocol):
 _KERNEL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-# A signal landing in these frames (the stepping flag is already set, the cell's code has not
-# begun) must not raise there: it would surface in the loop's machinery (see on_sigint).
-_STEPPER_CODES = frozenset(
-    {_Stepper.send.__code__, _Stepper.throw.__code__, ShellContext.run.__code__}
-)
-
-_WRAPPER_CODES = frozenset(
-    {
-        _Stepper.send.__code__,
-        _Stepper.throw.__code__,
-        CellRun.run_sync.__code__,
-        CellRun.run_async.__code__,
-        ShellContext.run.__code__,
-    }
-)
-
-
 def _skip_kernel_head(exc: BaseException) -> types.TracebackType | None:
     """The traceback of ``exc`` from the cell's first frame on, without run_code and the
     kernel's cell wrappers (they would show as "[... skipping hidden N frame]").
@@ -70,7 +51,7 @@ def _skip_kernel_head(exc: BaseException) -> types.TracebackType | None:
     after = head.tb_next if head is not None else None
     if after is None:
         return head
-    while after is not None and after.tb_frame.f_code in _WRAPPER_CODES:
+    while after is not None and after.tb_frame.f_code in CELL_WRAPPERS:
         after = after.tb_next
     return after
 
@@ -206,7 +187,7 @@ def on_sigint(shell: Interruptible, frame: types.FrameType | None) -> None:
         if cell.stepping and (
             frame is None
             or (
-                frame.f_code not in _STEPPER_CODES
+                frame.f_code not in SHIELDED_WRAPPERS
                 and not inside_uninterruptible(frame)
                 and not _trio_protects(frame)
             )

@@ -21,9 +21,14 @@ from typing import Any, TypeVar
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 _UNINTERRUPTIBLE: set[types.CodeType] = set()
-# The kernel's cell wrappers: a walk down from an interrupted frame stops there, since what is
-# below them is the kernel's loop, not the code the cell called.
-_BOUNDARY: set[types.CodeType] = set()
+#: The kernel's cell wrappers: the frames between the loop and a cell's code. A traceback shown
+#: to the user starts after them, and a walk down from an interrupted frame stops at them (what
+#: is below is the kernel's loop, not code the cell called).
+CELL_WRAPPERS: set[types.CodeType] = set()
+#: The wrappers a KeyboardInterrupt must not be raised in: their cell's code has not begun or
+#: has ended, and raised there the exception would surface in the loop's machinery instead of
+#: in the cell (see ``on_sigint``). A subset of :data:`CELL_WRAPPERS`.
+SHIELDED_WRAPPERS: set[types.CodeType] = set()
 
 
 def uninterruptible(fn: _F) -> _F:
@@ -32,9 +37,16 @@ def uninterruptible(fn: _F) -> _F:
     return fn
 
 
-def cell_boundary(*fns: Callable[..., Any]) -> None:
-    """Register the functions that run a cell's code (its stepping wrappers)."""
-    _BOUNDARY.update(fn.__code__ for fn in fns)
+def cell_wrapper(fn: _F) -> _F:
+    """Mark ``fn`` as one of the kernel's functions that run a cell's code."""
+    CELL_WRAPPERS.add(fn.__code__)
+    return fn
+
+
+def shielded_cell_wrapper(fn: _F) -> _F:
+    """A :func:`cell_wrapper` that an interrupt must not raise in (:data:`SHIELDED_WRAPPERS`)."""
+    SHIELDED_WRAPPERS.add(fn.__code__)
+    return cell_wrapper(fn)
 
 
 def inside_uninterruptible(frame: types.FrameType | None) -> bool:
@@ -43,7 +55,7 @@ def inside_uninterruptible(frame: types.FrameType | None) -> bool:
         code = frame.f_code
         if code in _UNINTERRUPTIBLE:
             return True
-        if code in _BOUNDARY:
+        if code in CELL_WRAPPERS:
             return False
         frame = frame.f_back
     return False
