@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from jupyter_client.manager import KernelManager
 
 KERNEL_NAME = "cokernel"
 DEFAULT_TIMEOUT = 30.0
+#: Whether this run's kernels use the trio backend (COKERNEL_TEST_BACKEND, see conftest.py).
+TRIO = os.environ.get("COKERNEL_TEST_BACKEND", "asyncio") == "trio"
 STARTUP_TIMEOUT = 60.0
 
 

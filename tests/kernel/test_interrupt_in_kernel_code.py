@@ -19,6 +19,7 @@ from jupyter_client.session import Session
 from cokernel.interfaces import callback
 from cokernel.options import KernelOptions
 from cokernel_harness.client import BlockingClient
+from helpers import TRIO
 
 GATE_TIMEOUT = 20.0
 BACKENDS = ["asyncio", "trio"]
@@ -157,3 +158,45 @@ def test_a_signal_at_any_call_inside_the_kernels_send_stops_the_cell_and_its_rep
             break
         assert result.reply["ename"] == "KeyboardInterrupt", (k, result.reply)
     assert k > 3, k
+
+
+# Run by a trio cell: the kernel's SIGINT handler body is called with trio's own frame, the frame
+# of a cancel scope's __exit__ (KeyboardInterrupt-protected by trio), as if the signal had landed
+# there. Landing there by chance needs a loaded machine; calling it is exact.
+_TRIO_EXIT_SIGNAL = """\
+import sys, trio
+from cokernel.shell._interrupts import on_sigint
+_exit = trio.CancelScope.__exit__.__code__
+landed = []
+
+def hook(frame, event, arg):
+    if event == "call" and frame.f_code is _exit:
+        sys.setprofile(None)
+        landed.append(frame.f_code.co_qualname)
+        on_sigint(get_ipython(), frame)  # the handler, in trio's protected frame
+
+sys.setprofile(hook)
+with trio.CancelScope():
+    await trio.sleep(0)
+sys.setprofile(None)
+while True:  # the deferred interrupt must stop the cell here
+    pass
+"""
+
+
+@pytest.mark.skipif(not TRIO, reason="trio's KeyboardInterrupt protection needs the trio backend")
+def test_a_signal_in_trios_protected_code_is_deferred_to_the_cells_code(
+    wire: BlockingClient,
+) -> None:
+    # Before the fix the handler raised KeyboardInterrupt inside CancelScope.__exit__, which
+    # left the scope on the task's stack: the cell ended in trio's "Cancel scope stack
+    # corrupted" RuntimeError instead of a KeyboardInterrupt (CI, once, by a real signal).
+    result = wire.collect(wire.execute(_TRIO_EXIT_SIGNAL), timeout=GATE_TIMEOUT)
+    assert result.status == "error"
+    assert result.reply["ename"] == "KeyboardInterrupt", result.reply
+    # It stopped in the cell's own loop, after the scope had closed.
+    assert wire.run("landed").of_type("execute_result")[0].content["data"]["text/plain"] == (
+        "['CancelScope.__exit__']"
+    )
+    # and the kernel runs trio cells as before
+    assert wire.run("import trio\nawait trio.sleep(0)\n6 * 7").status == "ok"

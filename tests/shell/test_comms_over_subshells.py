@@ -9,17 +9,15 @@ main loop borrowed so that what they do to its futures and events takes effect t
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import pytest
 
 from cokernel_harness.client import BlockingClient
 from cokernel_harness.messages import Received
+from helpers import TRIO
 
 pytestmark = pytest.mark.timeout(120)
-
-TRIO = os.environ.get("COKERNEL_TEST_BACKEND", "asyncio") == "trio"
 
 
 def make_subshell(wire: BlockingClient) -> str:
