@@ -113,20 +113,26 @@ for t in threading.enumerate():
     if t.name == "cokernel-warmup":
         t.join(60)
 import parso.grammar
+from pygments.lexers import PythonLexer
 print("jedi" in sys.modules, bool(parso.grammar._loaded_grammars), "stack_data" in sys.modules)
+print("_tokens" in PythonLexer.__dict__)  # the warm-up's traceback compiled the lexer's tables
 """
 
 
 @pytest.mark.timeout(120)
-def test_jedi_is_warmed_up_after_start_without_a_completion(
+def test_jedi_and_tracebacks_are_warmed_up_after_start_without_a_completion(
     fresh_kernel: tuple[KernelManager, BlockingKernelClient],
 ) -> None:
     # cokernel.shell._warmup: once a first cell has run, jedi is imported and parso's grammar built
-    # before any complete_request, and the first traceback's modules are imported.
+    # before any complete_request, and a first traceback is rendered. pygments' self-replacing
+    # packages are imported before any cell (settle_lazy_packages).
     wire = BlockingClient(fresh_kernel[1])
-    first = "import sys\nprint('jedi' in sys.modules, 'stack_data' in sys.modules)"
-    assert wire.run(first).stdout == "False False\n"
-    assert wire.run(_WARMED).stdout == "True True True\n"
+    first = (
+        "import sys\nprint('jedi' in sys.modules, 'stack_data' in sys.modules, "
+        "'pygments.lexers' in sys.modules, 'pygments.formatters' in sys.modules)"
+    )
+    assert wire.run(first).stdout == "False False True True\n"
+    assert wire.run(_WARMED).stdout == "True True True\nTrue\n"
 
 
 @pytest.mark.timeout(240)

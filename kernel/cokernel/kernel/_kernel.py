@@ -291,8 +291,9 @@ class Kernel(Routing, KernelCompat):
             self.control_caller.start_thread()
         else:
             self.shell_caller.call_soon(streams.flush_periodically)
-        # perf: jedi is warmed on a thread once a first cell has run (see cokernel.shell._warmup).
-        self._warm_pending = self.threads and bool(self.shell.Completer.use_jedi)
+        # perf: jedi and the first traceback are warmed on a thread once a first cell has run
+        # (see cokernel.shell._warmup).
+        self._warm_pending = self.threads
         if self.fd_capture is not None:
             # Started after the rest of the set-up, right before the try: whatever fails
             # before it prints its traceback to the real fd 2, not into a pipe nobody reads.

@@ -25,6 +25,7 @@ from cokernel.shell._comms import KernelComms, current_comms
 
 if TYPE_CHECKING:
     from cokernel.options import KernelOptions
+    from cokernel.shell._shell import CokernelShell
     from cokernel.shell._streams import StreamRouter
 
 log = logging.getLogger("cokernel")
@@ -36,6 +37,7 @@ class Serving:
     # Supplied by Kernel.
     options: KernelOptions
     streams: StreamRouter | None
+    shell: CokernelShell | None
     _warm_pending: bool
     _comms: KernelComms | None
     backlog: ShellBacklog
@@ -106,7 +108,12 @@ class Serving:
                 self.streams.flush(request)
             if self._warm_pending and request.msg_type == "execute_request":
                 self._warm_pending = False
-                warmup.start()
+                shell = self.shell
+                if shell is not None:
+                    warmup.start(
+                        completion=bool(shell.Completer.use_jedi),
+                        traceback_style=(shell.InteractiveTB.mode, shell.colors),
+                    )
             self._status("idle", request)
             current_request.reset(tokens[0])
             current_comms.reset(tokens[1])

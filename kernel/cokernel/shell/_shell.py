@@ -38,6 +38,7 @@ from cokernel.engine._nested_run import explain_backend_mismatch
 from cokernel.engine._subshells import current_namespace
 from cokernel.gui._toolkits import check_gui
 from cokernel.protocol._request import current_request
+from cokernel.shell import _warmup as warmup
 from cokernel.shell._ast_guard import AST_CONVERSION, serialise_ast_parse
 from cokernel.shell._cellfiles import blank_lines_before_cell_magic, cell_path
 from cokernel.shell._cells import (
@@ -122,6 +123,7 @@ class CokernelShell(ShellCompat, InteractiveShell):  # type: ignore[misc]
 
     def __init__(self, **kwargs: Any) -> None:
         serialise_ast_parse()  # completions and tracebacks parse on threads of their own
+        warmup.settle_lazy_packages()  # before requests import them on threads of their own
         super().__init__(**kwargs)
         for part in (self.display_pub, self.displayhook):
             part.publish_msg = self.publish_msg

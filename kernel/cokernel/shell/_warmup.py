@@ -10,8 +10,17 @@ are not thread-safe (two threads completing at once can make jedi raise, which I
 completer turns into no matches at all), so the warm-up and every completion take turns on
 :data:`JEDI_LOCK`: a complete_request that comes in meanwhile waits for the warm-up instead of
 doing the same work beside it. Nothing here touches IPython's completer object, which belongs
-to the requests. The modules IPython's traceback formatter imports on the first error are
-imported first, so a first interrupt's reply does not wait for them.
+to the requests. The first traceback is rendered first, with a formatter of the warm-up's own,
+so a first interrupt's reply does not wait for the imports, the lexer's token tables and the
+caches that IPython's first render builds.
+
+Two pygments packages, ``pygments.lexers`` and ``pygments.formatters``, replace themselves in
+``sys.modules`` at the end of their import. A thread that does ``from pygments.lexers import
+PythonLexer`` while another thread is importing the package gets the replaced module object,
+which lacks the lazily loaded names, and fails with "cannot import name" (seen in a property run,
+when the warm-up and an inspect_request imported it at once). :func:`settle_lazy_packages`
+imports both on the shell's thread before any request runs concurrently (about 4 ms, 1 MB), which
+also protects a user's cell that imports them while an inspect_request or the warm-up does.
 
 The warm-up leaves the process's recursion limit alone. jedi raises it around each call (to
 3000) and puts back the value it found when the call ends: from a background thread, that
@@ -25,6 +34,7 @@ requests ask for are unchanged.
 from __future__ import annotations
 
 import contextlib
+import linecache
 import logging
 import threading
 from importlib.util import find_spec
@@ -32,7 +42,15 @@ from typing import Any
 
 log = logging.getLogger("cokernel")
 
-__all__ = ["JEDI_LOCK", "TRACEBACK_MODULES", "start", "warm_completion", "warm_tracebacks"]
+__all__ = [
+    "JEDI_LOCK",
+    "LAZY_PACKAGES",
+    "TRACEBACK_MODULES",
+    "settle_lazy_packages",
+    "start",
+    "warm_completion",
+    "warm_tracebacks",
+]
 
 #: Held while jedi runs: by the warm-up, and by each complete_request (cokernel.kernel._handlers).
 JEDI_LOCK = threading.Lock()
@@ -99,22 +117,62 @@ TRACEBACK_MODULES = (
 )
 
 
-def warm_tracebacks() -> None:
-    """Import the modules of the first traceback (imports only: the formatter objects
-    belong to the cells)."""
+#: The packages that replace themselves in sys.modules when imported (see the module's doc).
+LAZY_PACKAGES = ("pygments.lexers", "pygments.formatters")
+
+
+def settle_lazy_packages() -> None:
+    """Import :data:`LAZY_PACKAGES` now, on this thread: call it before threads import them."""
+    import importlib
+
+    for name in LAZY_PACKAGES:
+        if find_spec(name.partition(".")[0]) is not None:
+            importlib.import_module(name)
+
+
+_WARM_CELL = "def _cokernel_warmup():\n    raise KeyboardInterrupt\n\n_cokernel_warmup()\n"
+
+
+def warm_tracebacks(style: tuple[str, str] | None = None) -> None:
+    """Import the modules of the first traceback, and render one if ``style`` (IPython's
+    exception mode and colour theme, as the shell has them) is given.
+
+    The render uses a formatter of its own and a source of its own: nothing the cells use is
+    touched, only module-level state (imports, pygments' compiled token tables, stack_data's
+    per-code caches) is left warm.
+    """
     import importlib
 
     for name in TRACEBACK_MODULES:
         if find_spec(name.partition(".")[0]) is not None:
             importlib.import_module(name)
+    if style is None:
+        return
+    from IPython.core.ultratb import AutoFormattedTB
+
+    mode, theme = style
+    filename = f"<cokernel-warmup-{threading.get_ident()}>"
+    linecache.cache[filename] = (len(_WARM_CELL), None, _WARM_CELL.splitlines(True), filename)
+    try:
+        exec(compile(_WARM_CELL, filename, "exec"), {})  # our own constant
+    except KeyboardInterrupt as e:
+        formatter = AutoFormattedTB(mode=mode, theme_name=theme)
+        formatter.structured_traceback(type(e), e, e.__traceback__)
+    finally:
+        linecache.cache.pop(filename, None)
 
 
-def start(*, completion: bool = True) -> threading.Thread:
-    """Warm up on a daemon thread; returns the thread (nothing waits for it)."""
+def start(
+    *, completion: bool = True, traceback_style: tuple[str, str] | None = None
+) -> threading.Thread:
+    """Warm up on a daemon thread; returns the thread (nothing waits for it).
+
+    ``traceback_style`` is the shell's (exception mode, colour theme), for the first render.
+    """
 
     def run() -> None:
         try:
-            warm_tracebacks()
+            warm_tracebacks(traceback_style)
             if completion:
                 warm_completion()
         except Exception:  # a warm-up is an optimisation: never a failure of the kernel
