@@ -18,7 +18,7 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
 from cokernel_harness.client import BlockingClient
-from helpers import KERNEL_NAME, STARTUP_TIMEOUT, start_kernel, stop_kernel
+from helpers import KERNEL_NAME, STARTUP_TIMEOUT, TRIO, start_kernel, stop_kernel
 
 _HOOK = """\
 import sys
@@ -154,3 +154,39 @@ def test_a_completion_during_the_warm_up_finds_the_name(isolated_env: Path) -> N
             assert "harness_warm_target" in reply["matches"], reply
         finally:
             stop_kernel(km, kc)
+
+
+# What a started kernel must not have imported: each costs memory and start-up time, and none is
+# needed before it is used (measured in docs/benchmarks.md, "RSS after start").
+_HEAVY_AT_START = ["aiologic", "wrapt", "importlib.metadata", "jedi", "debugpy", "psutil"]
+
+
+def test_a_started_kernel_has_not_imported_what_it_does_not_need_yet(
+    fresh_kernel: tuple[KernelManager, BlockingKernelClient],
+) -> None:
+    wire = BlockingClient(fresh_kernel[1])
+    heavy = _HEAVY_AT_START + ([] if TRIO else ["trio"])  # an asyncio kernel needs no trio
+    done = wire.run(f"import sys\nprint([m for m in {heavy!r} if m in sys.modules])")
+    assert done.stdout == "[]\n", done.stdout
+
+
+_NESTED_TRIO = """\
+import trio
+
+async def main():
+    await trio.sleep(0)
+    return "ran"
+
+print(trio.run(main), getattr(trio.run, "cokernel_nested", False))
+"""
+
+
+def test_trio_run_in_a_cell_is_patched_when_trio_is_first_imported(
+    fresh_kernel: tuple[KernelManager, BlockingKernelClient],
+) -> None:
+    # trio is imported by the cell, not at start (asyncio kernels), and its run() is the one
+    # that works inside a running loop (on a worker thread) from the moment the import returns.
+    wire = BlockingClient(fresh_kernel[1])
+    done = wire.run(_NESTED_TRIO)
+    assert done.status == "ok", done.reply
+    assert done.stdout == "ran True\n"

@@ -9,14 +9,22 @@ interrupt cancels the nested run and ends the cell with KeyboardInterrupt.
 
 Code for the *other* backend awaited directly in a cell (``await asyncio.sleep(1)`` on a trio
 kernel) cannot work: the error gets a note saying which backend runs and what to do instead.
+
+``trio.run`` is patched when trio is imported, not at start: importing trio costs an asyncio
+kernel that never uses it about 5.5 MB and 40 ms. A finder at the head of ``sys.meta_path``
+wraps trio's loader, so the patch is applied the moment trio's ``__init__`` has run, before the
+importing code sees the module.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.abc
+import importlib.machinery
 import sys
 import threading
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -140,20 +148,76 @@ def _trio_runs_here() -> bool:
     return trio is not None and bool(trio.lowlevel.in_trio_run())
 
 
+def _patch_trio(trio: types.ModuleType) -> None:
+    if not getattr(trio.run, "cokernel_nested", False):
+        trio_run = _make_trio_run(trio.run)
+        trio_run.cokernel_nested = True  # type: ignore[attr-defined]
+        setattr(trio, "run", trio_run)  # noqa: B010 - a module the type checker cannot see
+
+
+class _PatchingLoader(importlib.abc.Loader):
+    """trio's own loader, which patches ``trio.run`` once the module has run."""
+
+    def __init__(self, inner: importlib.abc.Loader) -> None:
+        self._inner = inner
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        return self._inner.create_module(spec)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        # Put the real loader back first: importlib.resources and friends ask the module's.
+        module.__loader__ = self._inner
+        if module.__spec__ is not None:
+            module.__spec__.loader = self._inner
+        self._inner.exec_module(module)
+        _patch_trio(module)
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(_TRIO_FINDER)
+
+
+class _TrioFinder(importlib.abc.MetaPathFinder):
+    """Finds trio through the finders after it, and hands out its spec with a patching loader.
+
+    It stays in place until trio has been imported: a spec looked up without importing (a
+    completion of ``import tr``) must not use it up."""
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Any = None,
+        target: types.ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "trio":
+            return None
+        for finder in list(sys.meta_path):
+            find = getattr(finder, "find_spec", None)
+            if finder is self or find is None:
+                continue
+            spec: importlib.machinery.ModuleSpec | None = find(fullname, path, target)
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _PatchingLoader(spec.loader)
+                return spec
+        return None
+
+
+_TRIO_FINDER = _TrioFinder()
+
+
 def install() -> None:
-    """Patch ``asyncio.run``, ``asyncio.ensure_future`` and (if importable) ``trio.run`` for
-    use inside cells. Idempotent."""
+    """Patch ``asyncio.run``, ``asyncio.ensure_future`` and ``trio.run`` (now if trio is
+    imported, else when it is) for use inside cells. Idempotent."""
     global _installed
     if _installed:
         return
     _installed = True
     asyncio.run = asyncio_run
     asyncio.ensure_future = ensure_future
-    try:
-        import trio
-    except ImportError:
-        return
-    trio.run = _make_trio_run(trio.run)  # type: ignore[assignment]
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        _patch_trio(trio)
+    else:
+        sys.meta_path.insert(0, _TRIO_FINDER)
 
 
 _MISMATCH_HINTS = {
