@@ -49,7 +49,8 @@ class Pending(Generic[T]):
         with self._lock:
             if self._state != "pending":
                 return False
-            self._state, self._result, self._exception = state, result, exc
+            self._result, self._exception = result, exc
+            self._state = state  # last: a reader that sees it done (no lock) sees the outcome
             callbacks, self._callbacks = self._callbacks, []
             waiters, self._waiters = self._waiters, []
             self._canceller = None
@@ -124,6 +125,8 @@ class Pending(Generic[T]):
 
     def result(self, timeout: float | None = None) -> T:
         """Block this thread until done; raise the work's exception, or TimeoutError."""
+        if self._state != "pending":
+            return self._outcome()
         event = threading.Event()
         if self._add_waiter(event.set):
             try:
