@@ -23,11 +23,7 @@ from cokernel.engine import _backends as backends
 from cokernel.engine._caller import Caller, loop_callback_scheduler, threads_available
 from cokernel.engine._subshells import current_namespace
 from cokernel.protocol._request import current_request
-from cokernel.shell._uninterruptible import (
-    cell_wrapper,
-    inside_uninterruptible,
-    shielded_cell_wrapper,
-)
+from cokernel.shell import _uninterruptible as marks
 
 
 class ExecutionTimeout(KeyboardInterrupt):
@@ -54,7 +50,7 @@ class _Stepper:
     def __next__(self) -> Any:
         return self.send(None)
 
-    @shielded_cell_wrapper
+    @marks.shielded_cell_wrapper
     def send(self, value: Any) -> Any:
         __tracebackhide__ = True  # IPython hides frames that define it
         cell = self._cell
@@ -71,7 +67,7 @@ class _Stepper:
             finally:
                 cell.leave_user_code()
 
-    @shielded_cell_wrapper
+    @marks.shielded_cell_wrapper
     def throw(self, *exc: Any) -> Any:
         __tracebackhide__ = True  # hidden from tracebacks
         cell = self._cell
@@ -188,7 +184,7 @@ class CellRun:
             )
         return KeyboardInterrupt()
 
-    @cell_wrapper  # an interrupt raised here is the cell's: it raises self.exception() itself
+    @marks.cell_wrapper  # an interrupt raised here is the cell's: it raises self.exception() itself
     def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
         __tracebackhide__ = True  # hidden from tracebacks
         self.enter_user_code()
@@ -209,7 +205,7 @@ class CellRun:
             finally:
                 self.leave_user_code()
 
-    @cell_wrapper
+    @marks.cell_wrapper
     async def run_async(self, coro: Coroutine[Any, Any, Any]) -> Any:
         __tracebackhide__ = True  # hidden from tracebacks
         self._call_in_loop = loop_callback_scheduler()
@@ -286,7 +282,7 @@ class CellRun:
 
     def _in_kernel_code(self) -> bool:
         """Whether the cell's thread is in :func:`uninterruptible` code right now."""
-        return inside_uninterruptible(sys._current_frames().get(self.thread.ident or 0))
+        return marks.inside_uninterruptible(sys._current_frames().get(self.thread.ident or 0))
 
     def stop(self, reason: str = "interrupt") -> None:
         """Stop the cell from any thread (or a signal handler on the cell's own thread)."""
@@ -405,7 +401,7 @@ class ShellContext:
             copy.run(lambda: decimal.setcontext(decimal.getcontext().copy()))
         return ShellContext(copy)
 
-    @shielded_cell_wrapper
+    @marks.shielded_cell_wrapper
     def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         __tracebackhide__ = True  # hidden from tracebacks
         here = threading.get_ident()
