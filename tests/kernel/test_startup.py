@@ -136,11 +136,15 @@ def test_jedi_and_tracebacks_are_warmed_up_after_start_without_a_completion(
 
 
 @pytest.mark.timeout(240)
-def test_a_completion_during_the_warm_up_finds_the_name(isolated_env: Path) -> None:
-    # The warm-up starts its jedi run when the first cell has been served; a complete_request
-    # right behind that cell used to run jedi beside it, and jedi (not thread-safe) raised, so
-    # IPython's completer answered no matches (about one kernel in two). Completions and the
-    # warm-up now take turns (cokernel.shell._warmup.JEDI_LOCK). Each kernel gets one such race.
+def test_a_completion_during_the_warm_up_finds_the_name(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The warm-up starts its jedi run when the first cell has been served (here at once: its
+    # wait for a quiet moment is set to 1 ms); a complete_request right behind that cell used to
+    # run jedi beside it, and jedi (not thread-safe) raised, so IPython's completer answered no
+    # matches (about one kernel in two). Completions and the warm-up now take turns
+    # (cokernel.shell._warmup.JEDI_LOCK). Each kernel gets one such race.
+    monkeypatch.setenv("COKERNEL_WARMUP_QUIET_MS", "1")
     for _ in range(4):
         km, kc = start_kernel()
         try:

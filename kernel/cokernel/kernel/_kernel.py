@@ -119,6 +119,7 @@ class Kernel(Routing, KernelCompat):
         self.backend_detail: str = options.backend
         self.debugger = Debugger(self)  # debugpy itself is imported on the first initialize
         self._warm_pending = False
+        self._last_served = time.monotonic()
         self._comms: KernelComms | None = None
         self.recorder: MessageRecorder | None = None
         path = record_path(options.record)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextvars
 import inspect
 import logging
+import time
 import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
@@ -39,6 +40,7 @@ class Serving:
     streams: StreamRouter | None
     shell: CokernelShell | None
     _warm_pending: bool
+    _last_served: float  # time.monotonic() of the last request begun or ended
     _comms: KernelComms | None
     backlog: ShellBacklog
 
@@ -82,6 +84,7 @@ class Serving:
 
     def _begin(self, request: Request) -> _Tokens:
         request.served = True
+        self._last_served = time.monotonic()
         self.backlog.release_for(request)
         # The handler, and the cells, tasks and threads it starts, know their request and
         # their kernel's comms.
@@ -106,6 +109,7 @@ class Serving:
         finally:
             if self.streams is not None:
                 self.streams.flush(request)
+            self._last_served = time.monotonic()
             if self._warm_pending and request.msg_type == "execute_request":
                 self._warm_pending = False
                 shell = self.shell
@@ -113,6 +117,7 @@ class Serving:
                     warmup.start(
                         completion=bool(shell.Completer.use_jedi),
                         traceback_style=(shell.InteractiveTB.mode, shell.colors),
+                        quiet_for=lambda: time.monotonic() - self._last_served,
                     )
             self._status("idle", request)
             current_request.reset(tokens[0])

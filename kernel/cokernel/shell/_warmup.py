@@ -3,8 +3,9 @@
 The first completion of a session costs far more than the next ones: it imports jedi and parso,
 has parso build its grammar tables for this Python, and parses the builtins' type stubs. None
 of that depends on the user's namespace, so :func:`start` does it on a daemon thread, which the
-kernel starts when its first execute_request has been served: not during start-up (the first
-reply and the first cell are not slowed), and not before the session is used (jedi and the
+kernel starts when its first execute_request has been served and which begins once no request
+has come or ended for :data:`QUIET_MS`: not during start-up (the first reply and the first cell
+are not slowed), not beside a burst of requests, and not before the session is used (jedi and the
 stubs it reads take about 30 MB, which a kernel nobody types into need not hold). jedi and parso
 are not thread-safe (two threads completing at once can make jedi raise, which IPython's
 completer turns into no matches at all), so the warm-up and every completion take turns on
@@ -37,14 +38,19 @@ import contextlib
 import linecache
 import logging
 import threading
+import time
+from collections.abc import Callable
 from importlib.util import find_spec
 from typing import Any
+
+from cokernel.options import env_int
 
 log = logging.getLogger("cokernel")
 
 __all__ = [
     "JEDI_LOCK",
     "LAZY_PACKAGES",
+    "QUIET_MS",
     "TRACEBACK_MODULES",
     "settle_lazy_packages",
     "start",
@@ -162,15 +168,30 @@ def warm_tracebacks(style: tuple[str, str] | None = None) -> None:
         linecache.cache.pop(filename, None)
 
 
+#: How long the kernel must have served no request before the warm-up begins (milliseconds,
+#: ``COKERNEL_WARMUP_QUIET_MS``). The warm-up takes a few hundred ms of CPU; begun right after
+#: the first cell, it shared the GIL with the cells that followed it, and made the slowest tenth
+#: of a burst of round trips several times slower (bench, 2026-12-02).
+QUIET_MS = env_int("COKERNEL_WARMUP_QUIET_MS", 300)
+
+
 def start(
-    *, completion: bool = True, traceback_style: tuple[str, str] | None = None
+    *,
+    completion: bool = True,
+    traceback_style: tuple[str, str] | None = None,
+    quiet_for: Callable[[], float] | None = None,
 ) -> threading.Thread:
     """Warm up on a daemon thread; returns the thread (nothing waits for it).
 
     ``traceback_style`` is the shell's (exception mode, colour theme), for the first render.
+    ``quiet_for()`` says how long ago the kernel last began or ended a request (seconds): the
+    warm-up waits until that is :data:`QUIET_MS` or more.
     """
 
     def run() -> None:
+        if quiet_for is not None:
+            while (left := QUIET_MS / 1000 - quiet_for()) > 0:
+                time.sleep(left)  # a background thread waiting for a quiet moment
         try:
             warm_tracebacks(traceback_style)
             if completion:
