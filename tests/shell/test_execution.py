@@ -215,6 +215,42 @@ def test_history_tail_range_and_search(wire: BlockingClient) -> None:
     assert with_output == [[session, counts[2], [codes[2], None]]]
 
 
+# A write-out of the history waits on a database that another connection holds locked, while the
+# cell stores more history: the store must not wait for the write-out (IPython's own write-out
+# holds the cache's lock through its commit, which stalled a cell once a second for the fsync).
+_STORE_DURING_WRITE_OUT = """\
+import sqlite3, threading, time
+hm = get_ipython().history_manager
+blocker = sqlite3.connect(hm.hist_file, timeout=0, isolation_level=None)
+blocker.execute("BEGIN EXCLUSIVE")
+try:
+    hm.store_inputs(10**6, "# written while the database is locked")
+    writer = threading.Thread(target=hm.writeout_cache)
+    writer.start()
+    deadline = time.monotonic() + 10
+    while not get_ipython().history_batcher._lock.locked() and time.monotonic() < deadline:
+        pass  # the writer has begun its write-out
+    hm.store_inputs(10**6 + 1, "# stored while the write-out waits")
+    print(writer.is_alive())
+finally:
+    blocker.rollback()
+    blocker.close()
+writer.join()
+print(writer.is_alive())
+"""
+
+
+def test_storing_history_does_not_wait_for_a_write_out(wire: BlockingClient) -> None:
+    done = wire.run(_STORE_DURING_WRITE_OUT)
+    assert done.status == "ok", done.reply
+    assert done.stdout == "True\nFalse\n"
+    # Both entries reach the database (the second with the next write-out).
+    found = history(wire, hist_access_type="search", pattern="# * the * locked*")
+    assert [entry[2] for entry in found][-1:] == ["# written while the database is locked"]
+    found = history(wire, hist_access_type="search", pattern="# stored while the write-out*")
+    assert [entry[2] for entry in found][-1:] == ["# stored while the write-out waits"]
+
+
 # -- rich display ------------------------------------------------------------------------------
 def test_display_sends_display_data_with_every_mime_type(wire: BlockingClient) -> None:
     execution = wire.run("from IPython.display import HTML, display\ndisplay(HTML('<b>bold</b>'))")
