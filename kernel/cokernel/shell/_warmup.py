@@ -127,13 +127,18 @@ TRACEBACK_MODULES = (
 LAZY_PACKAGES = ("pygments.lexers", "pygments.formatters")
 
 
-def settle_lazy_packages() -> None:
-    """Import :data:`LAZY_PACKAGES` now, on this thread: call it before threads import them."""
+def _import_installed(names: tuple[str, ...]) -> None:
+    """Import each of ``names`` whose top-level package is installed."""
     import importlib
 
-    for name in LAZY_PACKAGES:
+    for name in names:
         if find_spec(name.partition(".")[0]) is not None:
             importlib.import_module(name)
+
+
+def settle_lazy_packages() -> None:
+    """Import :data:`LAZY_PACKAGES` now, on this thread: call it before threads import them."""
+    _import_installed(LAZY_PACKAGES)
 
 
 _WARM_CELL = "def _cokernel_warmup():\n    raise KeyboardInterrupt\n\n_cokernel_warmup()\n"
@@ -147,11 +152,7 @@ def warm_tracebacks(style: tuple[str, str] | None = None) -> None:
     touched, only module-level state (imports, pygments' compiled token tables, stack_data's
     per-code caches) is left warm.
     """
-    import importlib
-
-    for name in TRACEBACK_MODULES:
-        if find_spec(name.partition(".")[0]) is not None:
-            importlib.import_module(name)
+    _import_installed(TRACEBACK_MODULES)
     if style is None:
         return
     from IPython.core.ultratb import AutoFormattedTB
