@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -226,6 +227,24 @@ def test_msg_sets_parent_and_carries_its_subshell_id() -> None:
     assert reply["header"]["version"] == PROTOCOL_VERSION
     assert reply["header"]["username"] == "kernel"
     assert reply["header"]["session"] == session.session_id
+
+
+def test_header_dates_are_utc_iso_8601_with_microseconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    session = Session(KEY)
+    before = datetime.now(UTC)
+    stamped = datetime.fromisoformat(session.header("status")["date"])
+    after = datetime.now(UTC)
+    assert stamped.utcoffset() == timedelta(0)
+    assert before - timedelta(microseconds=1) <= stamped <= after + timedelta(microseconds=1)
+
+    # The second's prefix is cached: a stamp in a later second, and one on a whole second,
+    # still read back exactly (isoformat would drop the fraction of a whole second).
+    for ns in (1_764_700_000_000_000_000, 1_764_700_001_000_123_456):
+        monkeypatch.setattr("cokernel.protocol._messages.time.time_ns", lambda ns=ns: ns)
+        date = session.header("status")["date"]
+        expected = datetime.fromtimestamp(ns // 1000 / 1e6, UTC)
+        assert datetime.fromisoformat(date) == expected
+        assert date == expected.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
 def test_msg_ids_are_unique_across_sessions() -> None:

@@ -14,6 +14,7 @@ import hmac
 import itertools
 import json
 import os
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -87,8 +88,21 @@ def reply_type(msg_type: str) -> str:
     return msg_type[: -len("_request")] + "_reply" if msg_type.endswith("_request") else msg_type
 
 
+# The date and time of the last whole second a header was stamped in: the prefix of every
+# timestamp within that second (``isoformat`` costs 2.5 us, four times per round trip).
+_stamped_second: tuple[int, str] = (-1, "")
+
+
 def utcnow() -> str:
-    return datetime.now(UTC).isoformat()
+    """Now in UTC, ISO 8601 with microseconds: ``2026-12-02T07:04:44.123456+00:00``."""
+    global _stamped_second
+    ns = time.time_ns()
+    second, micros = divmod(ns // 1000, 1_000_000)
+    cached = _stamped_second  # one read: other threads may replace it meanwhile
+    if cached[0] != second:
+        cached = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+        _stamped_second = cached
+    return f"{cached[1]}.{micros:06d}+00:00"
 
 
 def new_id() -> str:
@@ -105,10 +119,15 @@ def _json_default(obj: object) -> object:
     return repr(obj)
 
 
+# One encoder for every message: ``json.dumps`` with options builds a new one per call, and a
+# message has four parts. ``encode`` keeps no state between calls, so threads may share it.
+_encode = json.JSONEncoder(default=_json_default, ensure_ascii=False, separators=(",", ":")).encode
+
+
 def dumps(obj: object) -> bytes:
-    return json.dumps(obj, default=_json_default, ensure_ascii=False, separators=(",", ":")).encode(
-        "utf-8", "surrogateescape"
-    )
+    if type(obj) is dict and not obj:
+        return b"{}"  # most parent headers, metadata and contents of a status
+    return _encode(obj).encode("utf-8", "surrogateescape")
 
 
 class Session:
@@ -131,9 +150,11 @@ class Session:
         if algorithm not in hashlib.algorithms_available:
             raise ProtocolError(f"unsupported signature scheme {scheme!r}")
         self.key = key
-        self._digest = getattr(hashlib, algorithm, None) or (
+        digest = getattr(hashlib, algorithm, None) or (
             lambda data=b"": hashlib.new(algorithm, data)
         )
+        # Keyed once: copying a keyed HMAC skips hashing the padded key for every message.
+        self._mac = hmac.new(key, digestmod=digest) if key else None
         self.username = username
         self.session_id = session_id or new_id()
         self._seen: OrderedDict[bytes, None] = OrderedDict()
@@ -222,9 +243,9 @@ class Session:
 
     # -- wire -------------------------------------------------------------------------------
     def sign(self, parts: list[bytes]) -> bytes:
-        if not self.key:
+        if self._mac is None:
             return b""
-        mac = hmac.new(self.key, digestmod=self._digest)
+        mac = self._mac.copy()
         for part in parts:
             mac.update(part)
         return mac.hexdigest().encode("ascii")
