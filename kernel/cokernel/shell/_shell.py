@@ -38,6 +38,7 @@ from cokernel.engine._nested_run import explain_backend_mismatch
 from cokernel.engine._subshells import current_namespace
 from cokernel.gui._toolkits import check_gui
 from cokernel.protocol._request import current_request
+from cokernel.shell import _tbhighlight as tbhighlight
 from cokernel.shell import _warmup as warmup
 from cokernel.shell._ast_guard import AST_CONVERSION, serialise_ast_parse
 from cokernel.shell._cellfiles import blank_lines_before_cell_magic, cell_path
@@ -264,6 +265,10 @@ class CokernelShell(ShellCompat, InteractiveShell):  # type: ignore[misc]
         return self._contexts.get(threading.current_thread())
 
     # -- errors and payloads ---------------------------------------------------------------
+    def showtraceback(self, *args: Any, **kwargs: Any) -> None:
+        tbhighlight.install()  # should a cell fail before the warm-up has installed it
+        super().showtraceback(*args, **kwargs)
+
     def _showtraceback(
         self, etype: type[BaseException], evalue: BaseException, stb: list[str]
     ) -> None:
