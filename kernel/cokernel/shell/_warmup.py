@@ -1,19 +1,20 @@
 """Work done once the kernel is up, off its loops, so that first uses do not pay for it.
 
 The first completion of a session costs far more than the next ones: it imports jedi and parso,
-has parso build its grammar tables for this Python, and parses the builtins' type stubs. None
-of that depends on the user's namespace, so :func:`start` does it on a daemon thread, which the
-kernel starts when its first execute_request has been served and which begins once no request
-has come or ended for :data:`QUIET_MS`: not during start-up (the first reply and the first cell
-are not slowed), not beside a burst of requests, and not before the session is used (jedi and the
-stubs it reads take about 30 MB, which a kernel nobody types into need not hold). jedi and parso
-are not thread-safe (two threads completing at once can make jedi raise, which IPython's
-completer turns into no matches at all), so the warm-up and every completion take turns on
-:data:`JEDI_LOCK`: a complete_request that comes in meanwhile waits for the warm-up instead of
-doing the same work beside it. Nothing here touches IPython's completer object, which belongs
-to the requests. The first traceback is rendered first, with a formatter of the warm-up's own,
-so a first interrupt's reply does not wait for the imports, the lexer's token tables and the
-caches that IPython's first render builds.
+and has parso build its grammar tables for this Python. None of that depends on the user's
+namespace, so :func:`start` does it on a daemon thread, which the kernel starts when its first
+execute_request has been served and which begins once no request has come or ended for
+:data:`QUIET_MS`: not during start-up (the first reply and the first cell are not slowed), not
+beside a burst of requests, and not before the session is used. It stops short of completing
+anything, which would parse type stubs that the first real completion may not need (see
+:func:`warm_completion`): the warm-up holds about 9 MB, and after a first completion the kernel
+holds what a kernel without a warm-up holds. jedi and parso are not thread-safe (two threads
+completing at once can make jedi raise, which IPython's completer turns into no matches at all),
+so the warm-up and every completion take turns on :data:`JEDI_LOCK`. Nothing here touches
+IPython's completer object, which belongs to the requests. The first traceback is rendered first,
+with a formatter of the warm-up's own, so a first interrupt's reply does not wait for the imports,
+the lexer's token tables and the caches that IPython's first render builds; last, ``inspect``'s
+index of module files is brought up to date (:func:`index_modules`).
 
 Two pygments packages, ``pygments.lexers`` and ``pygments.formatters``, replace themselves in
 ``sys.modules`` at the end of their import. A thread that does ``from pygments.lexers import
@@ -23,18 +24,14 @@ when the warm-up and an inspect_request imported it at once). :func:`settle_lazy
 imports both on the shell's thread before any request runs concurrently (about 4 ms, 1 MB), which
 also protects a user's cell that imports them while an inspect_request or the warm-up does.
 
-The warm-up leaves the process's recursion limit alone. jedi raises it around each call (to
-3000) and puts back the value it found when the call ends: from a background thread, that
-restore undoes whatever the limit was set to meanwhile (by a cell, or by the host process of an
-in-process kernel: hypothesis sets it around every example and failed the property tests when
-the warm-up straddled one). Its one small completion needs no raised limit, so on the warm-up
-thread jedi's raise is skipped (:func:`_keep_recursion_limit_on_warmup`); completions that
-requests ask for are unchanged.
+The warm-up leaves the process's recursion limit alone: jedi raises it around each completion
+and, when done, puts back the value it found, which from a background thread would undo a limit
+set meanwhile (by a cell, or by the host of an in-process kernel: hypothesis sets its own around
+every example). Importing jedi and loading a grammar change no limit.
 """
 
 from __future__ import annotations
 
-import contextlib
 import linecache
 import logging
 import threading
@@ -74,42 +71,24 @@ def _jedi() -> Any:
     return _get_jedi()
 
 
-_warming = threading.local()  # .active: this thread runs the warm-up's completion
-
-
-def _keep_recursion_limit_on_warmup() -> None:
-    """Make jedi's temporary recursion-limit raise a no-op on the warm-up's thread (once)."""
-    import importlib
-
-    helpers: Any = importlib.import_module("jedi.api.helpers")
-    original = helpers.higher_recursion_limit
-    if getattr(original, "cokernel_wrapped", False):
-        return
-
-    def higher_recursion_limit() -> contextlib.AbstractContextManager[None]:
-        if getattr(_warming, "active", False):
-            return contextlib.nullcontext()
-        return original()  # type: ignore[no-any-return]
-
-    higher_recursion_limit.cokernel_wrapped = True  # type: ignore[attr-defined]
-    # jedi's @recursion_limit wrapper looks the helper up at each call.
-    helpers.higher_recursion_limit = higher_recursion_limit
-
-
 def warm_completion() -> None:
-    """Import jedi and complete one builtin name through it, as a completion would."""
+    """Import jedi as IPython's completer does, and have parso build its grammar for this Python.
+
+    No completion is run: completing even one builtin name makes jedi parse the builtins' type
+    stubs, about 15 MB that a session's first real completion may not need (``os.pa`` on a live
+    ``os`` module does not). Measured in process (IPython's completer, a namespace with ``os``):
+    with this warm-up the first ``os.pa`` takes 90 ms and the process holds 8.9 MB more
+    before it and 14.7 MB after it, which is what a kernel without a warm-up holds after that
+    completion (210 ms); a warm-up that completed ``int.bit_l`` held 27 MB before it, 29 MB after,
+    and still took 240 ms (the stubs it parsed were not the ones ``os.pa`` needs).
+    """
     if find_spec("jedi") is None:
         return
     with JEDI_LOCK:
-        jedi = _jedi()
-        _keep_recursion_limit_on_warmup()
-        _warming.active = True
-        try:
-            for completion in jedi.Interpreter("int.bit_l", [{}]).complete():
-                completion.type  # noqa: B018 - resolving the type loads what signatures need
-                completion.get_signatures()
-        finally:
-            _warming.active = False
+        _jedi()
+        from parso.grammar import load_grammar
+
+        load_grammar()  # the running Python's, as jedi.Interpreter asks for
 
 
 #: What IPython's traceback formatter imports the first time a cell fails or is interrupted
