@@ -32,6 +32,7 @@ import zmq
 import zmq.utils.z85
 
 from cokernel.interfaces import _iopub
+from cokernel.interfaces._frames import recv_frames, send_frames
 from cokernel.protocol._backlog import STALL_SECONDS
 from cokernel.protocol._droplog import drop_log
 from cokernel.protocol._messages import Channel, Message, ProtocolError, Session
@@ -370,7 +371,7 @@ class ZMQInterface:
             if shell and not kernel.backlog.admits():
                 return  # backpressure: the rest waits in ZMQ's queue and the sender
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
+                frames = recv_frames(sock)
             except zmq.Again:
                 return
             self._moved += 1
@@ -391,7 +392,7 @@ class ZMQInterface:
                 self._stdin_queue.append((time.monotonic() + UNROUTABLE_PATIENCE, frames))
                 continue
             try:
-                self.sockets[channel].send_multipart(frames, copy=len(frames[-1]) < 65536)
+                send_frames(self.sockets[channel], frames)
             except zmq.ZMQError as e:
                 log.warning("could not send on %s: %s", channel, e)
         outbox.drained()  # wakes the producers waiting for room
