@@ -5,6 +5,7 @@ replaces), build its lexer class once, and show a kernel's tracebacks as before.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -108,3 +109,25 @@ def test_a_kernels_traceback_is_highlighted_as_ipykernels(kernel: KernelPair) ->
     # (ipykernel 7.4's traceback of this cell has these same sequences).
     assert "\x1b[38;5;28;01mdef\x1b[39;00m tb_inner():" in text
     assert "\x1b[38;5;28;01mraise\x1b[39;00m ValueError(\x1b[33m'boom'\x1b[39m)" in text
+
+
+def test_threads_that_build_the_lexer_at_once_all_highlight_correctly(original: Any) -> None:
+    # Tracebacks are rendered on the threads where cells fail; the first ones may build the
+    # shared class's token tables at the same moment.
+    code, ranges = SOURCES[1]
+    expected = original(formatter(), code, ranges)
+    for _ in range(5):
+        _tbhighlight._marking_lexer.cache_clear()  # a class whose tables nobody built yet
+        start = threading.Barrier(8)
+        results: list[list[str]] = []
+
+        def render(start: threading.Barrier, results: list[list[str]]) -> None:
+            start.wait(timeout=10)
+            results.append(_tbhighlight.highlight_with_ranges(formatter(), code, ranges))
+
+        threads = [threading.Thread(target=render, args=(start, results)) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert results == [expected] * 8
