@@ -109,6 +109,18 @@ def test_messages_interoperate_with_jupyter_client_sessions() -> None:
     assert back["header"]["msg_id"] == request["header"]["msg_id"]
 
 
+def test_a_key_set_later_signs_and_checks_with_the_new_key() -> None:
+    session = Session(KEY)
+    session.key = b"another key"
+    frames = session.serialize(session.msg("status", {"execution_state": "idle"}))
+    split = frames.index(DELIMITER)
+    assert frames[split + 1] == signed(b"another key", frames[split + 2 : split + 6])
+    with pytest.raises(ProtocolError, match="invalid message signature"):
+        session.deserialize(frames_for(wire_parts()))  # signed with KEY
+    session.key = b""
+    assert session.serialize(session.msg("status"))[1] == b""
+
+
 def test_unsupported_signature_scheme_is_refused() -> None:
     with pytest.raises(ProtocolError, match="unsupported signature scheme"):
         Session(KEY, scheme="hmac-not-a-hash")

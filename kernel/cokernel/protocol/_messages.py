@@ -149,12 +149,10 @@ class Session:
         algorithm = scheme.removeprefix("hmac-")
         if algorithm not in hashlib.algorithms_available:
             raise ProtocolError(f"unsupported signature scheme {scheme!r}")
-        self.key = key
-        digest = getattr(hashlib, algorithm, None) or (
+        self._digest = getattr(hashlib, algorithm, None) or (
             lambda data=b"": hashlib.new(algorithm, data)
         )
-        # Keyed once: copying a keyed HMAC skips hashing the padded key for every message.
-        self._mac = hmac.new(key, digestmod=digest) if key else None
+        self.key = key
         self.username = username
         self.session_id = session_id or new_id()
         self._seen: OrderedDict[bytes, None] = OrderedDict()
@@ -163,6 +161,17 @@ class Session:
         self._id_prefix = f"{new_id()[:12]}_{os.getpid()}_"
         self._counter = itertools.count(1)
         self._replay_window = replay_window
+
+    @property
+    def key(self) -> bytes:
+        """The signing key; empty disables signing. Setting it re-keys signing and checking."""
+        return self._key
+
+    @key.setter
+    def key(self, key: bytes) -> None:
+        self._key = key
+        # Keyed once: copying a keyed HMAC skips hashing the padded key for every message.
+        self._mac = hmac.new(key, digestmod=self._digest) if key else None
 
     @property
     def session(self) -> str:
@@ -271,7 +280,7 @@ class Session:
         if len(rest) < 5:
             raise ProtocolError(f"message has {len(rest)} frames after the delimiter, needs 5")
         signature, parts, buffers = rest[0], rest[1:5], rest[5:]
-        if self.key:
+        if self._mac is not None:
             if not signature:
                 raise ProtocolError("unsigned message on a signed connection")
             if not hmac.compare_digest(signature, self.sign(parts)):
