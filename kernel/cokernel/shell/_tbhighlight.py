@@ -6,8 +6,8 @@ pygments' Python lexer on every call, and pygments prepares a lexer class's toke
 class's first instance: about 5.5 ms, paid again for every frame of every traceback (a three-frame
 error costs 17 ms before anything is shown; a busy-loop interrupt, 9 ms of its reply's wait).
 
-:func:`install` replaces stack_data's highlighter with one whose marking lexer class is made once
-per base lexer, so its tables are built once per process. The output is the same: the same tokens,
+:func:`install` replaces stack_data's highlighter with one whose marking lexer class is made
+once per process, so pygments builds its tables once. The output is the same: the same tokens,
 those inside the executing ranges turned into their ``ExecutingNode`` subtype, the same fallback
 to plain source when pygments fails. It is installed only where stack_data's function has the
 expected name and parameters; another stack_data keeps its own.
@@ -29,8 +29,12 @@ _EXPECTED_PARAMETERS = ["formatter", "code", "ranges"]
 
 
 @functools.cache
-def _marking_lexer(base: Any) -> Any:
-    """A subclass of ``base`` marking the tokens that start inside its instance's ranges."""
+def _marking_lexer() -> Any:
+    """A subclass of pygments' Python lexer marking the tokens that start inside its instance's
+    ranges (made once: pygments builds a class's token tables at its first instance)."""
+    from pygments.lexers import get_lexer_by_name
+
+    base: Any = type(get_lexer_by_name("python3"))  # the class stack_data subclasses
 
     class MarkingLexer(base):  # type: ignore[misc]
         def __init__(self, ranges: Sequence[tuple[int, int]], **options: Any) -> None:
@@ -50,20 +54,13 @@ def _marking_lexer(base: Any) -> Any:
     return MarkingLexer
 
 
-@functools.cache
-def _python_lexer() -> Any:
-    from pygments.lexers import get_lexer_by_name
-
-    return type(get_lexer_by_name("python3"))
-
-
 def highlight_with_ranges(
     formatter: Any, code: str, ranges: Sequence[tuple[int, int]]
 ) -> list[str]:
     """``code`` highlighted by ``formatter``, ``ranges`` marked as the executing node; lines."""
     import pygments
 
-    lexer = _marking_lexer(_python_lexer())(ranges, stripnl=False)
+    lexer = _marking_lexer()(ranges, stripnl=False)
     try:
         highlighted: str = pygments.highlight(code, lexer, formatter)
     except Exception:  # pygments failed: the source unhighlighted beats no traceback
