@@ -51,6 +51,7 @@ __all__ = [
     "QUIET_MS",
     "TRACEBACK_MODULES",
     "index_modules",
+    "register_warm_source",
     "settle_lazy_packages",
     "start",
     "warm_completion",
@@ -123,6 +124,22 @@ def settle_lazy_packages() -> None:
 
 
 _WARM_CELL = "def _cokernel_warmup():\n    raise KeyboardInterrupt\n\n_cokernel_warmup()\n"
+_WARM_FILENAME = "<cokernel-warmup>"
+
+
+def register_warm_source() -> str:
+    """Put the warm-up cell's source in :mod:`linecache` (once; it stays); returns its name.
+
+    The entry is added and never removed: ``linecache.checkcache()`` (pdb calls it as it
+    starts) lists the cache's names and then reads each, so a name removed by another thread
+    in between raises KeyError in the user's cell. An earlier warm-up removed its entry after
+    rendering, and a ``pdb.set_trace()`` cell failed that way, now and then, in the test suite.
+    Its mtime is None, so ``checkcache`` keeps it.
+    """
+    if _WARM_FILENAME not in linecache.cache:
+        lines = _WARM_CELL.splitlines(True)
+        linecache.cache[_WARM_FILENAME] = (len(_WARM_CELL), None, lines, _WARM_FILENAME)
+    return _WARM_FILENAME
 
 
 def warm_tracebacks(style: tuple[str, str] | None = None) -> None:
@@ -140,15 +157,12 @@ def warm_tracebacks(style: tuple[str, str] | None = None) -> None:
     from IPython.core.ultratb import AutoFormattedTB
 
     mode, theme = style
-    filename = f"<cokernel-warmup-{threading.get_ident()}>"
-    linecache.cache[filename] = (len(_WARM_CELL), None, _WARM_CELL.splitlines(True), filename)
+    filename = register_warm_source()
     try:
         exec(compile(_WARM_CELL, filename, "exec"), {})  # our own constant
     except KeyboardInterrupt as e:
         formatter = AutoFormattedTB(mode=mode, theme_name=theme)
         formatter.structured_traceback(type(e), e, e.__traceback__)
-    finally:
-        linecache.cache.pop(filename, None)
 
 
 def index_modules() -> None:
@@ -182,6 +196,9 @@ def start(
     ``quiet_for()`` says how long ago the kernel last began or ended a request (seconds): the
     warm-up waits until that is :data:`QUIET_MS` or more.
     """
+
+    if traceback_style is not None:
+        register_warm_source()  # here, on the kernel's thread, not beside the user's cells
 
     def run() -> None:
         if quiet_for is not None:
