@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, cast
 import zmq
 import zmq.utils.z85
 
+from cokernel.engine import _heldcalls as heldcalls
 from cokernel.interfaces import _iopub
 from cokernel.interfaces._frames import recv_frames, send_frames
 from cokernel.protocol._backlog import STALL_SECONDS
@@ -248,12 +249,12 @@ class ZMQInterface:
         if not self._wake_pending:
             with contextlib.suppress(OSError):  # full (BlockingIOError): the io thread will wake
                 self._wake_pending = True  # and no call until the write: no check in between
-                os.write(self._wake_w, b"x")
+                heldcalls.write(self._wake_w, b"x")  # keeps the GIL: see engine._heldcalls
 
     def wake(self) -> None:
         """Make the io thread look at its outbox and sockets again (any thread)."""
         with contextlib.suppress(BlockingIOError, OSError):
-            os.write(self._wake_w, b"x")
+            heldcalls.write(self._wake_w, b"x")
 
     # -- threads ----------------------------------------------------------------------------
     def start(self, kernel: Kernel) -> None:

@@ -32,6 +32,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from cokernel.engine._heldcalls import ReadyPoll
+
 log = logging.getLogger("cokernel.fdcapture")
 
 #: ``sink(stream_name, text)``: where captured text goes (the kernel's stream router).
@@ -74,7 +76,8 @@ class FdCapture:
         self._captured: list[_Captured] = []
         self._by_read_end: dict[int, _Captured] = {}
         self._poll = select.poll()  # the reader thread's
-        self._drain_poll = select.poll()  # drain()'s (a poll object is not for two threads)
+        # drain()'s, which keeps the GIL: see cokernel.engine._heldcalls (one thread at a time)
+        self._drain_poll = ReadyPoll()
         self._wake_r, self._wake_w = -1, -1
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -102,7 +105,7 @@ class FdCapture:
             self._captured.append(captured)
             self._by_read_end[read_end] = captured
             self._poll.register(read_end, select.POLLIN)
-            self._drain_poll.register(read_end, select.POLLIN)
+            self._drain_poll.register(read_end)
         self._wake_r, self._wake_w = os.pipe()
         self._poll.register(self._wake_r, select.POLLIN)
         self.active = True
@@ -137,8 +140,7 @@ class FdCapture:
             return
         with self._lock:
             self._last_drain = time.monotonic()
-            ready = self._drain_poll.poll(0)
-            for read_end, _events in ready:
+            for read_end in self._drain_poll.ready():
                 captured = self._by_read_end.get(read_end)
                 if captured is not None:
                     self._read(captured, _DRAIN_LIMIT)
