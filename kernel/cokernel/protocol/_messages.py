@@ -13,13 +13,17 @@ import hashlib
 import hmac
 import itertools
 import json
+import math
+import numbers
 import os
+import re
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from enum import StrEnum
+from datetime import UTC, date, datetime
+from datetime import time as dtime
+from enum import Enum, StrEnum
 from typing import Any, TypedDict
 
 PROTOCOL_VERSION = "5.5"
@@ -110,8 +114,16 @@ def new_id() -> str:
 
 
 def _json_default(obj: object) -> object:
-    if isinstance(obj, datetime):
+    """What JSON cannot say natively: dates as ISO 8601, numbers of other types (numpy's) as
+    numbers, an enum as its value, bytes as text, sets as lists, anything else as its repr."""
+    if isinstance(obj, datetime | date | dtime):
         return obj.isoformat()
+    if isinstance(obj, Enum):
+        return obj.value
+    if isinstance(obj, numbers.Integral):
+        return int(obj)
+    if isinstance(obj, numbers.Real):
+        return float(obj)
     if isinstance(obj, bytes):
         return obj.decode("utf-8", "replace")
     if isinstance(obj, set | frozenset | tuple):
@@ -119,15 +131,73 @@ def _json_default(obj: object) -> object:
     return repr(obj)
 
 
+def _finite(obj: Any) -> Any:
+    """``obj`` with every NaN and infinity (no JSON for them) replaced by None (null)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 # One encoder for every message: ``json.dumps`` with options builds a new one per call, and a
 # message has four parts. ``encode`` keeps no state between calls, so threads may share it.
-_encode = json.JSONEncoder(default=_json_default, ensure_ascii=False, separators=(",", ":")).encode
+_encode = json.JSONEncoder(
+    default=_json_default, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+).encode
+
+# orjson, where installed, encodes a header in 0.3 us against 5.8 us for the json module (and
+# decodes one in 0.6 against 3.4): 16 parts per execute. The options keep its output the json
+# module's: dates and dataclasses go through _json_default as they do there. What orjson does
+# not take (integers beyond 64 bits, non-string keys, lone surrogates, nesting beyond 254
+# levels) falls back to the json module, so the two give the same messages, up to the spelling
+# of a float's exponent (orjson writes 1e-7 where the json module writes 1e-07).
+try:
+    import orjson
+except ImportError:  # Pyodide, or not installed: the json module alone
+    orjson = None  # type: ignore[assignment]
+if orjson is not None:
+    _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+    _orjson_dumps: Any = orjson.dumps
+    _orjson_loads: Any = orjson.loads
+    _ORJSON_ERRORS: tuple[type[Exception], ...] = (orjson.JSONEncodeError, orjson.JSONDecodeError)
+else:
+    _ORJSON_OPTIONS, _orjson_dumps, _orjson_loads, _ORJSON_ERRORS = 0, None, None, ()
 
 
 def dumps(obj: object) -> bytes:
+    """One message part as JSON bytes: compact, UTF-8, NaN and infinities as null (a browser's
+    ``JSON.parse`` rejects them)."""
     if type(obj) is dict and not obj:
         return b"{}"  # most parent headers, metadata and contents of a status
-    return _encode(obj).encode("utf-8", "surrogateescape")
+    if _orjson_dumps is not None:
+        try:
+            return _orjson_dumps(obj, default=_json_default, option=_ORJSON_OPTIONS)  # type: ignore[no-any-return]
+        except _ORJSON_ERRORS:
+            pass  # what only the json module takes: see above
+    try:
+        text = _encode(obj)
+    except ValueError as e:
+        if "Out of range float values" not in str(e):
+            raise
+        text = _encode(_finite(obj))
+    return text.encode("utf-8", "surrogateescape")
+
+
+# 19 digits in a row: an integer orjson may decode as a float (beyond 64 bits it does).
+_LONG_DIGITS = re.compile(rb"\d{19}")
+
+
+def loads(part: bytes) -> Any:
+    """One message part decoded (``json.loads``, through orjson where it can)."""
+    if _orjson_loads is not None and _LONG_DIGITS.search(part) is None:
+        try:
+            return _orjson_loads(part)
+        except _ORJSON_ERRORS:
+            pass  # NaN literals, lone surrogate escapes, huge integers: the json module's
+    return json.loads(part)
 
 
 class Session:
@@ -291,7 +361,7 @@ class Session:
             if len(self._seen) > self._replay_window:
                 self._seen.popitem(last=False)
         try:
-            header, parent, metadata, content = (json.loads(p) for p in parts)
+            header, parent, metadata, content = (loads(p) for p in parts)
         except (ValueError, UnicodeDecodeError) as e:
             raise ProtocolError(f"message part is not JSON: {e}") from None
         for name, part in (
