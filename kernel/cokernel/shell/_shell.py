@@ -53,6 +53,7 @@ from cokernel.shell._compat import ShellCompat
 from cokernel.shell._display import KernelDisplayHook, KernelDisplayPublisher
 from cokernel.shell._history import HistoryBatcher
 from cokernel.shell._interrupts import _drop_kernel_tail, _loop_is_cancelling, _skip_kernel_head
+from cokernel.shell._transform import QuickTransformerManager
 
 
 class CellCompiler(CachingCompiler):  # type: ignore[misc]
@@ -125,6 +126,7 @@ class CokernelShell(ShellCompat, InteractiveShell):  # type: ignore[misc]
     def __init__(self, **kwargs: Any) -> None:
         serialise_ast_parse()  # completions and tracebacks parse on threads of their own
         warmup.settle_lazy_packages()  # before requests import them on threads of their own
+        kwargs.setdefault("input_transformer_manager", QuickTransformerManager())
         super().__init__(**kwargs)
         for part in (self.display_pub, self.displayhook):
             part.publish_msg = self.publish_msg
