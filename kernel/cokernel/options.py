@@ -19,6 +19,8 @@ BACKENDS: tuple[str, ...] = get_args(Backend)
 HOSTS: tuple[str, ...] = get_args(Host)
 QT_BINDINGS: tuple[str, ...] = get_args(QtBinding)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: The GIL switch interval of a kernel that owns its process (``--switch-interval``), in ms.
+DEFAULT_SWITCH_INTERVAL_MS = 1.0
 
 
 class OptionError(ValueError):
@@ -52,6 +54,10 @@ class KernelOptions:
     # The IPython profile whose config files and startup files apply (cokernel.shell._profile). None:
     # "default" where the kernel owns its process, none in an embedding host's process.
     profile: str | None = None
+    # The interpreter's GIL switch interval, in milliseconds (``sys.setswitchinterval``). None:
+    # DEFAULT_SWITCH_INTERVAL_MS where the kernel owns its process, Python's own (5 ms) in an
+    # embedding host's process; 0 keeps Python's own everywhere. See docs/design.md, "Threads".
+    switch_interval: float | None = None
     record: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -108,7 +114,7 @@ def apply_option(options: KernelOptions, name: str, raw: str | None) -> None:
     if setter is None:
         raise OptionError(
             f"unknown kernel option --{name}; known: --backend, --[no-]use-uvloop, --host, "
-            "--[no-]capture-fds, --profile, --timeout, --log-level, --kernel-name, --subshell-namespace, --qt-binding, --record"
+            "--[no-]capture-fds, --profile, --timeout, --switch-interval, --log-level, --kernel-name, --subshell-namespace, --qt-binding, --record"
         )
     setter(options, raw)
 
@@ -139,6 +145,18 @@ def _set_timeout(options: KernelOptions, raw: str | None) -> None:
     if value < 0:
         raise OptionError(f"--timeout must not be negative, got {raw!r}")
     options.timeout = value
+
+
+def _set_switch_interval(options: KernelOptions, raw: str | None) -> None:
+    try:
+        value = float(raw if raw is not None else "")
+    except ValueError:
+        raise OptionError(
+            f"--switch-interval expects milliseconds (0: Python's own), not {raw!r}"
+        ) from None
+    if not 0 <= value <= 1000:
+        raise OptionError(f"--switch-interval must be from 0 to 1000 ms, got {raw!r}")
+    options.switch_interval = value
 
 
 def _set_log_level(options: KernelOptions, raw: str | None) -> None:
@@ -182,6 +200,7 @@ _SETTERS: dict[str, Callable[[KernelOptions, str | None], None]] = {
     "backend": _set_backend,
     "host": _set_host,
     "timeout": _set_timeout,
+    "switch_interval": _set_switch_interval,
     "log_level": _set_log_level,
     "subshell_namespace": _set_subshell_namespace,
     "qt_binding": _set_qt_binding,
@@ -208,6 +227,7 @@ def parse_kernel_args(args: list[str], options: KernelOptions | None = None) -> 
                 "backend",
                 "host",
                 "timeout",
+                "switch_interval",
                 "log_level",
                 "kernel_name",
                 "subshell_namespace",

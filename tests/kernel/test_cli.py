@@ -167,6 +167,13 @@ def test_capture_fds_and_profile_options_round_trip_through_a_spec() -> None:
     assert parse_kernel_args(["--profile", "p"]).profile == "p"
 
 
+def test_switch_interval_round_trips_through_a_spec() -> None:
+    for options in (KernelOptions(switch_interval=2.5), KernelOptions(switch_interval=0.0)):
+        argv = kernelspec.make_spec("gil", options=options)["argv"]
+        parsed = parse_kernel_args(argv[6:])
+        assert parsed.switch_interval == options.switch_interval
+
+
 def test_explicit_display_name_is_used_verbatim() -> None:
     assert kernelspec.make_spec(display_name="Mine")["display_name"] == "Mine"
 
@@ -276,6 +283,9 @@ def test_install_with_unknown_option_fails_with_clear_message(cli: Cli, prefix: 
         (["--timeout"], "--timeout needs a value"),
         (["--profile=a/b"], "--profile needs an IPython profile name"),
         (["--capture-fds=sometimes"], "--capture-fds expects true or false"),
+        (["--switch-interval=fast"], "--switch-interval expects milliseconds (0: Python's own)"),
+        (["--switch-interval=-1"], "--switch-interval must be from 0 to 1000 ms"),
+        (["--switch-interval=5000"], "--switch-interval must be from 0 to 1000 ms"),
         (["stray"], "unexpected argument 'stray'"),
     ],
 )
