@@ -52,7 +52,7 @@ from cokernel_harness.bench_perf import ALL_METRICS as METRICS
 from cokernel_harness.bench_perf import ALL_WORKLOADS as WORKLOADS
 from cokernel_harness.bench_perf import FLOOR_WORKLOADS, STARTUP_EXEC, launch_to_first_execute
 from cokernel_harness.bench_report import format_markdown, format_number, format_text
-from cokernel_harness.bench_wire import FLOOR, Unsupported, Wire, open_wire
+from cokernel_harness.bench_wire import FLOOR, FLOOR_THREADS, FLOORS, Unsupported, Wire, open_wire
 from cokernel_harness.messages import KernelDied, WaitTimeout
 
 __all__ = ["KernelRun", "Summary", "main", "percentile", "run_bench", "summarize"]
@@ -131,7 +131,7 @@ def run_bench(
                 continue
             for run in runs:
                 wire = wires.get(run.name)
-                if run.name == FLOOR and workload.name not in FLOOR_WORKLOADS:
+                if run.name in FLOORS and workload.name not in FLOOR_WORKLOADS:
                     _mark(run.results, workload, "unsupported", "the floor kernel runs no code")
                     continue
                 if wire is None:
@@ -357,7 +357,7 @@ def _parser() -> argparse.ArgumentParser:
     add("--interrupts", type=_positive_int, default=defaults.interrupts, help="per cell kind")
     add("--assignments", type=_positive_int, default=defaults.assignments, help="x=1 pipelined")
     add("--scale", type=_positive_float, default=defaults.scale, help="size of scale rows (1=full)")
-    add("--no-floor", action="store_true", help="do not run the floor kernel")
+    add("--no-floor", action="store_true", help="do not run the floor kernels")
     add("--only", action="append", choices=choices, help="run only these workloads (repeat)")
     add("--json", type=Path, metavar="FILE", help="also write the report as JSON")
     add("--markdown", type=Path, metavar="FILE", help="also write the report as Markdown")
@@ -382,8 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         scale=args.scale,
     )
     kernels = list(args.kernel)
-    if not args.no_floor and FLOOR not in kernels:
-        kernels.append(FLOOR)
+    if not args.no_floor:
+        kernels.extend(floor for floor in (FLOOR, FLOOR_THREADS) if floor not in kernels)
     only = frozenset(args.only) if args.only else None
     load_before = [round(x, 2) for x in os.getloadavg()]
     print(f"benchmarking {', '.join(kernels)} ({settings})", file=sys.stderr, flush=True)
@@ -401,7 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         for path in write_charts(report, args.plot, args.plot_format):
             print(f"chart: {path}", file=sys.stderr)
-    started = any(run.results[STARTUP.key].samples for run in runs if run.name != FLOOR)
+    started = any(run.results[STARTUP.key].samples for run in runs if run.name not in FLOORS)
     return 0 if started else 1
 
 

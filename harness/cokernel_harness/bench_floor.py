@@ -12,13 +12,25 @@ kernel's round trip as a multiple of it ("x floor").
 Kernel info and execute requests get a plausible reply; any other request gets an ``ok`` reply
 of its ``*_reply`` type with no content, and ``shutdown_request`` ends the process after
 answering. One thread, one poller, nothing else.
+
+``--threads`` runs the same answers the way a kernel that stays responsive while a cell runs
+must be built (cokernel, ipykernel 7, async-kernel): an io thread owns the sockets, receives
+and verifies each request and hands it to a second thread, which builds and signs the three
+messages and hands their frames back to the io thread to send, waking it through a pipe. The
+two threads share the GIL. A round trip to it is what those two hops add to the floor, with
+nothing run on either side (the bench names it ``floor-threads``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import queue
 import sys
+import threading
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,12 +57,28 @@ def _bind(
     return socket
 
 
-def serve(info: dict[str, Any]) -> None:
-    """Answer requests on the sockets of ``info`` until a shutdown_request."""
-    session = Session(
+def _session(info: dict[str, Any]) -> Session:
+    return Session(
         key=str(info.get("key", "")).encode(),
         signature_scheme=str(info.get("signature_scheme", "hmac-sha256")),
     )
+
+
+def _answer(msg_type: str, count: int) -> tuple[str, dict[str, Any]]:
+    """The reply type and content for a request of ``msg_type`` (``count``: execution count)."""
+    content: dict[str, Any] = {"status": "ok"}
+    if msg_type == "kernel_info_request":
+        content = dict(_KERNEL_INFO)
+    elif msg_type == "execute_request":
+        content = {"status": "ok", "execution_count": count, "user_expressions": {}}
+    elif msg_type == "shutdown_request":
+        content = {"status": "ok", "restart": False}
+    return msg_type.removesuffix("_request") + "_reply", content
+
+
+def serve(info: dict[str, Any]) -> None:
+    """Answer requests on the sockets of ``info`` until a shutdown_request."""
+    session = _session(info)
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     shell = _bind(context, zmq.ROUTER, info, "shell_port")
     control = _bind(context, zmq.ROUTER, info, "control_port")
@@ -67,28 +95,88 @@ def serve(info: dict[str, Any]) -> None:
             msg_type = str(request["header"]["msg_type"])
             parent = request["header"]
             session.send(iopub, "status", {"execution_state": "busy"}, parent=parent)
-            content: dict[str, Any] = {"status": "ok"}
-            if msg_type == "kernel_info_request":
-                content = dict(_KERNEL_INFO)
-            elif msg_type == "execute_request":
-                count += 1
-                content = {"status": "ok", "execution_count": count, "user_expressions": {}}
-            elif msg_type == "shutdown_request":
-                content = {"status": "ok", "restart": False}
-                running = False
-            reply_type = msg_type.removesuffix("_request") + "_reply"
+            count += msg_type == "execute_request"
+            reply_type, content = _answer(msg_type, count)
+            running = msg_type != "shutdown_request"
             session.send(socket, reply_type, content, parent=parent, ident=identities)
             session.send(iopub, "status", {"execution_state": "idle"}, parent=parent)
     context.destroy(linger=0)
 
 
+_Request = tuple["zmq.Socket[bytes]", list[bytes], dict[str, Any]]
+_Frames = tuple["zmq.Socket[bytes] | None", list[bytes]]  # (None, []): the last, then stop
+
+
+def serve_threaded(info: dict[str, Any]) -> None:
+    """:func:`serve` with an io thread (this one) and a thread that answers (see the module)."""
+    session = _session(info)
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    shell = _bind(context, zmq.ROUTER, info, "shell_port")
+    control = _bind(context, zmq.ROUTER, info, "control_port")
+    iopub = _bind(context, zmq.PUB, info, "iopub_port")
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    requests: queue.SimpleQueue[_Request] = queue.SimpleQueue()
+    outbox: deque[_Frames] = deque()
+
+    def answer() -> None:
+        count = 0
+        while True:
+            socket, identities, request = requests.get()
+            msg_type = str(request["header"]["msg_type"])
+            parent = request["header"]
+            count += msg_type == "execute_request"
+            reply_type, content = _answer(msg_type, count)
+            for target, kind, body, ident in (
+                (iopub, "status", {"execution_state": "busy"}, None),
+                (socket, reply_type, content, identities),
+                (iopub, "status", {"execution_state": "idle"}, None),
+            ):
+                msg = session.msg(kind, body, parent=parent)
+                outbox.append((target, session.serialize(msg, ident)))
+            if msg_type == "shutdown_request":
+                outbox.append((None, []))
+            with contextlib.suppress(BlockingIOError):  # full: the io thread is awake anyway
+                os.write(wake_w, b"x")
+            if msg_type == "shutdown_request":
+                return
+
+    threading.Thread(target=answer, name="floor-answer", daemon=True).start()
+    poller = zmq.Poller()
+    for socket in (shell, control):
+        poller.register(socket, zmq.POLLIN)
+    poller.register(wake_r, zmq.POLLIN)
+    running = True
+    while running:
+        for socket, _ in poller.poll():
+            if socket == wake_r:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(wake_r, 4096)
+                continue
+            identities, frames = session.feed_identities(socket.recv_multipart())
+            requests.put((socket, identities, session.deserialize(frames)))
+        while outbox and running:
+            target, frames = outbox.popleft()
+            if target is None:
+                running = False
+            else:
+                target.send_multipart(frames)
+    context.destroy(linger=0)
+    for fd in (wake_r, wake_w):
+        os.close(fd)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cokernel_harness.bench_floor")
     parser.add_argument("-f", dest="connection_file", required=True)
+    parser.add_argument(
+        "--threads", action="store_true", help="an io thread and an answering thread"
+    )
     args = parser.parse_args(argv)
     with open(args.connection_file) as f:
         info = json.load(f)
-    serve(info)
+    (serve_threaded if args.threads else serve)(info)
     return 0
 
 

@@ -2,7 +2,7 @@
 
 Each goal compares the median of a cokernel kernel (a kernel named ``cokernel*`` or
 ``inprocess*``) with a reference taken from the same run: the best peer (every other kernel
-except the floor), ipykernel (``python3``), the floor kernel, or a fixed bound. The table says
+except the floor kernels), ipykernel (``python3``), the floor kernel, or a fixed bound. The table says
 the value, the reference, the ratio and whether the goal is met; a reference that is missing
 (the peer was not run, or could not do it) leaves the row ``n/a``.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from cokernel_harness.bench_wire import FLOOR
+from cokernel_harness.bench_wire import FLOOR, FLOORS
 
 __all__ = ["GOALS", "Goal", "format_goals", "goal_rows"]
 
@@ -78,7 +78,7 @@ def _reference(report: dict[str, Any], goal: Goal, higher: bool) -> tuple[str, f
     peers = [
         (name, value)
         for name in (k["name"] for k in report["kernels"])
-        if not _ours(name) and name != FLOOR
+        if not _ours(name) and name not in FLOORS
         for value in [_median(report, name, goal.metric)]
         if value is not None
     ]

@@ -33,6 +33,8 @@ from cokernel_harness.transport import BlockingTransport, named_transport
 __all__ = [
     "CURVE_SUFFIX",
     "FLOOR",
+    "FLOORS",
+    "FLOOR_THREADS",
     "FloorWire",
     "InProcessWire",
     "KernelDied",
@@ -289,12 +291,16 @@ class InProcessWire(Wire):
 
 class FloorWire(Wire):
     """The bench's own do-nothing kernel (:mod:`cokernel_harness.bench_floor`), named
-    ``floor``: launched by jupyter_client like any kernelspec, but from a spec made here."""
+    ``floor`` (one thread) or ``floor-threads`` (an io thread and an answering thread):
+    launched by jupyter_client like any kernelspec, but from a spec made here."""
 
     def _new_manager(self) -> KernelManager:
+        argv = [sys.executable, "-m", "cokernel_harness.bench_floor", "-f", "{connection_file}"]
+        if self.kernel_name == FLOOR_THREADS:
+            argv.append("--threads")
         spec = KernelSpec(
-            argv=[sys.executable, "-m", "cokernel_harness.bench_floor", "-f", "{connection_file}"],
-            display_name="bench floor",
+            argv=argv,
+            display_name=f"bench {self.kernel_name}",
             language="python",
             interrupt_mode="message",
         )
@@ -309,6 +315,10 @@ class Unsupported(Exception):
 
 #: The bench's name for its floor kernel (:class:`FloorWire`).
 FLOOR = "floor"
+#: The floor built as a responsive kernel is: an io thread and an answering thread.
+FLOOR_THREADS = "floor-threads"
+#: Both floors: they run no code, and are no peer.
+FLOORS = frozenset({FLOOR, FLOOR_THREADS})
 
 #: A ``--kernel`` name ending in this launches the kernelspec with CurveZMQ required.
 CURVE_SUFFIX = "+curve"
@@ -316,9 +326,9 @@ CURVE_SUFFIX = "+curve"
 
 def open_wire(kernel_name: str) -> Wire:
     """The wire for a bench ``--kernel`` name: a kernelspec, ``KERNELSPEC+curve`` (the same,
-    with transport encryption required), ``floor``, or a registered in-process transport such
+    with transport encryption required), ``floor``, ``floor-threads``, or a registered in-process transport such
     as ``inprocess[:backend]``."""
-    if kernel_name == FLOOR:
+    if kernel_name in FLOORS:
         return FloorWire(kernel_name)
     transport = named_transport(kernel_name)
     if transport is not None:

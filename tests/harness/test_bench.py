@@ -16,7 +16,8 @@ import pytest
 from cokernel_harness import bench
 from cokernel_harness.bench_model import Metric, Result
 from cokernel_harness.bench_perf import ALL_METRICS as METRICS
-from cokernel_harness.bench_perf import ALL_WORKLOADS, FLOOR_WORKLOADS
+from cokernel_harness.bench_perf import ALL_WORKLOADS, FLOOR_WORKLOADS, _all_of
+from cokernel_harness.bench_wire import open_wire, reply_to
 
 TINY = [
     "--repeat=1",
@@ -41,8 +42,8 @@ def test_every_workload_has_a_numeric_median_on_cokernel(
     assert bench.main(argv) == 0
 
     report = json.loads(json_file.read_text())
-    # The bench runs its floor kernel too, on what needs no code run.
-    assert [k["name"] for k in report["kernels"]] == ["cokernel", "floor"]
+    # The bench runs its floor kernels too, on what needs no code run.
+    assert [k["name"] for k in report["kernels"]] == ["cokernel", "floor", "floor-threads"]
     results = report["results"]["cokernel"]
     assert set(results) == {m.key for m in METRICS}
     trio = os.environ.get("COKERNEL_TEST_BACKEND") == "trio"
@@ -54,13 +55,13 @@ def test_every_workload_has_a_numeric_median_on_cokernel(
         assert isinstance(entry["median"], float), (key, entry)
         assert math.isfinite(entry["median"]), (key, entry)
         assert entry["n"] >= 1, (key, entry)
-    floor = report["results"]["floor"]
     floor_keys = {m.key for w in ALL_WORKLOADS if w.name in FLOOR_WORKLOADS for m in w.metrics}
-    for key, entry in floor.items():
-        if key in floor_keys or key in ("startup", "startup_exec"):
-            assert entry["status"] == "ok", (key, entry)
-        else:
-            assert entry["status"] == "unsupported", (key, entry)
+    for floor in ("floor", "floor-threads"):
+        for key, entry in report["results"][floor].items():
+            if key in floor_keys or key in ("startup", "startup_exec"):
+                assert entry["status"] == "ok", (floor, key, entry)
+            else:
+                assert entry["status"] == "unsupported", (floor, key, entry)
     table = capsys.readouterr().out
     markdown = markdown_file.read_text()
     for metric in METRICS:
@@ -102,6 +103,30 @@ def test_an_in_process_kernel_is_measured_through_the_callback_interface(
     # No process of its own: memory is not the kernel's to report, and says so.
     assert results["rss_start"]["status"] == "unsupported"
     assert results["rss_start"]["median"] is None
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("name", ["floor", "floor-threads"])
+def test_a_floor_answers_busy_reply_idle_and_stops_on_shutdown(name: str) -> None:
+    wire = open_wire(name)
+    wire.start(timeout=30)
+    try:
+        sent = [wire.execute("x=1") for _ in range(20)]  # pipelined, as the bench sends them
+        wire.wait_for(_all_of({s.msg_id for s in sent}, "status"), 30, "every idle")
+        for number, request in enumerate(sent, start=1):  # (no order across two sockets)
+            mine = [a for a in wire.log if a.parent_id == request.msg_id]
+            states = [a.content["execution_state"] for a in mine if a.channel == "iopub"]
+            assert states == ["busy", "idle"], (number, states)
+            replies = [a for a in mine if a.channel == "shell"]
+            assert [a.msg_type for a in replies] == ["execute_reply"], (number, replies)
+            assert replies[0].content["execution_count"] == number
+        bye = wire.send("shell", "shutdown_request", {"restart": False})
+        wire.wait_for(reply_to(bye), 30, "the shutdown_reply")
+        assert wire.manager.provisioner is not None
+        assert wire.manager.provisioner.process is not None
+        assert wire.manager.provisioner.process.wait(timeout=30) == 0
+    finally:
+        wire.close(now=True)
 
 
 @pytest.mark.timeout(60)
