@@ -42,6 +42,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cokernel.kernelspec",
             "cokernel.launcher",
             "cokernel.testing",
+            "cokernel.tracing",
         ),
     ),
 ]
