@@ -57,11 +57,20 @@ def _bind(
     return socket
 
 
-def _session(info: dict[str, Any]) -> Session:
-    return Session(
+_Sockets = tuple["zmq.Socket[bytes]", "zmq.Socket[bytes]", "zmq.Socket[bytes]"]
+
+
+def _open(info: dict[str, Any]) -> tuple[Session, zmq.Context[zmq.Socket[bytes]], _Sockets]:
+    """The session of ``info`` and its shell, control and iopub sockets, bound."""
+    session = Session(
         key=str(info.get("key", "")).encode(),
         signature_scheme=str(info.get("signature_scheme", "hmac-sha256")),
     )
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    shell = _bind(context, zmq.ROUTER, info, "shell_port")
+    control = _bind(context, zmq.ROUTER, info, "control_port")
+    iopub = _bind(context, zmq.PUB, info, "iopub_port")
+    return session, context, (shell, control, iopub)
 
 
 def _answer(msg_type: str, count: int) -> tuple[str, dict[str, Any]]:
@@ -78,11 +87,7 @@ def _answer(msg_type: str, count: int) -> tuple[str, dict[str, Any]]:
 
 def serve(info: dict[str, Any]) -> None:
     """Answer requests on the sockets of ``info`` until a shutdown_request."""
-    session = _session(info)
-    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    shell = _bind(context, zmq.ROUTER, info, "shell_port")
-    control = _bind(context, zmq.ROUTER, info, "control_port")
-    iopub = _bind(context, zmq.PUB, info, "iopub_port")
+    session, context, (shell, control, iopub) = _open(info)
     poller = zmq.Poller()
     poller.register(shell, zmq.POLLIN)
     poller.register(control, zmq.POLLIN)
@@ -109,11 +114,7 @@ _Frames = tuple["zmq.Socket[bytes] | None", list[bytes]]  # (None, []): the last
 
 def serve_threaded(info: dict[str, Any]) -> None:
     """:func:`serve` with an io thread (this one) and a thread that answers (see the module)."""
-    session = _session(info)
-    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    shell = _bind(context, zmq.ROUTER, info, "shell_port")
-    control = _bind(context, zmq.ROUTER, info, "control_port")
-    iopub = _bind(context, zmq.PUB, info, "iopub_port")
+    session, context, (shell, control, iopub) = _open(info)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)

@@ -112,7 +112,9 @@ def test_a_floor_answers_busy_reply_idle_and_stops_on_shutdown(name: str) -> Non
     wire.start(timeout=30)
     try:
         sent = [wire.execute("x=1") for _ in range(20)]  # pipelined, as the bench sends them
-        wire.wait_for(_all_of({s.msg_id for s in sent}, "status"), 30, "every idle")
+        ids = {s.msg_id for s in sent}
+        wire.wait_for(_all_of(ids, "status"), 30, "every idle")  # two sockets: wait for both
+        wire.wait_for(_all_of(ids, "execute_reply"), 30, "every reply")
         for number, request in enumerate(sent, start=1):  # (no order across two sockets)
             mine = [a for a in wire.log if a.parent_id == request.msg_id]
             states = [a.content["execution_state"] for a in mine if a.channel == "iopub"]
