@@ -8,10 +8,10 @@ cokernel process through the kernel's tracing entry point (``python -m cokernel.
 reached, on which thread and for which request; the harness itself imports no kernel code),
 runs ``pass`` round trips one after another, shuts the kernel down (the notes are written as
 it exits) and prints the median time of each step, counted from the moment the io thread had
-the request off its socket. The steps are those of
-docs/design.md: the io thread receives and verifies the request and hands it to the loop; the
-main thread publishes ``busy``, transforms and runs the cell in IPython, builds the reply and
-publishes ``idle``; the io thread sends the four messages.
+the request off its socket. The steps follow the request through the kernel's two threads:
+the io thread receives and verifies it and hands it to the loop; the main thread publishes
+``busy`` and ``execute_input``, has IPython transform and run the cell, builds the reply and
+publishes it and ``idle``; the io thread sends the four messages.
 
 A wrapped function costs about a microsecond more per call: the steps are right relative to
 each other, the total is a little longer than the bench's. The kernel must be importable by
@@ -57,7 +57,6 @@ STEPS = (
     ("sent:status:idle", "io: idle sent"),
 )
 
-# -- the driver -----------------------------------------------------------------------------
 #: The environment variable naming the file the traced kernel writes its notes to (read by
 #: ``cokernel.tracing``).
 TRACE_FILE = "COKERNEL_TRACE_FILE"
