@@ -27,14 +27,14 @@ import json
 import statistics
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import KernelManager
 
-from cokernel_harness.bench_wire import Wire, reply_to
+from cokernel_harness.bench_wire import Wire, iopub_of, reply_to
 
 __all__ = ["STEPS", "main", "timeline"]
 
@@ -129,7 +129,7 @@ def trace(round_trips: int, backend: str) -> tuple[dict[str, list[float]], list[
                 sent = wire.execute("pass")
                 reply = wire.wait_for(reply_to(sent), 30, "the execute_reply")
                 totals.append((reply.time - sent.time) * 1e6)
-                wire.wait_for(_idle_of(sent.msg_id), 30, "the idle status")
+                wire.wait_for(iopub_of(sent, "status", "idle"), 30, "the idle status")
                 ids.append(sent.msg_id)
             bye = wire.send("shell", "shutdown_request", {"restart": False})
             wire.wait_for(reply_to(bye), 30, "the shutdown_reply")
@@ -141,18 +141,6 @@ def trace(round_trips: int, backend: str) -> tuple[dict[str, list[float]], list[
         notes = json.loads(trace_file.read_text())
     skip = min(len(ids) // 10, 20)  # the first ones warm caches and imports up
     return timeline(notes, ids[skip:]), totals[skip:]
-
-
-def _idle_of(msg_id: str) -> Callable[[Any], bool]:
-    def match(a: Any) -> bool:
-        return bool(
-            a.channel == "iopub"
-            and a.parent_id == msg_id
-            and a.msg_type == "status"
-            and a.content.get("execution_state") == "idle"
-        )
-
-    return match
 
 
 def format_timeline(offsets: dict[str, list[float]], totals: list[float]) -> str:
