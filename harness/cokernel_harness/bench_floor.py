@@ -136,11 +136,12 @@ def serve_threaded(info: dict[str, Any]) -> None:
             ):
                 msg = session.msg(kind, body, parent=parent)
                 outbox.append((target, session.serialize(msg, ident)))
-            if msg_type == "shutdown_request":
+            last = msg_type == "shutdown_request"
+            if last:
                 outbox.append((None, []))
             with contextlib.suppress(BlockingIOError):  # full: the io thread is awake anyway
                 os.write(wake_w, b"x")
-            if msg_type == "shutdown_request":
+            if last:
                 return
 
     threading.Thread(target=answer, name="floor-answer", daemon=True).start()

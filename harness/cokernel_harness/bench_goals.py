@@ -2,9 +2,9 @@
 
 Each goal compares the median of a cokernel kernel (a kernel named ``cokernel*`` or
 ``inprocess*``) with a reference taken from the same run: the best peer (every other kernel
-except the floor kernels), ipykernel (``python3``), the floor kernel, or a fixed bound. The table says
-the value, the reference, the ratio and whether the goal is met; a reference that is missing
-(the peer was not run, or could not do it) leaves the row ``n/a``.
+except the floor kernels), ipykernel (``python3``), the floor kernel, or a fixed bound. The
+table says the value, the reference, the ratio and whether the goal is met; a reference that is
+missing (the peer was not run, or could not do it) leaves the row ``n/a``.
 """
 
 from __future__ import annotations

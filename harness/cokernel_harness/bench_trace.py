@@ -158,9 +158,8 @@ def format_timeline(offsets: dict[str, list[float]], totals: list[float]) -> str
         lines.append(f"{title:44} {median:9.0f} {step:>8} {p90:8.0f} {len(values):5d}")
         before = median
     if totals:
-        lines.append(
-            f"client round trip (request sent -> reply in), median: {statistics.median(totals):.0f} us"
-        )
+        median = statistics.median(totals)
+        lines.append(f"client round trip (request sent -> reply in), median: {median:.0f} us")
     return "\n".join(lines)
 
 

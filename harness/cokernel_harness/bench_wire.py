@@ -326,8 +326,8 @@ CURVE_SUFFIX = "+curve"
 
 def open_wire(kernel_name: str) -> Wire:
     """The wire for a bench ``--kernel`` name: a kernelspec, ``KERNELSPEC+curve`` (the same,
-    with transport encryption required), ``floor``, ``floor-threads``, or a registered in-process transport such
-    as ``inprocess[:backend]``."""
+    with transport encryption required), ``floor``, ``floor-threads``, or a registered
+    in-process transport such as ``inprocess[:backend]``."""
     if kernel_name in FLOORS:
         return FloorWire(kernel_name)
     transport = named_transport(kernel_name)
