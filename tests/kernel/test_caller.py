@@ -227,6 +227,35 @@ def test_cancelling_a_running_lane_job_lets_the_lane_go_on(caller: Caller) -> No
     assert ran == ["served"]
 
 
+def test_a_lane_job_that_swallows_its_cancellation_leaves_the_next_job_alone(
+    caller: Caller,
+) -> None:
+    """The jobs a lane runs in a row share one cancel scope: cancelling one must not reach the
+    job after it, even when the cancelled job catches the cancellation and returns."""
+    started = threading.Event()
+
+    async def swallow() -> str:
+        started.set()
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            return "swallowed"
+        return "not reached"
+
+    async def checkpoints() -> str:
+        for _ in range(3):
+            await anyio.lowlevel.checkpoint()
+        return "next job ran"
+
+    first = caller.queue_call("lane", swallow)
+    second = caller.queue_call("lane", checkpoints)
+    wait(started)
+    assert first.cancel() is True
+    assert first.result(WAIT) == "swallowed"
+    assert second.result(WAIT) == "next job ran"
+    assert caller.queue_call("lane", checkpoints).result(WAIT) == "next job ran"
+
+
 def test_a_task_cancelled_before_it_starts_never_runs(caller: Caller) -> None:
     loop_blocked, release = threading.Event(), threading.Event()
     ran: list[str] = []

@@ -24,6 +24,7 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Hashable
+from functools import partial
 from typing import Any, TypeVar
 
 import anyio
@@ -286,9 +287,9 @@ class Caller:
             job.pending.mark_cancelled()
             return
         if job.context is not None:  # the new task inherits the submitter's context
-            job.context.run(self._start_task, self._run_job, job)
+            job.context.run(self._start_task, self._run_alone, job)
         else:
-            self._start_task(self._run_job, job)
+            self._start_task(self._run_alone, job)
 
     def _enqueue(self, lane: Hashable, job: _Job) -> None:
         with self._backlog_lock:
@@ -310,7 +311,7 @@ class Caller:
 
     def _abandon_launch(self, args: tuple[Any, ...]) -> None:
         """A task that was started but never began: a lane's (``_drain_lane(lane, queue)``)
-        or a single job's (``_run_job(job)``)."""
+        or a single job's (``_run_alone(job)``)."""
         if len(args) == 1 and isinstance(args[0], _Job):
             args[0].pending.mark_cancelled()
         else:
@@ -323,10 +324,17 @@ class Caller:
         queue.clear()
 
     async def _drain_lane(self, lane: Hashable, queue: deque[_Job]) -> None:
+        # One cancel scope for the jobs that run in a row, not one per job: an anyio scope
+        # costs 6.6 us on asyncio and 22 us on trio, as much as the rest of a job's bookkeeping.
+        # Cancelling the running job cancels the scope, and the jobs after it get a new one.
         try:
             while queue:
-                await self._run_job(queue[0])
-                queue.popleft()
+                with anyio.CancelScope() as scope:
+                    while queue and not scope.cancel_called:
+                        await self._run_job(queue[0], scope)
+                        queue.popleft()
+                if scope.cancelled_caught:  # the job at the head was cancelled (and marked so)
+                    queue.popleft()
         finally:
             if not queue:
                 if self._lanes.get(lane) is queue:  # not a newer queue (see take_waiting)
@@ -334,34 +342,37 @@ class Caller:
             else:  # the loop is being torn down: nothing queued may be silently lost
                 self._abandon(queue)
 
-    async def _run_job(self, job: _Job) -> None:
+    async def _run_alone(self, job: _Job) -> None:
+        with anyio.CancelScope() as scope:
+            await self._run_job(job, scope)
+
+    async def _run_job(self, job: _Job, scope: anyio.CancelScope) -> None:
+        """Run ``job`` inside ``scope`` (its own, or its lane's) and settle its Pending.
+
+        A cancellation (of the job, through ``scope``, or of the whole loop as it ends) marks the
+        job cancelled and goes on up: ``scope`` catches its own."""
         pending = job.pending
         if pending.done():  # cancelled while it waited in its lane
             return
         job.started = True
-        scope = anyio.CancelScope()
 
-        def cancel() -> None:
-            self.call_threadsafe(scope.cancel)
+        def cancel_in_loop() -> None:
+            if not pending.done():  # else a later job of the lane may be running in the scope
+                scope.cancel()
 
-        pending.set_canceller(cancel)
+        pending.set_canceller(partial(self.call_threadsafe, cancel_in_loop))
         try:
-            with scope:
-                result = job.fn(*job.args)
-                if inspect.isawaitable(result):
-                    result = await result
-                pending.set_result(result)
+            result = job.fn(*job.args)
+            if inspect.isawaitable(result):
+                result = await result
+            pending.set_result(result)
         except BaseException as e:
-            if isinstance(e, anyio.get_cancelled_exc_class()) and not scope.cancel_called:
+            if isinstance(e, anyio.get_cancelled_exc_class()):
                 pending.mark_cancelled()
                 raise
             pending.set_exception(e)
-            if not isinstance(e, Exception) and not isinstance(
-                e, anyio.get_cancelled_exc_class() | KeyboardInterrupt
-            ):
+            if not isinstance(e, Exception | KeyboardInterrupt):
                 raise
-        if scope.cancelled_caught:
-            pending.mark_cancelled()
 
 
 def threads_available() -> bool:

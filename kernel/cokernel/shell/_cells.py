@@ -21,6 +21,7 @@ import anyio
 
 from cokernel.engine import _backends as backends
 from cokernel.engine._caller import Caller, loop_callback_scheduler, threads_available
+from cokernel.engine._pending import DoneFlag
 from cokernel.engine._subshells import current_namespace
 from cokernel.protocol._request import current_request
 from cokernel.shell import _uninterruptible as marks
@@ -139,7 +140,7 @@ class CellRun:
         self._scope: anyio.CancelScope | None = None
         self._call_in_loop: Callable[..., Any] | None = None
         self._cancel_timer: Callable[[], None] | None = None
-        self.done = threading.Event()  # set when the cell has finished running
+        self.done = DoneFlag()  # set when the cell has finished running
         self._numbering: threading.Lock | None = None
         self.number: int | None = None  # the execution count it shows (In[n] / Out[n])
         # Called after an interrupt is posted to the cell's (non-main) thread: a thread blocked
