@@ -40,7 +40,7 @@ class Pending(Generic[T]):
         self._exception: BaseException | None = None
         self._callbacks: list[Callable[[Pending[T]], None]] = []
         self._waiters: list[Callable[[], None]] = []  # woken before the callbacks run
-        self._canceller: Callable[[], None] | None = None
+        self._canceller: Callable[[], object] | None = None
 
     def __repr__(self) -> str:
         return f"<Pending {self._state}>"
@@ -69,7 +69,7 @@ class Pending(Generic[T]):
     def set_exception(self, exc: BaseException) -> bool:
         return self._finish("failed", None, exc)
 
-    def set_canceller(self, canceller: Callable[[], None] | None) -> None:
+    def set_canceller(self, canceller: Callable[[], object] | None) -> None:
         """Register how to stop the running work; :meth:`cancel` calls it once."""
         with self._lock:
             if self._state == "pending":

@@ -340,7 +340,8 @@ class Session:
         mac = self._mac.copy()
         for part in parts:
             mac.update(part)
-        return mac.hexdigest().encode("ascii")
+        digest: str = mac.hexdigest()
+        return digest.encode("ascii")
 
     def serialize(self, msg: Message, identities: list[bytes] | None = None) -> list[bytes]:
         parts = [
