@@ -42,7 +42,8 @@ class HistoryBatcher:
 
     def touch(self) -> None:
         """A cell was stored: make sure a write-out happens within ``delay`` seconds."""
-        self._due.set()
+        if not self._due.is_set():  # set() takes the event's lock: once per write-out will do
+            self._due.set()
 
     def stop(self) -> None:
         """Write out what is pending and end the writer thread (before the database closes)."""
