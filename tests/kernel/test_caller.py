@@ -21,6 +21,7 @@ import pytest
 
 from cokernel.engine._caller import Caller, Pending, PendingCancelled
 from cokernel.engine._lending import Lender
+from cokernel.engine._pending import DoneFlag
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -674,3 +675,32 @@ def test_every_lendable_job_is_settled_when_the_loop_stops(backend: str) -> None
             pass
     with pytest.raises(PendingCancelled):
         late.result(WAIT)
+
+
+# -- DoneFlag (a cell's "done") -----------------------------------------------------------------
+def test_done_flag_wakes_a_thread_that_waits_before_it_is_set() -> None:
+    flag = DoneFlag()
+    assert not flag.is_set()
+    assert flag.wait(0) is False
+    waiting, woke = threading.Event(), threading.Event()
+
+    def waiter() -> None:
+        waiting.set()
+        if flag.wait(WAIT):
+            woke.set()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    wait(waiting)
+    flag.set()
+    thread.join(WAIT)
+    assert woke.is_set()
+    assert flag.is_set()
+    assert flag.wait(0) is True
+
+
+def test_done_flag_set_first_never_blocks_a_later_wait() -> None:
+    flag = DoneFlag()
+    flag.set()
+    flag.set()  # idempotent, as Event.set
+    assert flag.wait(None) is True

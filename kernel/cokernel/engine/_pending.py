@@ -207,16 +207,15 @@ class DoneFlag:
 
     A ``threading.Event`` builds a ``Condition`` and its lock in ``__init__``: creating and
     setting one took 4.4 us in a loop, most of a cell's own bookkeeping. Here the event exists
-    only once a thread waits; until then ``set`` is a flag under a lock that all flags share.
+    only once a thread waits; until then ``set`` is a flag under a plain lock (0.1 us to make).
     """
 
-    __slots__ = ("_event", "_set")
-
-    _lock = threading.Lock()  # guards the hand-over between set() and a first wait()
+    __slots__ = ("_event", "_lock", "_set")
 
     def __init__(self) -> None:
         self._set = False
         self._event: threading.Event | None = None
+        self._lock = threading.Lock()  # guards the hand-over between set() and a first wait()
 
     def is_set(self) -> bool:
         return self._set
