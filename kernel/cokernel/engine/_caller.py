@@ -325,8 +325,8 @@ class Caller:
 
     async def _drain_lane(self, lane: Hashable, queue: deque[_Job]) -> None:
         # One cancel scope for the jobs that run in a row, not one per job: an anyio scope
-        # costs 6.6 us on asyncio and 22 us on trio, as much as the rest of a job's bookkeeping.
-        # Cancelling the running job cancels the scope, and the jobs after it get a new one.
+        # costs 6.6 us on asyncio and 22 us on trio (in a loop). Cancelling the running job
+        # cancels the scope, and the jobs after it get a new one.
         try:
             while queue:
                 with anyio.CancelScope() as scope:

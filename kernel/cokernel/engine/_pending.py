@@ -206,8 +206,8 @@ class DoneFlag:
     shutdown waits on it.
 
     A ``threading.Event`` builds a ``Condition`` and its lock in ``__init__``: creating and
-    setting one took 4.4 us in a loop, most of a cell's own bookkeeping. Here the event exists
-    only once a thread waits; until then ``set`` is a flag under a plain lock (0.1 us to make).
+    setting one took 4.4 us in a loop. Here the event exists only once a thread waits; until
+    then ``set`` is a flag under a plain lock (0.1 us to make).
     """
 
     __slots__ = ("_event", "_lock", "_set")
