@@ -444,6 +444,22 @@ def test_stop_cancels_running_and_queued_work_and_ends_the_thread(backend: str) 
     caller.stop()  # idempotent
 
 
+def test_lanes_started_together_as_the_loop_stops_are_all_settled(backend: str) -> None:
+    # Lanes started in one scheduling batch: on trio each lane task waits for the one started
+    # before it to begin, and a task still waiting when the loop stops must settle its jobs.
+    async def forever() -> None:
+        await anyio.sleep_forever()
+
+    for round_ in range(10):
+        caller = Caller(f"stopping-lanes-{backend}-{round_}", backend=backend).start_thread()
+        jobs = [caller.queue_call(("lane", i), forever) for i in range(30)]
+        caller.stop()
+        assert caller.join(WAIT)
+        for job in jobs:
+            with pytest.raises(PendingCancelled):
+                job.result(WAIT)
+
+
 def test_work_submitted_after_stop_is_cancelled_not_lost(backend: str) -> None:
     caller = Caller(f"stopped-{backend}", backend=backend).start_thread()
     caller.stop()

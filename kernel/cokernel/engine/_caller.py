@@ -337,7 +337,7 @@ class Caller:
                     queue.popleft()
         finally:
             if not queue:
-                if self._lanes.get(lane) is queue:  # not a newer queue (see take_waiting)
+                if self._lanes.get(lane) is queue:  # not a newer queue of the same lane
                     del self._lanes[lane]
             else:  # the loop is being torn down: nothing queued may be silently lost
                 self._abandon(queue)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
-import math
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any
 
@@ -13,8 +11,6 @@ import trio
 from trio._core._run import GLOBAL_RUN_CONTEXT
 
 from cokernel.engine._backends._seam import StartTask
-
-log = logging.getLogger("cokernel.caller")
 
 
 class TrioBorrowed:
@@ -62,13 +58,9 @@ class TrioBackend:
         self, abandon: Callable[[tuple[Any, ...]], None]
     ) -> AsyncIterator[tuple[StartTask, StartTask]]:
         async with trio.open_nursery() as nursery:
-            # No await until the caller has both: loop callbacks may already start work.
-            send, receive = trio.open_memory_channel[tuple[Callable[..., Any], tuple[Any, ...]]](
-                math.inf
-            )
-            nursery.start_soon(_lane_launcher, nursery, send, receive, abandon)
+            lanes = _InTurn(nursery, abandon)
             try:
-                yield nursery.start_soon, lambda fn, *args: send.send_nowait((fn, args))
+                yield nursery.start_soon, lanes.start
             finally:
                 nursery.cancel_scope.cancel()
 
@@ -96,43 +88,45 @@ class TrioBackend:
         return {}
 
 
-async def _lane_launcher(
-    nursery: trio.Nursery,
-    send: trio.MemorySendChannel[Any],
-    receive: trio.MemoryReceiveChannel[Any],
-    abandon: Callable[[tuple[Any, ...]], None],
-) -> None:
-    """Start lane tasks one by one, each once the previous one has begun.
+class _InTurn:
+    """Starts lane tasks at once and lets each begin only after the one started before it.
 
     trio runs the tasks that became runnable together in either order (it reverses the batch
     at random), so two lanes started by messages that arrived one after the other could begin
-    in the opposite order: a comm_open queued before a cell might run after it. Started through
-    here, a lane's task runs its first job up to its first real suspension before the next
-    lane's task is even spawned, as on asyncio (FIFO).
+    in the opposite order: a comm_open queued before a cell might run after it. Each lane task
+    takes a ticket as it is started; one that runs before its predecessor has begun parks until
+    that one has, and a task runs synchronously from its beginning up to its first real
+    suspension, so a lane's first job gets that far before the next lane's task begins, as on
+    asyncio (FIFO). A task whose predecessor has begun (the usual case: one lane started at a
+    time) begins at once, in the scheduling batch after the one that started it.
     """
-    try:
-        async for fn, args in receive:
-            try:
-                await nursery.start(_begun_then_run, fn, args)
-            except Exception:  # the lane's task failed before it began: go on
-                log.exception("a lane task of %r failed to start", fn)
-    finally:
-        # The loop is ending: later launches fail (their lane is settled by the Caller), and
-        # lanes still waiting here for their task are settled, not lost.
-        send.close()
-        while True:
-            try:
-                _, args = receive.receive_nowait()
-            except (trio.WouldBlock, trio.EndOfChannel):
-                break
-            abandon(args)
-        receive.close()
 
+    def __init__(self, nursery: trio.Nursery, abandon: Callable[[tuple[Any, ...]], None]) -> None:
+        self._nursery = nursery
+        self._abandon = abandon
+        self._issued = 0  # the last ticket handed out
+        self._begun = 0  # the last ticket whose task has begun (they begin in ticket order)
+        self._parked: dict[int, trio.Event] = {}  # ticket -> set when its predecessor begins
 
-async def _begun_then_run(
-    fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...], *, task_status: Any
-) -> None:
-    # started() wakes the launcher in a later scheduling batch; until then this task runs on,
-    # synchronously, into fn's first suspension.
-    task_status.started()
-    await fn(*args)
+    def start(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
+        self._nursery.start_soon(self._run, self._issued + 1, fn, args)
+        self._issued += 1  # only once started: a closed nursery raises and takes no ticket
+
+    async def _run(
+        self, ticket: int, fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]
+    ) -> None:
+        if self._begun != ticket - 1:
+            turn = self._parked[ticket] = trio.Event()
+            try:
+                await turn.wait()
+            except BaseException:
+                # Cancelled before its turn came: only the nursery's cancellation (the loop is
+                # ending) reaches a parked task, and it reaches the tasks parked after it too.
+                self._parked.pop(ticket, None)
+                self._abandon(args)
+                raise
+        self._begun = ticket
+        successor = self._parked.pop(ticket + 1, None)
+        if successor is not None:
+            successor.set()
+        await fn(*args)
