@@ -118,7 +118,7 @@ def completion(wire: Wire, settings: Settings, out: Results) -> None:
         wire.forget()
         sample, _ = _complete(wire, f"{module}.")
         out[COMPLETE_NEW.key].samples.append(sample)
-    for _ in range(max(settings.repeat, 5)):
+    for _ in range(max(settings.repeat, 15)):  # a median of 5 moved 1.5x between runs
         wire.forget()
         sample, _ = _complete(wire, "os.pa")
         out[COMPLETE_REPEAT.key].samples.append(sample)
