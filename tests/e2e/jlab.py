@@ -333,6 +333,27 @@ class Notebook:
     def wait_cell_running(self, index: int, timeout: float = 30_000) -> None:
         expect(self.cell(index).locator(".jp-InputPrompt")).to_have_text("[*]:", timeout=timeout)
 
+    def click_breakpoint_gutter(self, cell: int, line: int) -> None:
+        """Click the debugger's breakpoint gutter of ``cell`` beside its line ``line`` (from 1).
+
+        The spot is found from where the line's text is, not from the index of a gutter
+        element: the gutter's first element is a hidden spacer (CodeMirror's
+        ``initialSpacer``, holding a breakpoint marker of its own, so a count of markers is
+        never 0), and CodeMirror maps a click to the line at its height. The debugger adds the
+        gutter some time after it is switched on.
+        """
+        editor = self.cell(cell)
+        text = editor.locator(".cm-content .cm-line").nth(line - 1)
+        # The gutter itself: its spacer's marker carries the class cm-breakpoint-gutter too.
+        gutter = editor.locator(".cm-gutter.cm-breakpoint-gutter")
+        expect(text).to_be_visible(timeout=10_000)
+        expect(gutter).to_be_visible(timeout=30_000)
+        text_box, gutter_box = text.bounding_box(), gutter.bounding_box()
+        assert text_box is not None
+        assert gutter_box is not None
+        middle = text_box["y"] + text_box["height"] / 2 - gutter_box["y"]
+        gutter.click(position={"x": gutter_box["width"] / 2, "y": middle})
+
 
 _EXECUTED = re.compile(r"^\[\d+\]:$")
 # open_notebook(comms=...) in the e2e suite: a new notebook (tests/e2e/conftest.py).

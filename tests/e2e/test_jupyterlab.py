@@ -33,28 +33,6 @@ def press_right(notebook: Notebook, cell: int, expected_readout: str) -> None:
     expect(readout).to_have_text(expected_readout, timeout=10 * SECOND)
 
 
-def click_breakpoint_gutter(notebook: Notebook, cell: int, line: int) -> None:
-    """Click the debugger's breakpoint gutter of ``cell`` beside its line ``line`` (from 1).
-
-    The spot is found from where the line's text is, not from the index of a gutter element:
-    the gutter's first element is a hidden spacer (CodeMirror's ``initialSpacer``, holding a
-    breakpoint marker of its own, so a count of markers is never 0), and CodeMirror maps a
-    click to the line at its height. The debugger adds the gutter some time after it is
-    switched on.
-    """
-    editor = notebook.cell(cell)
-    text = editor.locator(".cm-content .cm-line").nth(line - 1)
-    # The gutter itself: its spacer's marker carries the class cm-breakpoint-gutter too.
-    gutter = editor.locator(".cm-gutter.cm-breakpoint-gutter")
-    expect(text).to_be_visible(timeout=10 * SECOND)
-    expect(gutter).to_be_visible(timeout=30 * SECOND)
-    text_box, gutter_box = text.bounding_box(), gutter.bounding_box()
-    assert text_box is not None
-    assert gutter_box is not None
-    middle = text_box["y"] + text_box["height"] / 2 - gutter_box["y"]
-    gutter.click(position={"x": gutter_box["width"] / 2, "y": middle})
-
-
 def wait_for_file(path: Path, content: str, timeout: float = 30.0) -> None:
     """Wait until the kernel wrote ``content`` to ``path`` (a file is the kernel's signal)."""
     deadline = time.monotonic() + timeout
@@ -218,12 +196,15 @@ def test_the_debugger_stops_at_a_breakpoint_shows_variables_and_continues(
     notebook: Notebook,
 ) -> None:
     page = notebook.page
+    # The cell is written before the debugger is switched on: an edit made while it is on arms
+    # the page's editor monitor, which sends the editor's breakpoints 1 s after the last
+    # keystroke and could overwrite the clicked one, still on its way to the kernel.
+    notebook.type_cell(0, "marker_value = 41\nmarker_value += 1\nprint('done', marker_value)")
     switch = notebook.panel.locator(".jp-DebuggerBugButton").first
     expect(switch).to_be_visible(timeout=30 * SECOND)
     switch.click()
     expect(switch).to_have_attribute("aria-pressed", "true", timeout=30 * SECOND)
-    notebook.type_cell(0, "marker_value = 41\nmarker_value += 1\nprint('done', marker_value)")
-    click_breakpoint_gutter(notebook, 0, line=2)
+    notebook.click_breakpoint_gutter(0, line=2)
     # JupyterLab lists a breakpoint in its Breakpoints panel once the kernel has answered its
     # setBreakpoints: only then may the cell run (the request travels on the control channel,
     # the execution on shell; run sooner, the cell can finish before the breakpoint exists).
@@ -231,6 +212,8 @@ def test_the_debugger_stops_at_a_breakpoint_shows_variables_and_continues(
     expect(breakpoints).to_have_count(1, timeout=30 * SECOND)
     expect(breakpoints.locator(".jp-DebuggerBreakpoint-line")).to_have_text("2")
     notebook.step("breakpoint")
+    # The switch took the focus from the cell: select the cell again, then run it.
+    notebook.cell(0).locator(".jp-InputPrompt").click()
     page.keyboard.press("Shift+Enter")
     # Stopped: a frame in the call stack and line 2 highlighted in the cell. (The Variables
     # panel alone says nothing: with the debugger on it also lists the globals after a cell
