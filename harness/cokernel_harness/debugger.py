@@ -4,8 +4,8 @@
 JupyterLab's debugger extension speaks, in the order it does::
 
     debugger = DebugClient(fe)
-    await debugger.start()                    # debugInfo, initialize, attach, debugInfo
-    path = await debugger.set_breakpoints(CODE, [2])   # dumpCell + setBreakpoints
+    await debugger.start()    # debugInfo, initialize (+ a debugInfo behind it), attach, debugInfo
+    path = await debugger.set_breakpoints(CODE, [2])   # dumpCell, debugInfo, setBreakpoints
     await debugger.configuration_done()
     cell = fe.execute(CODE)
     stop = await debugger.wait_stopped()      # the "stopped" debug_event
@@ -16,6 +16,13 @@ JupyterLab's debugger extension speaks, in the order it does::
 Like JupyterLab, it computes each cell's file name itself from the ``debugInfo`` reply (prefix,
 MurmurHash2 of the cell text with the announced seed, suffix) and checks that ``dumpCell``
 agrees, so a kernel whose naming differs fails here as its breakpoints would fail in JupyterLab.
+
+Like JupyterLab's debugger session, it keeps a "started" state (:attr:`DebugClient.started`):
+a successful ``initialize`` sets it, and every ``debugInfo`` reply overwrites it with its
+``isStarted``. The page asks ``debugInfo`` while its ``initialize`` is pending (recorded from
+JupyterLab 4.6: ``tests/fixtures/jupyterlab-4.6/debugger.jsonl``), so :meth:`DebugClient.start`
+does too; and where the page would silently drop a breakpoint because it believes the debugger
+off, :meth:`DebugClient.set_breakpoints` fails, saying so.
 """
 
 from __future__ import annotations
@@ -69,30 +76,52 @@ class DebugClient:
         self._seq = itertools.count(1)
         self.info: dict[str, Any] = {}  # the last debugInfo body
         self.capabilities: dict[str, Any] = {}
+        #: What JupyterLab's session believes: set by initialize, overwritten by each debugInfo.
+        self.started = False
 
     # -- raw DAP ----------------------------------------------------------------------------
-    async def request(
-        self, command: str, arguments: dict[str, Any] | None = None, *, timeout: float = 30.0
-    ) -> dict[str, Any]:
-        """Send one DAP request in a ``debug_request``; return the DAP response (any outcome)."""
+    def send(self, command: str, arguments: dict[str, Any] | None = None) -> str:
+        """Send one DAP request in a ``debug_request`` without waiting; returns its msg_id."""
         dap = {
             "type": "request",
             "seq": next(self._seq),
             "command": command,
             "arguments": arguments or {},
         }
-        msg_id = self.fe.send("control", "debug_request", dap)
-        return await self.fe.reply(msg_id, timeout=timeout)
+        return self.fe.send("control", "debug_request", dap)
+
+    async def response(self, msg_id: str, *, timeout: float = 30.0) -> dict[str, Any]:
+        """The DAP response to the request sent as ``msg_id`` (any outcome)."""
+        response = await self.fe.reply(msg_id, timeout=timeout)
+        command = response.get("command")
+        if command == "debugInfo" and response.get("success") is True:
+            self.started = (response.get("body") or {}).get("isStarted") is True
+        elif command == "initialize" and response.get("success") is True:
+            self.started = True
+        elif command == "disconnect":
+            self.started = False
+        return response
+
+    async def request(
+        self, command: str, arguments: dict[str, Any] | None = None, *, timeout: float = 30.0
+    ) -> dict[str, Any]:
+        """Send one DAP request in a ``debug_request``; return the DAP response (any outcome)."""
+        return await self.response(self.send(command, arguments), timeout=timeout)
 
     async def call(
         self, command: str, arguments: dict[str, Any] | None = None, *, timeout: float = 30.0
     ) -> dict[str, Any]:
         """Like :meth:`request`, but return the body and raise :class:`DebugRequestFailed`
         unless the kernel answered ``success: true``."""
-        response = await self.request(command, arguments, timeout=timeout)
+        return self._body(await self.request(command, arguments, timeout=timeout))
+
+    @staticmethod
+    def _body(response: dict[str, Any]) -> dict[str, Any]:
+        """The body of a successful response; :class:`DebugRequestFailed` for any other."""
         if response.get("success") is not True:
             raise DebugRequestFailed(
-                f"debug request {command!r} failed: {response.get('message', response)}"
+                f"debug request {response.get('command')!r} failed: "
+                f"{response.get('message', response)}"
             )
         body: dict[str, Any] = response.get("body") or {}
         return body
@@ -132,9 +161,23 @@ class DebugClient:
 
     # -- JupyterLab's sequence --------------------------------------------------------------
     async def start(self) -> dict[str, Any]:
-        """Turn the debugger on as JupyterLab does; returns the debugInfo body after attach."""
+        """Turn the debugger on as JupyterLab does; returns the debugInfo body after attach.
+
+        The page's own ``debugInfo`` (when the notebook's kernel or widget changes) can go out
+        while ``initialize`` is pending; one is sent right behind it here. Its answer decides,
+        as in the page, whether the debugger counts as started.
+        """
         await self.debug_info()  # JupyterLab asks first whether a session is already running
-        self.capabilities = await self.call("initialize", INITIALIZE_ARGUMENTS)
+        initialize = self.send("initialize", INITIALIZE_ARGUMENTS)
+        behind = self.send("debugInfo")
+        self.capabilities = self._body(await self.response(initialize))
+        self.info = self._body(await self.response(behind))
+        if not self.started:
+            raise DebugRequestFailed(
+                "debugInfo asked right after initialize says isStarted false: JupyterLab "
+                "then believes its debugger off (no modules, no exception filters, every "
+                "breakpoint dropped)"
+            )
         await self.call("attach", {})
         return await self.debug_info()
 
@@ -152,7 +195,13 @@ class DebugClient:
         return f"{self.info['tmpFilePrefix']}{digest}{self.info['tmpFileSuffix']}"
 
     async def set_breakpoints(self, code: str, lines: list[int]) -> str:
-        """dumpCell, then setBreakpoints on its lines; returns the cell's file name."""
+        """dumpCell, debugInfo, then setBreakpoints on its lines, as JupyterLab's
+        ``updateBreakpoints`` does; returns the cell's file name."""
+        if not self.started:
+            raise DebugRequestFailed(
+                "JupyterLab drops breakpoints while its debugger session is not started "
+                f"(the last debugInfo said isStarted {self.info.get('isStarted')!r})"
+            )
         path = str((await self.call("dumpCell", {"code": code}))["sourcePath"])
         expected = self.cell_path(code)
         if path != expected:
@@ -160,6 +209,7 @@ class DebugClient:
                 f"dumpCell wrote {path!r}, but JupyterLab computes {expected!r} from debugInfo: "
                 "breakpoints set in the page would never be hit"
             )
+        await self.debug_info()  # the page restores its state from the kernel's first
         body = await self.call(
             "setBreakpoints",
             {

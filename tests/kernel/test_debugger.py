@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from cokernel.shell._cellfiles import HASH_SEED, cell_path, murmur2
-from cokernel_harness.debugger import DebugClient
+from cokernel_harness.debugger import INITIALIZE_ARGUMENTS, DebugClient, DebugRequestFailed
 from cokernel_harness.debugger import murmur2 as harness_murmur2
 from cokernel_harness.frontend import Frontend
 from cokernel_scenarios.debugger_breakpoint import DebuggerBreakpoint
@@ -100,6 +100,32 @@ async def test_the_kernel_offers_the_debugger_and_starts_debugpy_only_on_initial
     assert "initialize" in refused["message"]
     after = await debugger.start()
     assert after["isStarted"] is True
+
+
+@pytest.mark.anyio
+async def test_debug_info_asked_while_initialize_is_pending_says_started(fe: Frontend) -> None:
+    """The page asks debugInfo while its initialize is pending and believes its isStarted.
+
+    Recorded from JupyterLab 4.6 (tests/fixtures/jupyterlab-4.6/debugger.jsonl): a debugInfo
+    that arrives behind initialize is answered before the page's attach. "Not started" there
+    turned the page's debugger off, its breakpoints dropped without a word.
+    """
+    debugger = DebugClient(fe)
+    initialize = debugger.send("initialize", INITIALIZE_ARGUMENTS)
+    behind = debugger.send("debugInfo")
+    assert (await debugger.response(initialize))["success"] is True
+    info = await debugger.response(behind)
+    assert info["body"]["isStarted"] is True
+    assert debugger.started
+    await debugger.call("attach", {})
+    await debugger.debug_info()
+    code = "seen = 1\nseen += 1\n"
+    assert (await debugger.set_breakpoints(code, [2])) == debugger.cell_path(code)
+    await debugger.stop()
+    assert (await debugger.debug_info())["isStarted"] is False
+    assert not debugger.started
+    with pytest.raises(DebugRequestFailed, match="drops breakpoints"):
+        await debugger.set_breakpoints(code, [2])
 
 
 @pytest.mark.anyio

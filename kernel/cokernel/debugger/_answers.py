@@ -36,6 +36,9 @@ class Session(Protocol):
     # Rich representations computed on a held thread for richInspectVariables, by token.
     rich_results: dict[str, tuple[dict[str, Any], dict[str, Any]]]
 
+    @property
+    def started(self) -> bool: ...
+
     def response(
         self,
         dap: dict[str, Any],
@@ -71,7 +74,11 @@ def stash_rich(session_id: str, token: str, value: Any) -> None:
 
 async def debug_info(dbg: Session, dap: dict[str, Any]) -> dict[str, Any]:
     body = {
-        "isStarted": dbg.attached,
+        # Started means "initialize succeeded", as for ipykernel, not "attached": JupyterLab
+        # sets its session's started state from every debugInfo reply, and it asks debugInfo
+        # while its initialize is pending. Answered "not yet" between initialize and attach,
+        # the page believes its debugger off and drops breakpoints (docs/debugger.md).
+        "isStarted": dbg.started,
         "hashMethod": cellfiles.HASH_METHOD,
         "hashSeed": cellfiles.HASH_SEED,
         "tmpFilePrefix": cellfiles.CELL_PREFIX,
