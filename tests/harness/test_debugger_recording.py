@@ -9,7 +9,6 @@ page sent it, for the steps it plays: starting the debugger and setting breakpoi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,17 +21,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
 RECORDING = Path(__file__).resolve().parents[1] / "fixtures" / "jupyterlab-4.6" / "debugger.jsonl"
 CODE = "marker_value = 41\nmarker_value += 1\nprint('done', marker_value)"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def fe() -> AsyncIterator[Frontend]:
-    async with Frontend.launch("cokernel") as frontend:
-        yield frontend
 
 
 def commands(entries: list[dict[str, object]]) -> list[str]:
@@ -51,18 +39,19 @@ def deduplicated(sequence: list[str]) -> list[str]:
     return [c for i, c in enumerate(sequence) if i == 0 or sequence[i - 1] != c]
 
 
-async def test_start_and_breakpoints_are_sent_as_jupyterlab_sent_them(fe: Frontend) -> None:
+async def test_start_and_breakpoints_are_sent_as_jupyterlab_sent_them() -> None:
     recorded = commands(load(RECORDING))
-    debugger = DebugClient(fe)
-    start = len(fe.sent)
-    await debugger.start()
-    await debugger.set_breakpoints(CODE, [2])
-    played = commands(
-        [
-            {"msg_type": msg["header"]["msg_type"], "command": msg["content"].get("command")}
-            for _, msg, _ in list(fe.sent.values())[start:]
-        ]
-    )
+    async with Frontend.launch("cokernel") as fe:
+        debugger = DebugClient(fe)
+        start = len(fe.sent)
+        await debugger.start()
+        await debugger.set_breakpoints(CODE, [2])
+        played = commands(
+            [
+                {"msg_type": msg["header"]["msg_type"], "command": msg["content"].get("command")}
+                for _, msg, _ in list(fe.sent.values())[start:]
+            ]
+        )
     # Starting: debugInfo reaches the kernel between the page's initialize and its attach
     # (the harness sends its debugInfo before initialize is answered, as the page did: see the
     # fixture's README).
