@@ -93,17 +93,20 @@ def backend(request: pytest.FixtureRequest) -> str:
 def open_notebook(
     request: pytest.FixtureRequest, lab: jlab.LabServer, lab_app: jlab.LabApp, backend: str
 ) -> Iterator[jlab.OpenNotebook]:
-    """``open_notebook(comms="perComm", fresh=False)``: a new notebook on ``backend``, in the
-    session's JupyterLab page (loaded anew for another comms setting, or when ``fresh``)."""
+    """``open_notebook(comms="perComm", fresh=False, cells=None)``: a new notebook on
+    ``backend`` holding ``cells`` (one empty cell by default), in the session's JupyterLab page
+    (loaded anew for another comms setting, or when ``fresh``)."""
     folder = OUTPUT / re.sub(r"[^\w.-]+", "_", request.node.name).strip("_")
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     opened: list[jlab.Notebook] = []
     lab_app.console.clear()
 
-    def open_one(comms: str = jlab.COMMS_SETTINGS[0], fresh: bool = False) -> jlab.Notebook:
+    def open_one(
+        comms: str = jlab.COMMS_SETTINGS[0], fresh: bool = False, cells: list[str] | None = None
+    ) -> jlab.Notebook:
         name = f"t{next(_notebooks)}-{backend}.ipynb"
-        notebook = lab_app.open(name, backend, comms, fresh=fresh, shots=folder)
+        notebook = lab_app.open(name, backend, comms, fresh=fresh, shots=folder, cells=cells)
         opened.append(notebook)
         return notebook
 

@@ -391,13 +391,21 @@ class LabApp:
         return page
 
     def open(
-        self, name: str, backend: str, comms: str, *, fresh: bool, shots: Path | None
+        self,
+        name: str,
+        backend: str,
+        comms: str,
+        *,
+        fresh: bool,
+        shots: Path | None,
+        cells: list[str] | None = None,
     ) -> Notebook:
-        """Open a new notebook ``name`` on ``backend``; its kernel starts while it opens."""
+        """Open a new notebook ``name`` on ``backend`` (holding ``cells``, one empty cell by
+        default); its kernel starts while it opens."""
         page = self.page
         if page is None or fresh or comms != self.comms:
             page = self._load(comms)
-        write_notebook(self.server.root / name, kernel_name(backend))
+        write_notebook(self.server.root / name, kernel_name(backend), cells)
         session = {"path": name, "name": name, "type": "notebook"}
         self.server.api(
             "/api/sessions", "POST", {**session, "kernel": {"name": kernel_name(backend)}}

@@ -193,13 +193,18 @@ def test_matplotlib_inline_and_ipympl_figures(notebook: Notebook) -> None:
 
 
 def test_the_debugger_stops_at_a_breakpoint_shows_variables_and_continues(
-    notebook: Notebook,
+    open_notebook: OpenNotebook,
 ) -> None:
+    # The notebook already holds the cell, and the debugger is switched on as soon as the kernel
+    # is idle, as by a user who opens a notebook to debug it. The page is still asking debugInfo
+    # then, and one can reach the kernel between its initialize and attach (the page believes
+    # its isStarted: docs/debugger.md). No edit is made with the debugger on: an edit arms the
+    # page's editor monitor, which re-sends the editor's breakpoints 1 s after the last
+    # keystroke and could overwrite the clicked one while its requests are still under way.
+    notebook = open_notebook(
+        cells=["marker_value = 41\nmarker_value += 1\nprint('done', marker_value)"]
+    )
     page = notebook.page
-    # The cell is written before the debugger is switched on: an edit made while it is on arms
-    # the page's editor monitor, which sends the editor's breakpoints 1 s after the last
-    # keystroke and could overwrite the clicked one, still on its way to the kernel.
-    notebook.type_cell(0, "marker_value = 41\nmarker_value += 1\nprint('done', marker_value)")
     switch = notebook.panel.locator(".jp-DebuggerBugButton").first
     expect(switch).to_be_visible(timeout=30 * SECOND)
     switch.click()
@@ -212,7 +217,7 @@ def test_the_debugger_stops_at_a_breakpoint_shows_variables_and_continues(
     expect(breakpoints).to_have_count(1, timeout=30 * SECOND)
     expect(breakpoints.locator(".jp-DebuggerBreakpoint-line")).to_have_text("2")
     notebook.step("breakpoint")
-    # The switch took the focus from the cell: select the cell again, then run it.
+    # The switch has the focus: select the cell, then run it.
     notebook.cell(0).locator(".jp-InputPrompt").click()
     page.keyboard.press("Shift+Enter")
     # Stopped: a frame in the call stack and line 2 highlighted in the cell. (The Variables
