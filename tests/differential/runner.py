@@ -395,22 +395,32 @@ def _take_back_spilled_fd_output(cells: list[Any]) -> None:
 
 
 def _fill_in_lost_fd_output(cells: list[Any]) -> None:
-    """An ``fd_spill`` cell that declares what it writes, and of which nothing arrived, gets it.
+    """An ``fd_spill`` cell that declares what it writes gets what of it never arrived.
 
     ipykernel's reader thread puts what it reads into the stream's buffer, which is flushed
     every 0.2 s with the parent it was written under: when that flush comes after the cell's
-    idle, nbclient (which reads one cell's messages at a time) drops it.
+    idle, nbclient (which reads one cell's messages at a time) drops it. A child that writes
+    in pieces (a Python child under ``PYTHONUNBUFFERED=1`` writes a print's text and its
+    newline apart) can lose only its last piece that way. What arrived must be the beginning of
+    what the cell declares; anything else is left for the comparison to report.
     """
     for cell in cells:
         declared = cell.metadata.get("differential", {}).get("fd_spill")
         if not isinstance(declared, dict):
             continue
-        if any(output["output_type"] == "stream" for output in cell.outputs):
-            continue
-        cell.outputs.extend(
-            nbformat.v4.new_output("stream", name=name, text=text)
-            for name, text in declared.items()
-        )
+        for name, text in declared.items():
+            streams = [
+                output
+                for output in cell.outputs
+                if output["output_type"] == "stream" and output["name"] == name
+            ]
+            arrived = "".join(output["text"] for output in streams)
+            if arrived == text or not text.startswith(arrived):
+                continue
+            if streams:
+                streams[-1]["text"] += text[len(arrived) :]
+            else:
+                cell.outputs.append(nbformat.v4.new_output("stream", name=name, text=text))
 
 
 def ipykernel_spec_manager(directory: Path) -> KernelSpecManager:

@@ -126,3 +126,16 @@ def test_declared_fd_output_stands_in_only_for_output_that_never_arrived() -> No
     _fill_in_lost_fd_output([lost, arrived])
     assert [(o["name"], o["text"]) for o in lost.outputs] == [("stdout", "x\n")]
     assert [o["text"] for o in arrived.outputs] == ["x\nmore\n"]
+
+
+def test_declared_fd_output_completes_a_write_whose_last_piece_was_lost() -> None:
+    # CI, 2026-12-03: under PYTHONUNBUFFERED=1 a child's print wrote its text and its newline
+    # apart, and ipykernel flushed the newline after the cell's idle.
+    declared = {"differential": {"fd_spill": {"stdout": "from subprocess.run\n"}}}
+    cut = v4.new_code_cell("subprocess.run(...)", metadata=declared)
+    cut.outputs = [v4.new_output("stream", name="stdout", text="from subprocess.run")]
+    other = v4.new_code_cell("subprocess.run(...)", metadata=declared)
+    other.outputs = [v4.new_output("stream", name="stdout", text="something else")]
+    _fill_in_lost_fd_output([cut, other])
+    assert [o["text"] for o in cut.outputs] == ["from subprocess.run\n"]
+    assert [o["text"] for o in other.outputs] == ["something else"]
