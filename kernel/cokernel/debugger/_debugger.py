@@ -407,12 +407,6 @@ class Debugger(HeldThreads):
                 return
             time.sleep(0.001)
 
-    def _resumed(self, thread_id: Any, everything: bool) -> None:
-        if everything:
-            self.stopped_threads.clear()
-        else:
-            self.stopped_threads.discard(thread_id)
-
 
 _OWN_COMMANDS: dict[str, Callable[[Debugger, dict[str, Any]], Any]] = {
     "initialize": Debugger._initialize,

@@ -68,7 +68,13 @@ class HeldThreads:
             while True:
                 held = next(iter(self.stopped_threads), None)
                 if held is not None and self.attached:
-                    self._tell("continue", {"threadId": held})
+                    answer = self._tell("continue", {"threadId": held})
+                    if answer is not None and answer.get("success"):
+                        # Held no longer, as after a frontend's continue (Debugger.forward):
+                        # debugpy's "continued" event may come after the cell's reply, and a
+                        # debugInfo asked then must not list the thread as stopped.
+                        body = answer.get("body") or {}
+                        self._resumed(held, bool(body.get("allThreadsContinued")))
                 while time.monotonic() < deadline and any(
                     held_by_debugger(t) for t in threading.enumerate()
                 ):
@@ -81,14 +87,23 @@ class HeldThreads:
             for command, arguments in muted:
                 self._tell(command, arguments)
 
-    def _tell(self, command: str, arguments: dict[str, Any]) -> None:
-        """Send a request of the kernel's own to debugpy and wait (a little) for its answer."""
+    def _tell(self, command: str, arguments: dict[str, Any]) -> dict[str, Any] | None:
+        """Send a request of the kernel's own to debugpy and wait (a little) for its answer;
+        returns the answer, or None when none came."""
         try:
             answer = self._send(command, arguments).result(5)
-            if not answer.get("success"):
-                log.warning("debugpy refused %s: %s", command, answer.get("message"))
         except Exception:
             log.warning("debugpy did not answer %s", command, exc_info=True)
+            return None
+        if not answer.get("success"):
+            log.warning("debugpy refused %s: %s", command, answer.get("message"))
+        return answer
+
+    def _resumed(self, thread_id: Any, everything: bool) -> None:
+        if everything:
+            self.stopped_threads.clear()
+        else:
+            self.stopped_threads.discard(thread_id)
 
     def _mute_breakpoints(self) -> list[tuple[str, dict[str, Any]]]:
         """Clear every breakpoint in debugpy (not in :attr:`breakpoints`); returns the
