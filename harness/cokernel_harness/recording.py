@@ -3,8 +3,9 @@
 A recording is a JSON-lines file, one line per message a kernel *received* (as cokernel's
 ``--record`` option writes them): ``channel``, ``msg_type``, ``subshell_id`` and, for comm
 messages, ``comm_id``, ``target_name`` (comm_open) and ``method``; subshell requests keep their
-``content``. :func:`describe_sent` writes the same fields for a message a
-:class:`~cokernel_harness.frontend.Frontend` sent, so both sides go through :func:`shape`.
+``content``, debug requests their DAP ``command``. :func:`describe_sent` writes the same fields
+for a message a :class:`~cokernel_harness.frontend.Frontend` sent, so both sides go through
+:func:`shape`.
 
 Ids differ from run to run and the order between two sockets (shell and control) is not fixed,
 so the comparison is of the traffic's *shape*: which message types (and widget methods) go on
@@ -51,6 +52,8 @@ def describe_sent(channel: str, msg: Mapping[str, Any]) -> dict[str, Any]:
         entry["method"] = method if isinstance(method, str) else None
     elif msg_type in SUBSHELL_TYPES:
         entry["content"] = dict(content)
+    elif msg_type == "debug_request":
+        entry["command"] = content.get("command")
     return entry
 
 

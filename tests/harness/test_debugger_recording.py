@@ -10,12 +10,13 @@ page sent it, for the steps it plays: starting the debugger and setting breakpoi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cokernel_harness.debugger import DebugClient
 from cokernel_harness.frontend import Frontend
-from cokernel_harness.recording import load
+from cokernel_harness.recording import describe_sent, load
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
@@ -23,7 +24,7 @@ RECORDING = Path(__file__).resolve().parents[1] / "fixtures" / "jupyterlab-4.6" 
 CODE = "marker_value = 41\nmarker_value += 1\nprint('done', marker_value)"
 
 
-def commands(entries: list[dict[str, object]]) -> list[str]:
+def commands(entries: list[dict[str, Any]]) -> list[str]:
     """The DAP commands of the debug requests, in the order they were sent."""
     return [str(e.get("command")) for e in entries if e.get("msg_type") == "debug_request"]
 
@@ -47,10 +48,7 @@ async def test_start_and_breakpoints_are_sent_as_jupyterlab_sent_them() -> None:
         await debugger.start()
         await debugger.set_breakpoints(CODE, [2])
         played = commands(
-            [
-                {"msg_type": msg["header"]["msg_type"], "command": msg["content"].get("command")}
-                for _, msg, _ in list(fe.sent.values())[start:]
-            ]
+            [describe_sent(channel, msg) for channel, msg, _ in list(fe.sent.values())[start:]]
         )
     # Starting: debugInfo reaches the kernel between the page's initialize and its attach
     # (the harness sends its debugInfo before initialize is answered, as the page did: see the
